@@ -4,14 +4,23 @@ Plain data in, plain data out; this package never imports the rest of rlcore.
 """
 
 from rlcore.verifiers.base import Result, Sample, Verifier, VerifierConfig
+from rlcore.verifiers.build import Scorer, build, build_verifier, parse_spec
+from rlcore.verifiers.composite import CompositeVerifier
+from rlcore.verifiers.pool import WorkerPool
 from rlcore.verifiers.registry import UnknownVerifierError, available, get_verifier_class
 
 __all__ = [
+    "CompositeVerifier",
     "Result",
     "Sample",
+    "Scorer",
     "UnknownVerifierError",
     "Verifier",
     "VerifierConfig",
+    "WorkerPool",
     "available",
+    "build",
+    "build_verifier",
     "get_verifier_class",
+    "parse_spec",
 ]

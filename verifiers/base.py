@@ -85,6 +85,10 @@ class Verifier:
     def __init__(self, config: VerifierConfig | None = None) -> None:
         self.config = config if config is not None else self.config_cls()
 
+    def setup(self) -> None:
+        """Called once in each worker process before its first sample: import heavy modules, load
+        data. The default does nothing; `verify` must also work without it having been called."""
+
     def verify(self, sample: Sample) -> Result:
         """Score one sample. May raise: the pool turns exceptions into a Result with `error`."""
         raise NotImplementedError

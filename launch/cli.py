@@ -1,0 +1,102 @@
+"""The `rlcore` command: the CLI owns the terminal (logging, progress bars, tables, exit codes).
+
+    rlcore train [CONFIG.yaml] [key=value ...]     run the loop ([sft] -> rl) on Ray
+    rlcore verify IN.jsonl [-o OUT.jsonl]          score responses with any verifier
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from typing import Any
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+    )
+    logging.getLogger("rlcore").setLevel(logging.INFO)
+
+
+class _Bar:
+    """A tqdm bar per stage; RL steps show reward, accuracy and the time split in the postfix."""
+
+    def __init__(self) -> None:
+        self.bars: dict[str, Any] = {}
+
+    def __call__(self, stage: str, step: int, total: int, m: dict[str, Any]) -> None:
+        from tqdm import tqdm
+
+        if stage == "eval":
+            tqdm.write(f"held-out accuracy after {m['stage']}: {m['accuracy']:.3f}")
+            return
+        bar = self.bars.get(stage)
+        if bar is None:
+            bar = self.bars[stage] = tqdm(total=total, desc=stage, unit="step", dynamic_ncols=True)
+        if stage == "rl":
+            bar.set_postfix(
+                reward=f"{m['reward_mean']:.2f}", acc=f"{m['accuracy']:.2f}",
+                len=f"{m['response_len']:.0f}",
+                t=f"{m['time_rollout']:.1f}/{m['time_verify']:.1f}/{m['time_learn']:.1f}/{m['time_sync']:.1f}",
+            )
+        else:
+            bar.set_postfix(loss=f"{m['loss']:.3f}")
+        bar.update(step - bar.n)
+        if step >= total:
+            bar.close()
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from rlcore.config import ConfigError, load_config
+
+    config_path = None
+    overrides = list(args.overrides)
+    if args.config and "=" in args.config:
+        overrides.insert(0, args.config)
+    elif args.config:
+        config_path = args.config
+    try:
+        cfg = load_config(config_path, overrides)
+    except ConfigError as e:
+        print(f"rlcore train: config error: {e}", file=sys.stderr)
+        return 2
+    from rlcore.data.dataset import DataError
+    from rlcore.trainer import train
+
+    try:
+        summary = train(cfg, progress=_Bar())
+    except (DataError, FileNotFoundError, FileExistsError, ConfigError) as e:
+        print(f"rlcore train: error: {e}", file=sys.stderr)
+        return 2
+    from rlcore.metrics import summary_table
+
+    print(summary_table(summary))
+    print(f"\nrun directory: {summary['run_dir']}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    parser = argparse.ArgumentParser(prog="rlcore", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    p_train = sub.add_parser("train", help="train (the config's stages: [sft] -> rl)")
+    p_train.add_argument("config", nargs="?", help="a YAML file of overrides (configs/*.yaml)")
+    p_train.add_argument("overrides", nargs="*", help="key=value overrides, e.g. rollout.n=4")
+    p_train.add_argument("-q", "--quiet", action="store_true", help="only warnings and the bar")
+    sub.add_parser("verify", help="score a JSONL of responses (rlcore verify -h)", add_help=False)
+    if argv and argv[0] == "verify":
+        from rlcore.launch.verify import main as verify_main
+
+        return verify_main(argv[1:])
+    args = parser.parse_args(argv)
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    _setup_logging(verbose=not args.quiet)
+    return cmd_train(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

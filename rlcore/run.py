@@ -1,0 +1,179 @@
+"""The run's plumbing: its directory, its model path, and the `Cluster` of Ray actors the loop drives.
+
+`Cluster` starts the learner ranks, rollout engines and verifier workers, joins them into one
+weight-sync group, and offers the loop batched calls: generate, score, sync_weights.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import ray
+
+from rlcore.config import TrainConfig, to_yaml
+from rlcore.learner.batch import pack
+from rlcore.learner.worker import LearnerSpec
+from rlcore.workers import ActorGroup, LearnerWorker, RolloutWorker, VerifierWorker, free_port, init_ray
+
+log = logging.getLogger(__name__)
+
+
+class SyncError(RuntimeError):
+    """The engines do not serve the learner's weights after a sync."""
+
+
+def prepare_run_dir(cfg: TrainConfig) -> Path:
+    """The run directory (resume: the given one), with the resolved config written into it."""
+    if cfg.resume:
+        run_dir = Path(cfg.resume)
+        if not (run_dir / "config.yaml").is_file():
+            raise FileNotFoundError(f"resume: {run_dir} is not a run directory (no config.yaml)")
+    else:
+        run_dir = Path(cfg.run_dir or f"runs/{time.strftime('%Y%m%d-%H%M%S')}")
+        if run_dir.exists() and any(run_dir.iterdir()):
+            raise FileExistsError(f"run_dir: {run_dir} exists and is not empty (use resume={run_dir})")
+        run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "config.yaml").write_text(to_yaml(cfg))
+    return run_dir.resolve()
+
+
+def resolve_model_path(path: str) -> str:
+    """"tiny-base" -> the embedded tiny model (built once, cached); else an existing HF folder."""
+    if path == "tiny-base":
+        from rlcore.models.tiny import tiny_base_path
+
+        return str(tiny_base_path())
+    p = Path(path)
+    if not (p / "config.json").is_file():
+        raise FileNotFoundError(
+            f"model.path: {path} is not a Hugging Face model folder (no config.json); "
+            "use model.path=tiny-base for the embedded model"
+        )
+    return str(p.resolve())
+
+
+def write_summary(run_dir: Path, summary: dict[str, Any]) -> None:
+    tmp = run_dir / "summary.json.tmp"
+    tmp.write_text(json.dumps(summary, indent=1))
+    tmp.replace(run_dir / "summary.json")
+
+
+@dataclass
+class Cluster:
+    cfg: TrainConfig
+    learners: ActorGroup
+    rollouts: ActorGroup
+    verifiers: ActorGroup
+    meta: list[Any]
+    probe: list[int] | None = None
+
+    @classmethod
+    def start(cls, cfg: TrainConfig, model_path: str, specs: list[Any], needs_reference: bool) -> Cluster:
+        init_ray(cfg.ray_address, cfg.num_cpus)
+        lc, rc, vc = cfg.learner, cfg.rollout, cfg.verifier
+        port = free_port()
+        learner_opts = {"num_gpus": lc.gpus_per_rank} if lc.gpus_per_rank else {}
+        learners = ActorGroup([
+            LearnerWorker.options(**learner_opts).remote(LearnerSpec(
+                model_path=model_path, rank=r, world_size=lc.world_size, master_addr="127.0.0.1",
+                master_port=port, zero_stage=lc.zero_stage, micro_batch_size=lc.micro_batch_size,
+                lr=lc.lr, weight_decay=lc.weight_decay, grad_clip=lc.grad_clip,
+                warmup_steps=lc.warmup_steps, dtype=cfg.model.dtype, use_gpu=lc.gpus_per_rank > 0,
+                seed=cfg.seed, needs_reference=needs_reference,
+            ))
+            for r in range(lc.world_size)
+        ])
+        engine_kwargs = {
+            "dtype": cfg.model.dtype, "seed": cfg.seed, "max_model_len": rc.max_model_len,
+            "gpu_memory_utilization": rc.gpu_memory_utilization,
+            "tensor_parallel_size": rc.tensor_parallel_size,
+        }
+        rollout_opts = {"num_gpus": rc.tensor_parallel_size} if cfg.gpus else {}
+        rollouts = ActorGroup([
+            RolloutWorker.options(**rollout_opts).remote(rc.engine, model_path, engine_kwargs)
+            for _ in range(rc.num_workers)
+        ])
+        unique_specs = list({json.dumps(s, sort_keys=True): s for s in specs}.values())
+        verifiers = ActorGroup([
+            VerifierWorker.remote(unique_specs, dict(vc.options), vc.workers, vc.timeout_s)
+            for _ in range(vc.num_actors)
+        ])
+        meta = ray.get(learners.actors[0].param_meta.remote())
+        learners.call("ready")
+        info = rollouts.call("info")
+        log.info("cluster: %d learner rank(s), engines %s, %d verifier actor(s)",
+                 len(learners), info, len(verifiers))
+        return cls(cfg, learners, rollouts, verifiers, meta)
+
+    # ---- weight sync --------------------------------------------------------------------------
+    def init_sync(self, probe: list[int]) -> None:
+        """One process group: learner rank 0 is rank 0, engine workers take ranks 1..N."""
+        self.probe = probe
+        ranks = self.rollouts.call("info")
+        world = 1 + sum(i["ranks"] for i in ranks)
+        port = free_port()
+        calls = [self.learners.actors[0].init_sync.remote(self.cfg.sync.type, "127.0.0.1", port, world)]
+        next_rank = 1
+        for actor, i in zip(self.rollouts.actors, ranks, strict=True):
+            calls.append(actor.init_weight_group.remote("127.0.0.1", port, next_rank, world))
+            next_rank += i["ranks"]
+        ray.get(calls)
+
+    def sync_weights(self) -> dict[str, float]:
+        """Stream the learner's weights to every engine; optionally check a probe's logprobs."""
+        bucket = self.cfg.sync.bucket_mb * 2**20
+        sends = self.learners.submit("send_weights", bucket)
+        receives = self.rollouts.submit("receive_weights", self.meta, bucket)
+        sent = ray.get(sends)[0]
+        ray.get(receives)
+        out = {"sync_s": sent.get("seconds", 0.0), "sync_bytes": sent.get("bytes", 0.0)}
+        if self.cfg.sync.verify and self.probe:
+            out["max_abs_diff"] = self.check_probe()
+        return out
+
+    def check_probe(self) -> float:
+        """max |engine logprob - learner logprob| over the probe sequence, for every engine."""
+        half = len(self.probe) // 2
+        batch = pack([self.probe[:half]], [self.probe[half:]], [0.0], pad_id=0)
+        learner_lp = ray.get(self.learners.actors[0].logprobs.remote(batch))[0]
+        worst = 0.0
+        for engine_lp in self.rollouts.call("score", [self.probe]):
+            diff = max(abs(a - b) for a, b in zip(engine_lp[0], learner_lp, strict=True))
+            worst = max(worst, diff)
+        if worst > self.cfg.sync.verify_atol:
+            raise SyncError(
+                f"after the weight sync an engine's logprobs differ from the learner's by {worst:.2e} "
+                f"(> sync.verify_atol={self.cfg.sync.verify_atol}); refusing to train off-policy"
+            )
+        return worst
+
+    # ---- rollout and verification ------------------------------------------------------------
+    def generate(self, prompt_ids: list[list[int]], params: Any) -> list[list[Any]]:
+        parts = _split(prompt_ids, len(self.rollouts))
+        outs = self.rollouts.call_each("generate", [(p, params) for p in parts])
+        return [g for out in outs for g in out]
+
+    def score(self, items: list[tuple[Any, Any]]) -> list[dict[str, Any]]:
+        parts = _split(items, len(self.verifiers))
+        outs = self.verifiers.call_each("score", [(p,) for p in parts])
+        return [r for out in outs for r in out]
+
+    def verifier_stats(self) -> list[dict[str, Any]]:
+        return self.verifiers.call("stats")
+
+    def shutdown(self) -> None:
+        try:
+            self.verifiers.call("close")
+        finally:
+            for a in self.learners.actors + self.rollouts.actors + self.verifiers.actors:
+                ray.kill(a)
+
+
+def _split(items: list[Any], parts: int) -> list[list[Any]]:
+    size = -(-len(items) // parts)
+    return [items[i * size : (i + 1) * size] for i in range(parts)]

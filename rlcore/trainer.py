@@ -1,0 +1,260 @@
+"""The one loop, a Ray driver: [sft] -> rl, reading top to bottom.
+
+    rlcore train configs/tiny_coldstart.yaml      # the CLI calls train(cfg)
+
+Zero-style RL is `stages: [rl]` from a base model; cold start is `stages: [sft, rl]`. Per RL step:
+sample prompts -> rollouts (n per prompt, token ids + logprobs) -> verify -> advantages -> policy
+update on the learner ranks -> sync weights to every engine -> log; checkpoint every C steps.
+Held-out accuracy is measured on problems never trained on, before training and after each stage.
+The loop branches on no backend and no algorithm name.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from rlcore import checkpoint
+from rlcore.algo import GRPO
+from rlcore.config import TrainConfig
+from rlcore.data.chat import completion_ids, render_prompt
+from rlcore.data.dataset import load_rows, sft_completion
+from rlcore.learner.batch import pack, shard
+from rlcore.metrics import MetricsLogger, plot_rewards, summary_table, truncate_metrics
+from rlcore.rollout.engine import SamplingParams
+from rlcore.run import Cluster, prepare_run_dir, resolve_model_path, write_summary
+from rlcore.verifiers import Sample
+
+log = logging.getLogger(__name__)
+Progress = Callable[[str, int, int, dict[str, Any]], None]
+
+
+def train(cfg: TrainConfig, progress: Progress | None = None) -> dict[str, Any]:
+    t_start = time.time()
+    progress = progress or (lambda stage, step, total, metrics: None)
+    model_path = resolve_model_path(cfg.model.path)  # bad paths and data fail before any file is written
+
+    # ---- data: train / held-out / SFT rows; held-out prompts never appear in training ------------
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model_path)
+    d = cfg.data
+    heldout = load_rows(d.heldout, key="data.heldout", size=d.heldout_size, seed=cfg.seed + 1, split="heldout")
+    banned = {str(r["prompt"]) for r in heldout}
+    train_rows = _decontaminate(
+        load_rows(d.train, key="data.train", size=d.train_size, seed=cfg.seed, split="train"), banned, "train"
+    )
+    sft_rows = []
+    if "sft" in cfg.stages:
+        sft_rows = _decontaminate(
+            load_rows(d.sft, key="data.sft", size=d.sft_size, seed=cfg.seed + 2, split="train"), banned, "sft"
+        )[: d.sft_size]
+    encode = lambda row: render_prompt(tokenizer, row["prompt"], d.prompt_format, d.raw_template)  # noqa: E731
+    stop_ids = _stop_token_ids(tokenizer, model_path)
+    run_dir = prepare_run_dir(cfg)
+    log.info("run directory: %s", run_dir)
+
+    # ---- the Ray actors: learner ranks, rollout engines, verifiers; one weight-sync group ---------
+    algo = GRPO(
+        group_size=cfg.rollout.n,
+        clip_low=cfg.algo.clip_low,
+        clip_high=cfg.algo.clip_high,
+        std_normalize=cfg.algo.std_normalize,
+        kl_coef=cfg.algo.kl_coef,
+        entropy_coef=cfg.algo.entropy_coef,
+    )
+    specs = [r.get("verifier", d.verifier) for r in train_rows + heldout]
+    cluster = Cluster.start(cfg, model_path, specs, needs_reference=algo.needs_reference)
+    cluster.init_sync(probe=encode(heldout[0]) + encode(heldout[1]))
+    metrics = MetricsLogger(run_dir)
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else stop_ids[0]
+
+    # ---- resume: the learners load the latest checkpoint; the engines get its weights ----------
+    state: dict[str, Any] = {"stage": "start", "step": 0, "heldout": {}, "wall_s": 0.0}
+    ckpt = checkpoint.latest(run_dir) if cfg.resume else None
+    if ckpt is not None:
+        state = checkpoint.read_state(ckpt)
+        cluster.learners.call("load", str(ckpt))
+        cluster.sync_weights()
+        truncate_metrics(run_dir, "rl", state["step"])
+        log.info("resumed from %s (stage %s, step %d)", ckpt, state["stage"], state["step"])
+
+    def evaluate(stage: str) -> float:
+        acc = _evaluate(cluster, heldout, encode, tokenizer, cfg, stop_ids, d.verifier, run_dir, stage)
+        state["heldout"][stage] = acc
+        log.info("held-out accuracy after %s: %.3f (%d problems)", stage, acc, len(heldout))
+        progress("eval", 0, 0, {"stage": stage, "accuracy": acc})
+        return acc
+
+    if state["stage"] == "start":
+        evaluate("base")
+
+    # ---- stage 1 (cold start): supervised fine-tuning on worked, correctly formatted solutions ---
+    if "sft" in cfg.stages and state["stage"] == "start":
+        rng = random.Random(cfg.seed)
+        examples = [(encode(r), completion_ids(tokenizer, sft_completion(r, d.think), tokenizer.eos_token)) for r in sft_rows]
+        world = cfg.learner.world_size
+        per_batch = cfg.sft.batch_size - cfg.sft.batch_size % world
+        total = cfg.sft.epochs * (len(examples) // per_batch)
+        cluster.learners.call("set_lr", cfg.sft.lr)
+        sft_step = 0
+        for _epoch in range(cfg.sft.epochs):
+            rng.shuffle(examples)
+            for start in range(0, len(examples) - per_batch + 1, per_batch):
+                chunk = examples[start : start + per_batch]
+                batch = pack([p for p, _ in chunk], [c for _, c in chunk], [0.0] * len(chunk), pad_id)
+                tokens = float(batch.loss_mask.sum())
+                out = cluster.learners.call_each("sft_step", [(shard(batch, r, world), tokens) for r in range(world)])
+                sft_step += 1
+                row = {"loss": sum(o["loss"] for o in out) / tokens, "grad_norm": out[0]["grad_norm"]}
+                metrics.log(sft_step, "sft", row)
+                progress("sft", sft_step, total, row)
+        cluster.learners.call("set_lr", cfg.learner.lr)
+        cluster.sync_weights()
+        evaluate("sft")
+        state["stage"] = "sft_done"
+
+    # ---- stage 2: RL (GRPO) -------------------------------------------------------------------------
+    last: dict[str, Any] = {}
+    if "rl" in cfg.stages and state["stage"] != "rl_done":
+        order = list(range(len(train_rows)))
+        random.Random(cfg.seed).shuffle(order)
+        params = SamplingParams(
+            n=cfg.rollout.n,
+            temperature=cfg.rollout.temperature,
+            top_p=cfg.rollout.top_p,
+            top_k=cfg.rollout.top_k,
+            max_tokens=cfg.rollout.max_tokens,
+            stop_token_ids=tuple(stop_ids),
+        )
+        first = state["step"] + 1 if state["stage"] == "rl" else 1
+        for step in range(first, cfg.steps + 1):
+            t0 = time.time()
+            base = (step - 1) * cfg.rollout.prompts_per_step
+            rows = [train_rows[order[(base + i) % len(order)]] for i in range(cfg.rollout.prompts_per_step)]
+            prompt_ids = [encode(r) for r in rows]
+            groups = cluster.generate(prompt_ids, params)
+            t1 = time.time()
+            flat = [(row, pids, c) for row, pids, group in zip(rows, prompt_ids, groups, strict=True) for c in group]
+            results = cluster.score([(row.get("verifier", d.verifier), _sample(row, c, tokenizer)) for row, _, c in flat])
+            t2 = time.time()
+            import torch
+
+            rewards = torch.tensor([r["reward"] for r in results], dtype=torch.float32)
+            advantages = algo.advantages(rewards)
+            batch = pack([p for _, p, _ in flat], [c.token_ids for _, _, c in flat], advantages.tolist(), pad_id)
+            tokens = float(batch.loss_mask.sum())
+            world = cfg.learner.world_size
+            outs = cluster.learners.call_each("rl_step", [(shard(batch, r, world), tokens, algo) for r in range(world)])
+            t3 = time.time()
+            sync = cluster.sync_weights()
+            t4 = time.time()
+            last = _rl_metrics(results, flat, outs, tokens, sync)
+            last.update(time_rollout=t1 - t0, time_verify=t2 - t1, time_learn=t3 - t2, time_sync=t4 - t3)
+            metrics.log(step, "rl", last)
+            progress("rl", step, cfg.steps, last)
+            state.update(stage="rl", step=step, data_position=step * cfg.rollout.prompts_per_step)
+            if step % cfg.checkpoint_every == 0 and step < cfg.steps:
+                _save(cluster, run_dir, step, state, tokenizer, t_start)
+        evaluate("rl")
+        state["stage"] = "rl_done"
+
+    # ---- the end: final checkpoint, summary.json, plot, table --------------------------------------
+    state["wall_s"] = state.get("wall_s", 0.0) + (time.time() - t_start)
+    _save(cluster, run_dir, state["step"], state, tokenizer, t_start)
+    metrics.close()
+    summary = {
+        "run_dir": str(run_dir),
+        "steps": state["step"],
+        "wall_s": round(state["wall_s"], 1),
+        "heldout_accuracy": state["heldout"],
+        "final_reward_mean": last.get("reward_mean"),
+        "final_accuracy": last.get("accuracy"),
+        "verifier_stats": cluster.verifier_stats(),
+    }
+    plot = plot_rewards(run_dir, state["heldout"])
+    summary["plot"] = str(plot) if plot else None
+    write_summary(run_dir, summary)
+    log.info("%s", summary_table(summary))
+    cluster.shutdown()
+    return summary
+
+
+def _decontaminate(rows: list[dict[str, Any]], banned: set[str], name: str) -> list[dict[str, Any]]:
+    kept = [r for r in rows if str(r["prompt"]) not in banned]
+    if len(kept) < len(rows):
+        log.info("decontamination: dropped %d %s rows whose prompt is a held-out prompt", len(rows) - len(kept), name)
+    return kept
+
+
+def _stop_token_ids(tokenizer: Any, model_path: str) -> list[int]:
+    from transformers import AutoConfig
+
+    eos = AutoConfig.from_pretrained(model_path).eos_token_id
+    ids = list(eos) if isinstance(eos, list) else ([eos] if eos is not None else [])
+    if tokenizer.eos_token_id is not None and tokenizer.eos_token_id not in ids:
+        ids.append(tokenizer.eos_token_id)
+    if not ids:
+        raise ValueError(f"model.path: {model_path} defines no EOS token to stop generation on")
+    return ids
+
+
+def _sample(row: dict[str, Any], completion: Any, tokenizer: Any) -> Sample:
+    return Sample(
+        prompt=row["prompt"],
+        response=tokenizer.decode(completion.token_ids, skip_special_tokens=True),
+        reference=row.get("reference", {}),
+        token_ids=tuple(completion.token_ids),
+        metadata={"id": row.get("id"), "bucket": row.get("bucket")},
+    )
+
+
+def _rl_metrics(results: list[dict[str, Any]], flat: list[Any], outs: list[dict[str, float]],
+                tokens: float, sync: dict[str, float]) -> dict[str, Any]:
+    n = len(results)
+    summed = {k: sum(o.get(k, 0.0) for o in outs) for k in outs[0]}
+    m: dict[str, Any] = {
+        "reward_mean": sum(r["reward"] for r in results) / n,
+        "accuracy": sum(r["correct"] is True for r in results) / n,
+        "response_len": sum(len(c.token_ids) for _, _, c in flat) / n,
+        "truncated_frac": sum(c.finish_reason == "length" for _, _, c in flat) / n,
+        "verify_errors": sum(r["error"] is not None for r in results),
+        "entropy": summed["entropy"] / tokens,
+        "clip_frac": summed["clip_frac"] / tokens,
+        "grad_norm": outs[0]["grad_norm"],
+        "lr": outs[0]["lr"],
+        "sync_mismatch": sync.get("max_abs_diff", 0.0),
+    }
+    if "kl" in summed:
+        m["kl"] = summed["kl"] / tokens
+    return m
+
+
+def _evaluate(cluster: Any, rows: list[dict[str, Any]], encode: Any, tokenizer: Any, cfg: TrainConfig,
+              stop_ids: list[int], default_spec: Any, run_dir: Path, stage: str) -> float:
+    """Held-out accuracy: one sample per problem (greedy unless eval_temperature > 0), verified."""
+    import json
+
+    params = SamplingParams(n=1, temperature=cfg.eval_temperature, max_tokens=cfg.rollout.max_tokens,
+                            stop_token_ids=tuple(stop_ids), seed=cfg.seed)
+    groups = cluster.generate([encode(r) for r in rows], params)
+    samples = [_sample(r, g[0], tokenizer) for r, g in zip(rows, groups, strict=True)]
+    results = cluster.score([(r.get("verifier", default_spec), s) for r, s in zip(rows, samples, strict=True)])
+    with (run_dir / f"heldout_{stage}.jsonl").open("w") as f:
+        for r, s, res in zip(rows, samples, results, strict=True):
+            f.write(json.dumps({"id": r.get("id"), "prompt": r["prompt"], "response": s.response,
+                                "correct": res["correct"], "reward": res["reward"]}) + "\n")
+    return sum(res["correct"] is True for res in results) / len(results)
+
+
+def _save(cluster: Any, run_dir: Path, step: int, state: dict[str, Any], tokenizer: Any, t_start: float) -> None:
+    tmp = checkpoint.begin(run_dir, step)
+    cluster.learners.call("save", str(tmp))
+    tokenizer.save_pretrained(tmp / "policy")
+    saved = dict(state, wall_s=state.get("wall_s", 0.0) if state.get("stage") == "rl_done" else time.time() - t_start)
+    path = checkpoint.commit(tmp, checkpoint.step_dir(run_dir, step), saved)
+    log.info("checkpoint: %s", path)

@@ -1,0 +1,175 @@
+"""Ray actors, one class per role, and one generic group helper.
+
+    RolloutWorker   owns a rollout engine (vLLM, or the transformers fallback)
+    VerifierWorker  owns a verifier Scorer (a process pool with per-sample timeouts)
+    LearnerWorker   one DeepSpeed rank of the policy (rank 0 also sends weights to the engines)
+
+Calls between them are plain batched method calls on actor handles: one call per worker per phase,
+never one per parameter or per sample. Actors ask Ray for 0 CPUs by default: the phases of a step run
+one after another, so on a small machine every actor may use every core while it works.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from collections.abc import Sequence
+from typing import Any
+
+import ray
+
+log = logging.getLogger(__name__)
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def _setup_logging() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+
+
+@ray.remote(num_cpus=0)
+class RolloutWorker:
+    def __init__(self, kind: str, model_path: str, engine_kwargs: dict[str, Any]) -> None:
+        _setup_logging()
+        from rlcore.rollout.engine import make_engine
+
+        self.engine = make_engine(kind, model_path, **engine_kwargs)
+
+    def info(self) -> dict[str, Any]:
+        return {"engine": self.engine.name, "ranks": self.engine.workers_per_engine}
+
+    def generate(self, prompt_ids: list[list[int]], params: Any) -> list[list[Any]]:
+        return self.engine.generate(prompt_ids, params)
+
+    def score(self, sequences: list[list[int]]) -> list[list[float]]:
+        return self.engine.score(sequences)
+
+    def init_weight_group(self, addr: str, port: int, rank: int, world_size: int) -> None:
+        self.engine.init_weight_group(addr, port, rank, world_size)
+
+    def receive_weights(self, meta: list[Any], bucket_bytes: int) -> dict[str, Any]:
+        return self.engine.receive_weights(meta, bucket_bytes)
+
+
+@ray.remote(num_cpus=0)
+class VerifierWorker:
+    def __init__(self, specs: list[Any], options: dict[str, Any], workers: int, timeout_s: float) -> None:
+        _setup_logging()
+        from rlcore.verifiers.build import Scorer
+
+        configs = {name: {"timeout_s": timeout_s, **opts} for name, opts in options.items()}
+        for spec in specs:  # every verifier the data names gets the run's default timeout
+            for name in _names(spec):
+                configs.setdefault(name, {"timeout_s": timeout_s})
+        self.scorer = Scorer.from_specs(specs, configs, workers=workers)
+
+    def score(self, items: list[tuple[Any, Any]]) -> list[dict[str, Any]]:
+        return [r.to_dict() for r in self.scorer.score(items)]
+
+    def stats(self) -> dict[str, Any]:
+        return self.scorer.stats()
+
+    def close(self) -> None:
+        self.scorer.close()
+
+
+def _names(spec: Any) -> list[str]:
+    if isinstance(spec, str):
+        return [spec]
+    return [s if isinstance(s, str) else s["name"] for s in spec]
+
+
+@ray.remote(num_cpus=0)
+class LearnerWorker:
+    def __init__(self, spec: Any) -> None:
+        _setup_logging()
+        from rlcore.learner.worker import Learner
+
+        self.learner = Learner(spec)
+        self.sender = None
+
+    def ready(self) -> bool:
+        return True
+
+    def set_lr(self, lr: float) -> None:
+        self.learner.set_lr(lr)
+
+    def rl_step(self, batch: Any, global_tokens: float, algo: Any) -> dict[str, float]:
+        return self.learner.rl_step(batch, global_tokens, algo)
+
+    def sft_step(self, batch: Any, global_tokens: float) -> dict[str, float]:
+        return self.learner.sft_step(batch, global_tokens)
+
+    def logprobs(self, batch: Any) -> list[list[float]]:
+        return self.learner.logprobs(batch)
+
+    def param_meta(self) -> list[Any]:
+        from rlcore.sync.buckets import param_meta
+
+        return param_meta(self.learner.named_weights())
+
+    def init_sync(self, sync_type: str, addr: str, port: int, world_size: int) -> None:
+        from rlcore.sync.broadcast import make_sender
+
+        self.sender = make_sender(sync_type, device=self.learner.device)
+        self.sender.init_group(addr, port, world_size)
+
+    def send_weights(self, bucket_bytes: int) -> dict[str, float]:
+        """Rank 0 streams the weights; other ranks only join the ZeRO-3 gathers."""
+        weights = self.learner.named_weights()
+        if self.sender is None:
+            for _ in weights:  # collective under ZeRO-3; a no-op walk otherwise
+                pass
+            return {}
+        return self.sender.send(weights, bucket_bytes)
+
+    def save(self, path: str) -> None:
+        self.learner.save(path)
+
+    def load(self, path: str) -> None:
+        self.learner.load(path)
+
+
+class ActorGroup:
+    """N actors of one class, called together: `group.call("method", *args)` -> list of results;
+    `group.call_each("method", [args_0, args_1, ...])` gives each actor its own arguments."""
+
+    def __init__(self, actors: Sequence[Any]) -> None:
+        self.actors = list(actors)
+
+    def __len__(self) -> int:
+        return len(self.actors)
+
+    def call(self, method: str, *args: Any) -> list[Any]:
+        return ray.get(self.submit(method, *args))
+
+    def submit(self, method: str, *args: Any) -> list[Any]:
+        return [getattr(a, method).remote(*args) for a in self.actors]
+
+    def call_each(self, method: str, per_actor: Sequence[tuple[Any, ...]]) -> list[Any]:
+        return ray.get(self.submit_each(method, per_actor))
+
+    def submit_each(self, method: str, per_actor: Sequence[tuple[Any, ...]]) -> list[Any]:
+        return [getattr(a, method).remote(*args) for a, args in zip(self.actors, per_actor, strict=True)]
+
+
+def init_ray(address: str, num_cpus: int) -> None:
+    """Connect to `address`, or start a local cluster bound to 127.0.0.1 (DESIGN.md)."""
+    if ray.is_initialized():
+        return
+    env = {"env_vars": {"TOKENIZERS_PARALLELISM": "false", "PYTHONWARNINGS": "ignore"}}
+    if address:
+        ray.init(address=address, runtime_env=env, log_to_driver=True)
+    else:
+        ray.init(
+            num_cpus=num_cpus or os.cpu_count(),
+            include_dashboard=False,
+            _node_ip_address="127.0.0.1",
+            runtime_env=env,
+            log_to_driver=True,
+        )

