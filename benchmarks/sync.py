@@ -42,14 +42,18 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def bench_one(mib: float, bucket_mib: float, tensor_mib: float, receivers: int, repeats: int) -> dict:
+def bench_one(
+    mib: float, bucket_mib: float, tensor_mib: float, receivers: int, repeats: int
+) -> dict:
     """Syncs `mib` MiB (1 warm-up + `repeats` timed rounds); returns one result row."""
     tensors = _payload(mib, tensor_mib)
     meta, bucket_bytes, world_size = param_meta(tensors), int(bucket_mib * 2**20), receivers + 1
     ctx = mp.get_context("spawn")
     queue, port = ctx.Queue(), _free_port()
     args = (port, None, world_size, meta, bucket_bytes, repeats + 1, queue)
-    procs = [ctx.Process(target=_receiver, args=args[:1] + (r,) + args[2:]) for r in range(1, world_size)]
+    procs = [
+        ctx.Process(target=_receiver, args=args[:1] + (r,) + args[2:]) for r in range(1, world_size)
+    ]
     for p in procs:
         p.start()
     sender = make_sender("broadcast", device="cpu")
@@ -86,7 +90,8 @@ def main() -> None:
     parser.add_argument("--json", help="write the rows to this path")
     args = parser.parse_args()
     rows = [
-        bench_one(m, args.bucket_mib, args.tensor_mib, args.receivers, args.repeats) for m in args.mib
+        bench_one(m, args.bucket_mib, args.tensor_mib, args.receivers, args.repeats)
+        for m in args.mib
     ]
     header = f"{'MiB':>8} {'bucket':>7} {'recv':>5} {'buckets':>8} {'send s':>8} {'recv s':>8} {'GiB/s':>7}"
     print(header)

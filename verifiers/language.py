@@ -132,19 +132,21 @@ def _weighted_letters(text: str) -> dict[str, float]:
 def chunks(text: str, min_letters: int) -> list[str]:
     """Sentences and lines of `text`, short ones merged so each has enough letters to identify."""
     out: list[str] = []
-    pending = ""
+    pending: list[str] = []
+    letters = 0.0  # counted per piece, so that many letterless pieces stay linear
     for piece in _CHUNK_END.split(text):
         if not piece or not piece.strip():
             continue
-        pending = f"{pending} {piece.strip()}" if pending else piece.strip()
-        if sum(_weighted_letters(pending).values()) >= min_letters:
-            out.append(pending)
-            pending = ""
-    if pending and sum(_weighted_letters(pending).values()) > 0:
-        if out and sum(_weighted_letters(pending).values()) < min_letters:
-            out[-1] = f"{out[-1]} {pending}"
+        pending.append(piece.strip())
+        letters += sum(_weighted_letters(piece).values())
+        if letters >= min_letters:
+            out.append(" ".join(pending))
+            pending, letters = [], 0.0
+    if letters > 0:
+        if out:  # too short to stand alone: judged with the chunk before it
+            out[-1] = f"{out[-1]} {' '.join(pending)}"
         else:
-            out.append(pending)
+            out.append(" ".join(pending))
     return out
 
 

@@ -95,7 +95,9 @@ def _vllm_importable() -> bool:
         return False
     try:
         import rlcore.rollout.vllm_engine  # noqa: F401 - sets vLLM's CPU env defaults, then imports it
-    except ImportError as e:  # installed but broken (e.g. a CUDA torchvision on a CPU machine)
+    # Installed but broken, e.g. a CUDA torchvision on a CPU machine raises RuntimeError
+    # ("operator torchvision::nms does not exist") from inside vLLM's imports.
+    except (ImportError, RuntimeError) as e:
         log.warning("vLLM is installed but does not import (%s); using the transformers engine", e)
         return False
     return True

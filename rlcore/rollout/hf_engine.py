@@ -79,9 +79,15 @@ class HFEngine(RolloutEngine):
             pad_token_id=self.pad_id,
         )
         input_ids, mask = _left_pad(prompt_token_ids, self.pad_id, self.device)
-        seed = params.seed if params.seed is not None else int(torch.randint(2**62, (1,), generator=self.rng))
+        seed = (
+            params.seed
+            if params.seed is not None
+            else int(torch.randint(2**62, (1,), generator=self.rng))
+        )
         torch.manual_seed(seed)  # transformers samples from the global RNG
-        out = self.model.generate(input_ids=input_ids, attention_mask=mask, generation_config=config)
+        out = self.model.generate(
+            input_ids=input_ids, attention_mask=mask, generation_config=config
+        )
         generated = out[:, input_ids.shape[1] :].tolist()  # rows: prompt 0 x n, prompt 1 x n, ...
 
         stops = set(params.stop_token_ids)

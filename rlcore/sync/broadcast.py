@@ -84,7 +84,9 @@ class BroadcastSender(WeightSender):
             nbytes += self._send_bucket(last, pending)
             nbuckets += 1
         seconds = time.perf_counter() - start
-        log.info("weight sync sent %.1f MiB in %d buckets, %.3f s", nbytes / 2**20, nbuckets, seconds)
+        log.info(
+            "weight sync sent %.1f MiB in %d buckets, %.3f s", nbytes / 2**20, nbuckets, seconds
+        )
         return {"bytes": float(nbytes), "seconds": seconds, "buckets": float(nbuckets)}
 
     def _send_bucket(self, bucket, tensors: Sequence[torch.Tensor]) -> int:

@@ -26,7 +26,7 @@ def dtype_to_str(dtype: torch.dtype) -> str:
 
 
 def str_to_dtype(name: str) -> torch.dtype:
-    """"float32" -> `torch.float32`; raises ValueError naming the string for anything else."""
+    """Parses "float32" into `torch.float32`; raises ValueError naming the string for anything else."""
     dtype = getattr(torch, name, None)
     if not isinstance(dtype, torch.dtype):
         raise ValueError(f"unknown dtype string {name!r} in weight-sync metadata")
@@ -108,7 +108,9 @@ def param_meta(named_tensors: nn.Module | Iterable[tuple[str, torch.Tensor]]) ->
     and transformers' loaders expect. A DeepSpeed ZeRO-3 partitioned parameter reports its full
     shape (`ds_shape`), since that is what the sender gathers and streams.
     """
-    items = named_tensors.named_parameters() if isinstance(named_tensors, nn.Module) else named_tensors
+    items = (
+        named_tensors.named_parameters() if isinstance(named_tensors, nn.Module) else named_tensors
+    )
     return [
         (name, dtype_to_str(t.dtype), tuple(int(d) for d in getattr(t, "ds_shape", t.shape)))
         for name, t in items

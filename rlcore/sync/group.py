@@ -79,6 +79,6 @@ def init_stateless_group(
         pg = ProcessGroupNCCL(prefixed, rank, world_size, opts)
     else:
         raise ValueError(f"weight-sync backend must be 'gloo' or 'nccl', got {backend!r}")
+    pg._set_sequence_number_for_group()  # as vLLM's helper does, so both sides match
     log.info("weight-sync group: rank %d/%d on %s:%d (%s)", rank, world_size, host, port, backend)
     return SyncGroup(pg, store, rank, world_size)
-

@@ -54,6 +54,11 @@ def hf_logprobs(model, seq: list[int]) -> list[float]:
     return lp.gather(-1, torch.tensor(seq[1:])[:, None])[:, 0].tolist()
 
 
+def max_abs_diff(a: list[float], b: list[float]) -> float:
+    """Largest elementwise difference; the lists must have the same length."""
+    return max(abs(x - y) for x, y in zip(a, b, strict=True))
+
+
 def load_hf(model_path: str):
     from transformers import AutoModelForCausalLM
 

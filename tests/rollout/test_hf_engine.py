@@ -7,6 +7,7 @@ from rollout_helpers import (
     build_tiny_llama,
     hf_logprobs,
     load_hf,
+    max_abs_diff,
     perturbed_reference,
     sync_from_learner,
 )
@@ -30,11 +31,11 @@ def test_generate_shapes_and_logprobs_match_forward(setup):
     params = SamplingParams(n=3, temperature=0.7, top_k=40, max_tokens=8, seed=5)
     out = engine.generate(PROMPTS, params)
     assert [len(samples) for samples in out] == [3] * len(PROMPTS)
-    for prompt, samples in zip(PROMPTS, out):
+    for prompt, samples in zip(PROMPTS, out, strict=True):
         for c in samples:
             assert len(c.token_ids) == len(c.logprobs) == 8 and c.finish_reason == "length"
             expected = hf_logprobs(ref, prompt + c.token_ids)[len(prompt) - 1 :]
-            assert max(abs(a - b) for a, b in zip(expected, c.logprobs)) < TOL
+            assert max_abs_diff(expected, c.logprobs) < TOL
     assert out == engine.generate(PROMPTS, params)  # same seed, same samples
 
 
@@ -45,7 +46,7 @@ def test_stop_tokens_and_greedy(setup):
         assert len(c.token_ids) == len(c.logprobs) == 1 and c.finish_reason == "stop"
     greedy = engine.generate(PROMPTS[:1], SamplingParams(temperature=0.0, max_tokens=4))[0][0]
     ref_lp = hf_logprobs(ref, PROMPTS[0] + greedy.token_ids)
-    assert all(abs(a - b) < TOL for a, b in zip(ref_lp[len(PROMPTS[0]) - 1 :], greedy.logprobs))
+    assert max_abs_diff(ref_lp[len(PROMPTS[0]) - 1 :], greedy.logprobs) < TOL
 
 
 def test_trim_keeps_first_stop_token():
@@ -59,8 +60,8 @@ def test_weight_sync_from_learner_process(setup):
     expected = hf_logprobs(perturbed_reference(path), FIXED_SEQ)
     sent, received = sync_from_learner(engine, path, bucket_bytes=4096)
     after = engine.score([FIXED_SEQ])[0]
-    assert max(abs(a - b) for a, b in zip(before, expected)) > 0.1
-    assert max(abs(a - b) for a, b in zip(after, expected)) < TOL
+    assert max_abs_diff(before, expected) > 0.1
+    assert max_abs_diff(after, expected) < TOL
     assert sent["bytes"] == received["bytes"] and sent["buckets"] == received["buckets"] > 1
 
 

@@ -14,6 +14,7 @@ from rollout_helpers import (  # noqa: E402
     build_tiny_llama,
     hf_logprobs,
     load_hf,
+    max_abs_diff,
     perturbed_reference,
     sync_from_learner,
 )
@@ -37,13 +38,13 @@ def test_generate_shapes_and_logprobs_match_transformers(setup):
     params = SamplingParams(n=3, temperature=0.8, top_p=0.95, max_tokens=10, seed=7)
     out = engine.generate(PROMPTS, params)
     assert len(out) == len(PROMPTS)
-    for prompt, samples in zip(PROMPTS, out):
+    for prompt, samples in zip(PROMPTS, out, strict=True):
         assert len(samples) == 3
         for c in samples:
             assert len(c.token_ids) == len(c.logprobs) == 10
             assert c.finish_reason == "length"
             expected = hf_logprobs(ref, prompt + c.token_ids)[len(prompt) - 1 :]
-            assert max(abs(a - b) for a, b in zip(expected, c.logprobs)) < TOL
+            assert max_abs_diff(expected, c.logprobs) < TOL
         assert len({tuple(c.token_ids) for c in samples}) > 1  # n samples are not one sample
     # One seed per prompt: two different prompts must not share a random stream.
     assert out[0][0].token_ids != out[2][0].token_ids
@@ -56,7 +57,9 @@ def test_seed_reproducible_and_stop_tokens(setup):
     again = engine.generate(PROMPTS[:1], params)[0]
     assert [c.token_ids for c in first] == [c.token_ids for c in again]
     # Every token is a stop token: each sample ends after one token, keeping it.
-    stop_all = SamplingParams(n=2, temperature=1.0, max_tokens=6, seed=3, stop_token_ids=tuple(range(128)))
+    stop_all = SamplingParams(
+        n=2, temperature=1.0, max_tokens=6, seed=3, stop_token_ids=tuple(range(128))
+    )
     for c in engine.generate(PROMPTS[:1], stop_all)[0]:
         assert len(c.token_ids) == len(c.logprobs) == 1
         assert c.finish_reason == "stop"
@@ -65,9 +68,9 @@ def test_seed_reproducible_and_stop_tokens(setup):
 def test_score_matches_transformers(setup):
     engine, _, ref = setup
     got = engine.score([FIXED_SEQ, PROMPTS[1]])
-    for seq, lp in zip([FIXED_SEQ, PROMPTS[1]], got):
+    for seq, lp in zip([FIXED_SEQ, PROMPTS[1]], got, strict=True):
         assert len(lp) == len(seq) - 1
-        assert max(abs(a - b) for a, b in zip(hf_logprobs(ref, seq), lp)) < TOL
+        assert max_abs_diff(hf_logprobs(ref, seq), lp) < TOL
 
 
 def test_weight_sync_from_learner_process(setup):
@@ -76,8 +79,8 @@ def test_weight_sync_from_learner_process(setup):
     expected = hf_logprobs(perturbed_reference(path), FIXED_SEQ)
     sent, received = sync_from_learner(engine, path, bucket_bytes=4096)
     after = engine.score([FIXED_SEQ])[0]
-    assert max(abs(a - b) for a, b in zip(before, expected)) > 0.1  # the sync had work to do
-    assert max(abs(a - b) for a, b in zip(after, expected)) < TOL
+    assert max_abs_diff(before, expected) > 0.1  # the sync had work to do
+    assert max_abs_diff(after, expected) < TOL
     assert sent["bytes"] == received["bytes"] and sent["buckets"] == received["buckets"] > 1
 
 
@@ -86,3 +89,9 @@ def test_version_check():
     check_vllm_version("0.32.1.dev3+gabc")
     with pytest.raises(RuntimeError, match="supports vLLM"):
         check_vllm_version("0.31.0")
+
+
+def test_auto_prefers_vllm_when_it_imports():
+    from rlcore.rollout.engine import _vllm_importable
+
+    assert _vllm_importable()

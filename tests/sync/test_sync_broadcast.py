@@ -6,7 +6,13 @@ import socket
 import pytest
 import torch
 
-from rlcore.sync import BroadcastSender, init_stateless_group, make_sender, param_meta, receive_buckets
+from rlcore.sync import (
+    BroadcastSender,
+    init_stateless_group,
+    make_sender,
+    param_meta,
+    receive_buckets,
+)
 
 
 def _tensors():
@@ -21,7 +27,9 @@ def _tensors():
 
 def _receiver(port: int, rank: int, world_size: int, meta, bucket_bytes: int, queue) -> None:
     group = init_stateless_group("127.0.0.1", port, rank, world_size, "gloo")
-    queue.put((rank, {name: t.clone() for name, t in receive_buckets(group, meta, bucket_bytes, "cpu")}))
+    queue.put(
+        (rank, {name: t.clone() for name, t in receive_buckets(group, meta, bucket_bytes, "cpu")})
+    )
 
 
 def _free_port() -> int:
@@ -64,3 +72,34 @@ def test_send_reaches_every_receiver_bit_exact():
 def test_send_before_init_group_fails():
     with pytest.raises(RuntimeError, match="before init_group"):
         BroadcastSender().send(iter(_tensors()), 1024)
+
+
+def _cuda_receiver(port: int, meta, bucket_bytes: int, queue) -> None:
+    torch.cuda.set_device(1)
+    group = init_stateless_group("127.0.0.1", port, 1, 2, "nccl")
+    got = {name: t.cpu() for name, t in receive_buckets(group, meta, bucket_bytes, "cuda:1")}
+    queue.put(got)
+
+
+@pytest.mark.gpu
+def test_nccl_send_between_two_gpus():
+    if torch.cuda.device_count() < 2:
+        pytest.skip("NCCL needs one GPU per rank: two GPUs")
+    tensors = [(name, t.to("cuda:0")) for name, t in _tensors()]
+    meta, bucket_bytes = param_meta(tensors), 20_000
+    ctx = mp.get_context("spawn")
+    queue, port = ctx.Queue(), _free_port()
+    proc = ctx.Process(target=_cuda_receiver, args=(port, meta, bucket_bytes, queue))
+    proc.start()
+    try:
+        torch.cuda.set_device(0)
+        sender = make_sender("broadcast", device="cuda:0")
+        sender.init_group("127.0.0.1", port, 2)
+        sender.send(iter(tensors), bucket_bytes)
+        got = queue.get(timeout=120)
+    finally:
+        proc.join(timeout=30)
+        if proc.is_alive():
+            proc.kill()
+    for name, t in tensors:
+        assert torch.equal(got[name], t.cpu())

@@ -25,7 +25,7 @@ def test_plan_is_ordered_aligned_and_bounded():
         assert all(e.offset % 16 == 0 for e in b.entries)
         assert b.nbytes <= 1024 or len(b.entries) == 1  # only a lone oversize tensor exceeds it
         ends = [e.offset + e.nbytes for e in b.entries]
-        assert all(end <= nxt.offset for end, nxt in zip(ends, b.entries[1:]))
+        assert all(end <= nxt.offset for end, nxt in zip(ends[:-1], b.entries[1:], strict=True))
     assert [len(b.entries) for b in buckets] == [1, 1, 2, 2]  # a | b | c d | e f
 
 
@@ -40,13 +40,14 @@ def test_incremental_planner_matches_plan():
 def test_pack_unpack_round_trip():
     gen = torch.Generator().manual_seed(0)
     tensors = [
-        (torch.randn(shape, generator=gen) * 100).to(str_to_dtype(dtype)) for _, dtype, shape in META
+        (torch.randn(shape, generator=gen) * 100).to(str_to_dtype(dtype))
+        for _, dtype, shape in META
     ]
     got = {}
     for bucket in plan_buckets(META, 1024):
         part = [tensors[[m[0] for m in META].index(e.name)] for e in bucket.entries]
         got.update(unpack_bucket(bucket, pack_bucket(bucket, part, torch.device("cpu"))))
-    for (name, dtype, shape), t in zip(META, tensors):
+    for (name, dtype, shape), t in zip(META, tensors, strict=True):
         assert got[name].dtype == str_to_dtype(dtype) and tuple(got[name].shape) == shape
         assert torch.equal(got[name], t)
 
@@ -57,7 +58,9 @@ def test_param_meta_skips_tied_duplicates():
     head.weight = emb.weight
     model = nn.ModuleDict({"emb": emb, "head": head})
     assert param_meta(model) == [("emb.weight", "float32", (8, 4))]
-    assert param_meta([("x", torch.zeros(2, 3, dtype=torch.bfloat16))]) == [("x", "bfloat16", (2, 3))]
+    assert param_meta([("x", torch.zeros(2, 3, dtype=torch.bfloat16))]) == [
+        ("x", "bfloat16", (2, 3))
+    ]
 
 
 def test_bad_names_fail_clearly():
