@@ -34,7 +34,8 @@ EOS = "<|endoftext|>"  # end of a raw document; also pad
 IM_START, IM_END = "<|im_start|>", "<|im_end|>"  # chat turns; IM_END ends an assistant turn
 UNK = "<|unk|>"
 SPECIALS = [EOS, IM_START, IM_END, UNK]
-THINK_TAGS = ["<think>", "</think>"]  # ordinary (non-special) tokens: they survive decoding
+# Ordinary (non-special) multi-character tokens: they survive decoding and shorten sequences.
+WORDS = ["<think>", "</think>", "\\boxed{", "user", "assistant"]
 CHARS = sorted(set(string.printable) - set("\t\r\x0b\x0c"))
 
 CHAT_TEMPLATE = (
@@ -82,12 +83,12 @@ def build_tokenizer():
     from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
 
-    vocab = {tok: i for i, tok in enumerate(SPECIALS + THINK_TAGS + CHARS)}
+    vocab = {tok: i for i, tok in enumerate(SPECIALS + WORDS + CHARS)}
     core = Tokenizer(models.WordLevel(vocab, unk_token=UNK))
     core.pre_tokenizer = pre_tokenizers.Split(Regex(r"[\s\S]"), behavior="isolated")
     core.decoder = decoders.Fuse()
     core.add_special_tokens(SPECIALS)
-    core.add_tokens(THINK_TAGS)
+    core.add_tokens(WORDS)
     tok = PreTrainedTokenizerFast(
         tokenizer_object=core,
         eos_token=IM_END,
@@ -130,7 +131,7 @@ def pretrain_texts(recipe: TinyRecipe) -> list[str]:
     ]
 
 
-def pretrain(model, tok, texts: list[str], recipe: TinyRecipe) -> list[float]:
+def pretrain(model, tok, texts: list[str], recipe: TinyRecipe, on_step=None) -> list[float]:
     """Plain next-token pretraining (one process; this is data prep, not the RL learner)."""
     rng = random.Random(recipe.seed)
     pad = tok.pad_token_id
@@ -158,6 +159,8 @@ def pretrain(model, tok, texts: list[str], recipe: TinyRecipe) -> list[float]:
         sched.step()
         opt.zero_grad(set_to_none=True)
         losses.append(loss.item())
+        if on_step is not None:
+            on_step(step + 1, model)
         if step % 100 == 0 or step == recipe.pretrain_steps - 1:
             log.info("pretrain step %d/%d loss %.4f", step + 1, recipe.pretrain_steps, loss.item())
     model.eval()
