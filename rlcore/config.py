@@ -57,9 +57,10 @@ class RolloutConfig:
     engine: str = "auto"  # auto (vLLM if installed, else hf) | vllm | hf
     num_workers: int = 1  # RolloutWorker actors, each owning one engine
     tensor_parallel_size: int = 1  # GPUs per engine (GPU machines)
-    prompts_per_step: int = 32
+    prompts_per_step: int = 64
     n: int = 8  # samples per prompt (the GRPO group size)
-    temperature: float = 1.0
+    # The learner scores tokens at this temperature too: the policy optimised is the one sampled.
+    temperature: float = 0.7
     top_p: float = 1.0
     top_k: int = -1
     max_tokens: int = 64
@@ -80,7 +81,7 @@ class LearnerConfig:
     world_size: int = 1  # DeepSpeed data-parallel ranks (LearnerWorker actors)
     zero_stage: int = 2
     micro_batch_size: int = 64  # sequences per forward/backward on one rank
-    lr: float = 2e-4
+    lr: float = 1e-4
     weight_decay: float = 0.0
     grad_clip: float = 1.0
     warmup_steps: int = 0
@@ -110,11 +111,11 @@ class SyncConfig:
 @dataclass(frozen=True)
 class TrainConfig:
     stages: list[str] = field(default_factory=lambda: ["sft", "rl"])  # ["rl"] = zero-style
-    steps: int = 40  # RL steps (one rollout batch and its policy update each)
+    steps: int = 60  # RL steps (one rollout batch and its policy update each)
     seed: int = 0
     run_dir: str = ""  # default: runs/<timestamp>
     resume: str = ""  # a run directory to continue from its latest checkpoint
-    checkpoint_every: int = 20
+    checkpoint_every: int = 30
     eval_temperature: float = 0.0  # held-out accuracy: greedy by default
     ray_address: str = ""  # empty: start a local Ray cluster
     num_cpus: int = 0  # logical CPUs for a local Ray cluster (0 = this machine's count)

@@ -24,7 +24,7 @@ from rlcore.config import TrainConfig
 from rlcore.data.chat import completion_ids, render_prompt
 from rlcore.data.dataset import load_rows, sft_completion
 from rlcore.learner.batch import pack, shard
-from rlcore.metrics import MetricsLogger, plot_rewards, summary_table, truncate_metrics
+from rlcore.metrics import MetricsLogger, plot_rewards, truncate_metrics
 from rlcore.rollout.engine import SamplingParams
 from rlcore.run import Cluster, prepare_run_dir, resolve_model_path, write_summary
 from rlcore.verifiers import Sample
@@ -149,7 +149,9 @@ def train(cfg: TrainConfig, progress: Progress | None = None) -> dict[str, Any]:
             batch = pack([p for _, p, _ in flat], [c.token_ids for _, _, c in flat], advantages.tolist(), pad_id)
             tokens = float(batch.loss_mask.sum())
             world = cfg.learner.world_size
-            outs = cluster.learners.call_each("rl_step", [(shard(batch, r, world), tokens, algo) for r in range(world)])
+            outs = cluster.learners.call_each(
+                "rl_step", [(shard(batch, r, world), tokens, algo, cfg.rollout.temperature) for r in range(world)]
+            )
             t3 = time.time()
             sync = cluster.sync_weights()
             t4 = time.time()
@@ -179,7 +181,7 @@ def train(cfg: TrainConfig, progress: Progress | None = None) -> dict[str, Any]:
     plot = plot_rewards(run_dir, state["heldout"])
     summary["plot"] = str(plot) if plot else None
     write_summary(run_dir, summary)
-    log.info("%s", summary_table(summary))
+    log.info("done: %s", {k: summary[k] for k in ("steps", "wall_s", "heldout_accuracy")})
     cluster.shutdown()
     return summary
 

@@ -99,8 +99,8 @@ class LearnerWorker:
     def set_lr(self, lr: float) -> None:
         self.learner.set_lr(lr)
 
-    def rl_step(self, batch: Any, global_tokens: float, algo: Any) -> dict[str, float]:
-        return self.learner.rl_step(batch, global_tokens, algo)
+    def rl_step(self, batch: Any, global_tokens: float, algo: Any, temperature: float = 1.0) -> dict[str, float]:
+        return self.learner.rl_step(batch, global_tokens, algo, temperature)
 
     def sft_step(self, batch: Any, global_tokens: float) -> dict[str, float]:
         return self.learner.sft_step(batch, global_tokens)
@@ -162,7 +162,8 @@ def init_ray(address: str, num_cpus: int) -> None:
     """Connect to `address`, or start a local cluster bound to 127.0.0.1 (DESIGN.md)."""
     if ray.is_initialized():
         return
-    env = {"env_vars": {"TOKENIZERS_PARALLELISM": "false", "PYTHONWARNINGS": "ignore"}}
+    env = {"env_vars": {"TOKENIZERS_PARALLELISM": "false", "PYTHONWARNINGS": "ignore",
+                        "VLLM_LOGGING_LEVEL": os.environ.get("VLLM_LOGGING_LEVEL", "ERROR")}}
     if address:
         ray.init(address=address, runtime_env=env, log_to_driver=True)
     else:

