@@ -1,7 +1,7 @@
 """The `rlcore` command: the CLI owns the terminal (logging, progress bars, tables, exit codes).
 
-    rlcore train [CONFIG.yaml] [key=value ...]     run the loop ([sft] -> rl) on Ray
-    rlcore verify IN.jsonl [-o OUT.jsonl]          score responses with any verifier
+rlcore train [CONFIG.yaml] [key=value ...]     run the loop ([sft] -> rl) on Ray
+rlcore verify IN.jsonl [-o OUT.jsonl]          score responses with any verifier
 """
 
 from __future__ import annotations
@@ -39,7 +39,8 @@ class _Bar:
             bar = self.bars[stage] = tqdm(total=total, desc=stage, unit="step", dynamic_ncols=True)
         if stage == "rl":
             bar.set_postfix(
-                reward=f"{m['reward_mean']:.2f}", acc=f"{m['accuracy']:.2f}",
+                reward=f"{m['reward_mean']:.2f}",
+                acc=f"{m['accuracy']:.2f}",
                 len=f"{m['response_len']:.0f}",
                 t=f"{m['time_rollout']:.1f}/{m['time_verify']:.1f}/{m['time_learn']:.1f}/{m['time_sync']:.1f}",
             )

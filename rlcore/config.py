@@ -24,7 +24,9 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True)
 class ModelConfig:
-    path: str = "tiny-base"  # a Hugging Face model folder, or "tiny-base" (embedded; built + cached)
+    path: str = (
+        "tiny-base"  # a Hugging Face model folder, or "tiny-base" (embedded; built + cached)
+    )
     dtype: str = "float32"  # float32 | bfloat16 (learner and engine)
 
 

@@ -65,8 +65,13 @@ def plot_rewards(run_dir: Path, heldout: dict[str, float]) -> Path | None:
     ax.plot(steps, [r["accuracy"] for r in rows], label="train accuracy")
     styles = {"base": ":", "sft": "--", "rl": "-"}
     for stage, acc in heldout.items():
-        ax.axhline(acc, color="gray", linestyle=styles.get(stage, "-."), lw=1,
-                   label=f"held-out accuracy after {stage}: {acc:.2f}")
+        ax.axhline(
+            acc,
+            color="gray",
+            linestyle=styles.get(stage, "-."),
+            lw=1,
+            label=f"held-out accuracy after {stage}: {acc:.2f}",
+        )
     ax.set_xlabel("RL step")
     ax.set_ylim(-0.02, max(1.3, max(r["reward_mean"] for r in rows) + 0.05))
     ax.set_title(run_dir.name)
@@ -86,5 +91,7 @@ def summary_table(summary: dict[str, Any]) -> str:
     for key in ("steps", "wall_s", "final_reward_mean", "final_accuracy"):
         if key in summary and summary[key] is not None:
             val = summary[key]
-            lines.append(f"{key:<32}{val:>12.3f}" if isinstance(val, float) else f"{key:<32}{val:>12}")
+            lines.append(
+                f"{key:<32}{val:>12.3f}" if isinstance(val, float) else f"{key:<32}{val:>12}"
+            )
     return "\n".join(lines)

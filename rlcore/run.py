@@ -18,7 +18,14 @@ import ray
 from rlcore.config import TrainConfig, to_yaml
 from rlcore.learner.batch import pack
 from rlcore.learner.worker import LearnerSpec
-from rlcore.workers import ActorGroup, LearnerWorker, RolloutWorker, VerifierWorker, free_port, init_ray
+from rlcore.workers import (
+    ActorGroup,
+    LearnerWorker,
+    RolloutWorker,
+    VerifierWorker,
+    free_port,
+    init_ray,
+)
 
 log = logging.getLogger(__name__)
 
@@ -36,14 +43,16 @@ def prepare_run_dir(cfg: TrainConfig) -> Path:
     else:
         run_dir = Path(cfg.run_dir or f"runs/{time.strftime('%Y%m%d-%H%M%S')}")
         if run_dir.exists() and any(run_dir.iterdir()):
-            raise FileExistsError(f"run_dir: {run_dir} exists and is not empty (use resume={run_dir})")
+            raise FileExistsError(
+                f"run_dir: {run_dir} exists and is not empty (use resume={run_dir})"
+            )
         run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.yaml").write_text(to_yaml(cfg))
     return run_dir.resolve()
 
 
 def resolve_model_path(path: str) -> str:
-    """"tiny-base" -> the embedded tiny model (built once, cached); else an existing HF folder."""
+    """ "tiny-base" -> the embedded tiny model (built once, cached); else an existing HF folder."""
     if path == "tiny-base":
         from rlcore.models.tiny import tiny_base_path
 
@@ -73,41 +82,67 @@ class Cluster:
     probe: list[int] | None = None
 
     @classmethod
-    def start(cls, cfg: TrainConfig, model_path: str, specs: list[Any], needs_reference: bool) -> Cluster:
+    def start(
+        cls, cfg: TrainConfig, model_path: str, specs: list[Any], needs_reference: bool
+    ) -> Cluster:
         init_ray(cfg.ray_address, cfg.num_cpus)
         lc, rc, vc = cfg.learner, cfg.rollout, cfg.verifier
         port = free_port()
         learner_opts = {"num_gpus": lc.gpus_per_rank} if lc.gpus_per_rank else {}
-        learners = ActorGroup([
-            LearnerWorker.options(**learner_opts).remote(LearnerSpec(
-                model_path=model_path, rank=r, world_size=lc.world_size, master_addr="127.0.0.1",
-                master_port=port, zero_stage=lc.zero_stage, micro_batch_size=lc.micro_batch_size,
-                lr=lc.lr, weight_decay=lc.weight_decay, grad_clip=lc.grad_clip,
-                warmup_steps=lc.warmup_steps, dtype=cfg.model.dtype, use_gpu=lc.gpus_per_rank > 0,
-                seed=cfg.seed, needs_reference=needs_reference,
-            ))
-            for r in range(lc.world_size)
-        ])
+        learners = ActorGroup(
+            [
+                LearnerWorker.options(**learner_opts).remote(
+                    LearnerSpec(
+                        model_path=model_path,
+                        rank=r,
+                        world_size=lc.world_size,
+                        master_addr="127.0.0.1",
+                        master_port=port,
+                        zero_stage=lc.zero_stage,
+                        micro_batch_size=lc.micro_batch_size,
+                        lr=lc.lr,
+                        weight_decay=lc.weight_decay,
+                        grad_clip=lc.grad_clip,
+                        warmup_steps=lc.warmup_steps,
+                        dtype=cfg.model.dtype,
+                        use_gpu=lc.gpus_per_rank > 0,
+                        seed=cfg.seed,
+                        needs_reference=needs_reference,
+                    )
+                )
+                for r in range(lc.world_size)
+            ]
+        )
         engine_kwargs = {
-            "dtype": cfg.model.dtype, "seed": cfg.seed, "max_model_len": rc.max_model_len,
+            "dtype": cfg.model.dtype,
+            "seed": cfg.seed,
+            "max_model_len": rc.max_model_len,
             "gpu_memory_utilization": rc.gpu_memory_utilization,
             "tensor_parallel_size": rc.tensor_parallel_size,
         }
         rollout_opts = {"num_gpus": rc.tensor_parallel_size} if cfg.gpus else {}
-        rollouts = ActorGroup([
-            RolloutWorker.options(**rollout_opts).remote(rc.engine, model_path, engine_kwargs)
-            for _ in range(rc.num_workers)
-        ])
+        rollouts = ActorGroup(
+            [
+                RolloutWorker.options(**rollout_opts).remote(rc.engine, model_path, engine_kwargs)
+                for _ in range(rc.num_workers)
+            ]
+        )
         unique_specs = list({json.dumps(s, sort_keys=True): s for s in specs}.values())
-        verifiers = ActorGroup([
-            VerifierWorker.remote(unique_specs, dict(vc.options), vc.workers, vc.timeout_s)
-            for _ in range(vc.num_actors)
-        ])
+        verifiers = ActorGroup(
+            [
+                VerifierWorker.remote(unique_specs, dict(vc.options), vc.workers, vc.timeout_s)
+                for _ in range(vc.num_actors)
+            ]
+        )
         meta = ray.get(learners.actors[0].param_meta.remote())
         learners.call("ready")
         info = rollouts.call("info")
-        log.info("cluster: %d learner rank(s), engines %s, %d verifier actor(s)",
-                 len(learners), info, len(verifiers))
+        log.info(
+            "cluster: %d learner rank(s), engines %s, %d verifier actor(s)",
+            len(learners),
+            info,
+            len(verifiers),
+        )
         return cls(cfg, learners, rollouts, verifiers, meta)
 
     # ---- weight sync --------------------------------------------------------------------------
@@ -117,7 +152,9 @@ class Cluster:
         ranks = self.rollouts.call("info")
         world = 1 + sum(i["ranks"] for i in ranks)
         port = free_port()
-        calls = [self.learners.actors[0].init_sync.remote(self.cfg.sync.type, "127.0.0.1", port, world)]
+        calls = [
+            self.learners.actors[0].init_sync.remote(self.cfg.sync.type, "127.0.0.1", port, world)
+        ]
         next_rank = 1
         for actor, i in zip(self.rollouts.actors, ranks, strict=True):
             calls.append(actor.init_weight_group.remote("127.0.0.1", port, next_rank, world))

@@ -36,22 +36,30 @@ Progress = Callable[[str, int, int, dict[str, Any]], None]
 def train(cfg: TrainConfig, progress: Progress | None = None) -> dict[str, Any]:
     t_start = time.time()
     progress = progress or (lambda stage, step, total, metrics: None)
-    model_path = resolve_model_path(cfg.model.path)  # bad paths and data fail before any file is written
+    model_path = resolve_model_path(
+        cfg.model.path
+    )  # bad paths and data fail before any file is written
 
     # ---- data: train / held-out / SFT rows; held-out prompts never appear in training ------------
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(model_path)
     d = cfg.data
-    heldout = load_rows(d.heldout, key="data.heldout", size=d.heldout_size, seed=cfg.seed + 1, split="heldout")
+    heldout = load_rows(
+        d.heldout, key="data.heldout", size=d.heldout_size, seed=cfg.seed + 1, split="heldout"
+    )
     banned = {str(r["prompt"]) for r in heldout}
     train_rows = _decontaminate(
-        load_rows(d.train, key="data.train", size=d.train_size, seed=cfg.seed, split="train"), banned, "train"
+        load_rows(d.train, key="data.train", size=d.train_size, seed=cfg.seed, split="train"),
+        banned,
+        "train",
     )
     sft_rows = []
     if "sft" in cfg.stages:
         sft_rows = _decontaminate(
-            load_rows(d.sft, key="data.sft", size=d.sft_size, seed=cfg.seed + 2, split="train"), banned, "sft"
+            load_rows(d.sft, key="data.sft", size=d.sft_size, seed=cfg.seed + 2, split="train"),
+            banned,
+            "sft",
         )[: d.sft_size]
     encode = lambda row: render_prompt(tokenizer, row["prompt"], d.prompt_format, d.raw_template)  # noqa: E731
     stop_ids = _stop_token_ids(tokenizer, model_path)
@@ -82,9 +90,15 @@ def train(cfg: TrainConfig, progress: Progress | None = None) -> dict[str, Any]:
         cluster.sync_weights()
         truncate_metrics(run_dir, "rl", state["step"])
         log.info("resumed from %s (stage %s, step %d)", ckpt, state["stage"], state["step"])
+    wall_before = float(state.get("wall_s", 0.0))
+
+    def elapsed() -> float:  # wall seconds of the whole run, across resumes
+        return wall_before + time.time() - t_start
 
     def evaluate(stage: str) -> float:
-        acc = _evaluate(cluster, heldout, encode, tokenizer, cfg, stop_ids, d.verifier, run_dir, stage)
+        acc = _evaluate(
+            cluster, heldout, encode, tokenizer, cfg, stop_ids, d.verifier, run_dir, stage
+        )
         state["heldout"][stage] = acc
         log.info("held-out accuracy after %s: %.3f (%d problems)", stage, acc, len(heldout))
         progress("eval", 0, 0, {"stage": stage, "accuracy": acc})
@@ -96,7 +110,10 @@ def train(cfg: TrainConfig, progress: Progress | None = None) -> dict[str, Any]:
     # ---- stage 1 (cold start): supervised fine-tuning on worked, correctly formatted solutions ---
     if "sft" in cfg.stages and state["stage"] == "start":
         rng = random.Random(cfg.seed)
-        examples = [(encode(r), completion_ids(tokenizer, sft_completion(r, d.think), tokenizer.eos_token)) for r in sft_rows]
+        examples = [
+            (encode(r), completion_ids(tokenizer, sft_completion(r, d.think), tokenizer.eos_token))
+            for r in sft_rows
+        ]
         world = cfg.learner.world_size
         per_batch = cfg.sft.batch_size - cfg.sft.batch_size % world
         total = cfg.sft.epochs * (len(examples) // per_batch)
@@ -106,11 +123,18 @@ def train(cfg: TrainConfig, progress: Progress | None = None) -> dict[str, Any]:
             rng.shuffle(examples)
             for start in range(0, len(examples) - per_batch + 1, per_batch):
                 chunk = examples[start : start + per_batch]
-                batch = pack([p for p, _ in chunk], [c for _, c in chunk], [0.0] * len(chunk), pad_id)
+                batch = pack(
+                    [p for p, _ in chunk], [c for _, c in chunk], [0.0] * len(chunk), pad_id
+                )
                 tokens = float(batch.loss_mask.sum())
-                out = cluster.learners.call_each("sft_step", [(shard(batch, r, world), tokens) for r in range(world)])
+                out = cluster.learners.call_each(
+                    "sft_step", [(shard(batch, r, world), tokens) for r in range(world)]
+                )
                 sft_step += 1
-                row = {"loss": sum(o["loss"] for o in out) / tokens, "grad_norm": out[0]["grad_norm"]}
+                row = {
+                    "loss": sum(o["loss"] for o in out) / tokens,
+                    "grad_norm": out[0]["grad_norm"],
+                }
                 metrics.log(sft_step, "sft", row)
                 progress("sft", sft_step, total, row)
         cluster.learners.call("set_lr", cfg.learner.lr)
@@ -135,39 +159,62 @@ def train(cfg: TrainConfig, progress: Progress | None = None) -> dict[str, Any]:
         for step in range(first, cfg.steps + 1):
             t0 = time.time()
             base = (step - 1) * cfg.rollout.prompts_per_step
-            rows = [train_rows[order[(base + i) % len(order)]] for i in range(cfg.rollout.prompts_per_step)]
+            rows = [
+                train_rows[order[(base + i) % len(order)]]
+                for i in range(cfg.rollout.prompts_per_step)
+            ]
             prompt_ids = [encode(r) for r in rows]
             groups = cluster.generate(prompt_ids, params)
             t1 = time.time()
-            flat = [(row, pids, c) for row, pids, group in zip(rows, prompt_ids, groups, strict=True) for c in group]
-            results = cluster.score([(row.get("verifier", d.verifier), _sample(row, c, tokenizer)) for row, _, c in flat])
+            flat = [
+                (row, pids, c)
+                for row, pids, group in zip(rows, prompt_ids, groups, strict=True)
+                for c in group
+            ]
+            results = cluster.score(
+                [
+                    (row.get("verifier", d.verifier), _sample(row, c, tokenizer))
+                    for row, _, c in flat
+                ]
+            )
             t2 = time.time()
             import torch
 
             rewards = torch.tensor([r["reward"] for r in results], dtype=torch.float32)
             advantages = algo.advantages(rewards)
-            batch = pack([p for _, p, _ in flat], [c.token_ids for _, _, c in flat], advantages.tolist(), pad_id)
+            batch = pack(
+                [p for _, p, _ in flat],
+                [c.token_ids for _, _, c in flat],
+                advantages.tolist(),
+                pad_id,
+            )
             tokens = float(batch.loss_mask.sum())
             world = cfg.learner.world_size
             outs = cluster.learners.call_each(
-                "rl_step", [(shard(batch, r, world), tokens, algo, cfg.rollout.temperature) for r in range(world)]
+                "rl_step",
+                [
+                    (shard(batch, r, world), tokens, algo, cfg.rollout.temperature)
+                    for r in range(world)
+                ],
             )
             t3 = time.time()
             sync = cluster.sync_weights()
             t4 = time.time()
             last = _rl_metrics(results, flat, outs, tokens, sync)
-            last.update(time_rollout=t1 - t0, time_verify=t2 - t1, time_learn=t3 - t2, time_sync=t4 - t3)
+            last.update(
+                time_rollout=t1 - t0, time_verify=t2 - t1, time_learn=t3 - t2, time_sync=t4 - t3
+            )
             metrics.log(step, "rl", last)
             progress("rl", step, cfg.steps, last)
             state.update(stage="rl", step=step, data_position=step * cfg.rollout.prompts_per_step)
             if step % cfg.checkpoint_every == 0 and step < cfg.steps:
-                _save(cluster, run_dir, step, state, tokenizer, t_start)
+                _save(cluster, run_dir, step, dict(state, wall_s=elapsed()), tokenizer)
         evaluate("rl")
         state["stage"] = "rl_done"
 
     # ---- the end: final checkpoint, summary.json, plot, table --------------------------------------
-    state["wall_s"] = state.get("wall_s", 0.0) + (time.time() - t_start)
-    _save(cluster, run_dir, state["step"], state, tokenizer, t_start)
+    state["wall_s"] = elapsed()
+    _save(cluster, run_dir, state["step"], state, tokenizer)
     metrics.close()
     summary = {
         "run_dir": str(run_dir),
@@ -189,7 +236,11 @@ def train(cfg: TrainConfig, progress: Progress | None = None) -> dict[str, Any]:
 def _decontaminate(rows: list[dict[str, Any]], banned: set[str], name: str) -> list[dict[str, Any]]:
     kept = [r for r in rows if str(r["prompt"]) not in banned]
     if len(kept) < len(rows):
-        log.info("decontamination: dropped %d %s rows whose prompt is a held-out prompt", len(rows) - len(kept), name)
+        log.info(
+            "decontamination: dropped %d %s rows whose prompt is a held-out prompt",
+            len(rows) - len(kept),
+            name,
+        )
     return kept
 
 
@@ -215,8 +266,13 @@ def _sample(row: dict[str, Any], completion: Any, tokenizer: Any) -> Sample:
     )
 
 
-def _rl_metrics(results: list[dict[str, Any]], flat: list[Any], outs: list[dict[str, float]],
-                tokens: float, sync: dict[str, float]) -> dict[str, Any]:
+def _rl_metrics(
+    results: list[dict[str, Any]],
+    flat: list[Any],
+    outs: list[dict[str, float]],
+    tokens: float,
+    sync: dict[str, float],
+) -> dict[str, Any]:
     n = len(results)
     summed = {k: sum(o.get(k, 0.0) for o in outs) for k in outs[0]}
     m: dict[str, Any] = {
@@ -236,27 +292,52 @@ def _rl_metrics(results: list[dict[str, Any]], flat: list[Any], outs: list[dict[
     return m
 
 
-def _evaluate(cluster: Any, rows: list[dict[str, Any]], encode: Any, tokenizer: Any, cfg: TrainConfig,
-              stop_ids: list[int], default_spec: Any, run_dir: Path, stage: str) -> float:
+def _evaluate(
+    cluster: Any,
+    rows: list[dict[str, Any]],
+    encode: Any,
+    tokenizer: Any,
+    cfg: TrainConfig,
+    stop_ids: list[int],
+    default_spec: Any,
+    run_dir: Path,
+    stage: str,
+) -> float:
     """Held-out accuracy: one sample per problem (greedy unless eval_temperature > 0), verified."""
     import json
 
-    params = SamplingParams(n=1, temperature=cfg.eval_temperature, max_tokens=cfg.rollout.max_tokens,
-                            stop_token_ids=tuple(stop_ids), seed=cfg.seed)
+    params = SamplingParams(
+        n=1,
+        temperature=cfg.eval_temperature,
+        max_tokens=cfg.rollout.max_tokens,
+        stop_token_ids=tuple(stop_ids),
+        seed=cfg.seed,
+    )
     groups = cluster.generate([encode(r) for r in rows], params)
     samples = [_sample(r, g[0], tokenizer) for r, g in zip(rows, groups, strict=True)]
-    results = cluster.score([(r.get("verifier", default_spec), s) for r, s in zip(rows, samples, strict=True)])
+    results = cluster.score(
+        [(r.get("verifier", default_spec), s) for r, s in zip(rows, samples, strict=True)]
+    )
     with (run_dir / f"heldout_{stage}.jsonl").open("w") as f:
         for r, s, res in zip(rows, samples, results, strict=True):
-            f.write(json.dumps({"id": r.get("id"), "prompt": r["prompt"], "response": s.response,
-                                "correct": res["correct"], "reward": res["reward"]}) + "\n")
+            f.write(
+                json.dumps(
+                    {
+                        "id": r.get("id"),
+                        "prompt": r["prompt"],
+                        "response": s.response,
+                        "correct": res["correct"],
+                        "reward": res["reward"],
+                    }
+                )
+                + "\n"
+            )
     return sum(res["correct"] is True for res in results) / len(results)
 
 
-def _save(cluster: Any, run_dir: Path, step: int, state: dict[str, Any], tokenizer: Any, t_start: float) -> None:
+def _save(cluster: Any, run_dir: Path, step: int, state: dict[str, Any], tokenizer: Any) -> None:
     tmp = checkpoint.begin(run_dir, step)
     cluster.learners.call("save", str(tmp))
     tokenizer.save_pretrained(tmp / "policy")
-    saved = dict(state, wall_s=state.get("wall_s", 0.0) if state.get("stage") == "rl_done" else time.time() - t_start)
-    path = checkpoint.commit(tmp, checkpoint.step_dir(run_dir, step), saved)
+    path = checkpoint.commit(tmp, checkpoint.step_dir(run_dir, step), state)
     log.info("checkpoint: %s", path)

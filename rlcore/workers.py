@@ -58,7 +58,9 @@ class RolloutWorker:
 
 @ray.remote(num_cpus=0)
 class VerifierWorker:
-    def __init__(self, specs: list[Any], options: dict[str, Any], workers: int, timeout_s: float) -> None:
+    def __init__(
+        self, specs: list[Any], options: dict[str, Any], workers: int, timeout_s: float
+    ) -> None:
         _setup_logging()
         from rlcore.verifiers.build import Scorer
 
@@ -99,7 +101,9 @@ class LearnerWorker:
     def set_lr(self, lr: float) -> None:
         self.learner.set_lr(lr)
 
-    def rl_step(self, batch: Any, global_tokens: float, algo: Any, temperature: float = 1.0) -> dict[str, float]:
+    def rl_step(
+        self, batch: Any, global_tokens: float, algo: Any, temperature: float = 1.0
+    ) -> dict[str, float]:
         return self.learner.rl_step(batch, global_tokens, algo, temperature)
 
     def sft_step(self, batch: Any, global_tokens: float) -> dict[str, float]:
@@ -155,15 +159,22 @@ class ActorGroup:
         return ray.get(self.submit_each(method, per_actor))
 
     def submit_each(self, method: str, per_actor: Sequence[tuple[Any, ...]]) -> list[Any]:
-        return [getattr(a, method).remote(*args) for a, args in zip(self.actors, per_actor, strict=True)]
+        return [
+            getattr(a, method).remote(*args) for a, args in zip(self.actors, per_actor, strict=True)
+        ]
 
 
 def init_ray(address: str, num_cpus: int) -> None:
     """Connect to `address`, or start a local cluster bound to 127.0.0.1 (DESIGN.md)."""
     if ray.is_initialized():
         return
-    env = {"env_vars": {"TOKENIZERS_PARALLELISM": "false", "PYTHONWARNINGS": "ignore",
-                        "VLLM_LOGGING_LEVEL": os.environ.get("VLLM_LOGGING_LEVEL", "ERROR")}}
+    env = {
+        "env_vars": {
+            "TOKENIZERS_PARALLELISM": "false",
+            "PYTHONWARNINGS": "ignore",
+            "VLLM_LOGGING_LEVEL": os.environ.get("VLLM_LOGGING_LEVEL", "ERROR"),
+        }
+    }
     if address:
         ray.init(address=address, runtime_env=env, log_to_driver=True)
     else:

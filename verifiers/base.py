@@ -73,7 +73,9 @@ class Result:
 class VerifierConfig:
     """Settings every verifier has; subclasses add their own fields in their own frozen config."""
 
-    timeout_s: float = 10.0  # per-sample wall-clock limit in the pool; past it the result is "timeout"
+    timeout_s: float = (
+        10.0  # per-sample wall-clock limit in the pool; past it the result is "timeout"
+    )
 
 
 class Verifier:

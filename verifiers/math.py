@@ -23,10 +23,10 @@ from __future__ import annotations
 
 import logging
 import re
-from decimal import Decimal
 import time
 import unicodedata
 from dataclasses import dataclass
+from decimal import Decimal
 from functools import lru_cache
 from typing import Any
 

@@ -159,7 +159,7 @@ def _to_json_schema(s: Any) -> Any:
         return [_to_json_schema(x) for x in s]
     if not isinstance(s, dict):
         return s
-    out = {}
+    out: dict[str, Any] = {}
     for k, v in s.items():
         if k == "type" and isinstance(v, str):
             t = _BFCL_TYPES.get(v, v)

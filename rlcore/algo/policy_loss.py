@@ -35,7 +35,9 @@ def masked_sum(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return (values * mask).sum()
 
 
-def token_mean(values: torch.Tensor, mask: torch.Tensor, num_tokens: float | None = None) -> torch.Tensor:
+def token_mean(
+    values: torch.Tensor, mask: torch.Tensor, num_tokens: float | None = None
+) -> torch.Tensor:
     """Token-level aggregation: sum over all unmasked tokens / num_tokens.
 
     num_tokens defaults to mask.sum(); pass the GLOBAL token count of the whole batch (all

@@ -13,7 +13,9 @@ def as_messages(prompt: str | list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [{"role": "user", "content": prompt}] if isinstance(prompt, str) else list(prompt)
 
 
-def render_prompt(tokenizer: Any, prompt: str | list[dict[str, Any]], fmt: str, raw_template: str) -> list[int]:
+def render_prompt(
+    tokenizer: Any, prompt: str | list[dict[str, Any]], fmt: str, raw_template: str
+) -> list[int]:
     """Token ids of a prompt. fmt "chat": the tokenizer's chat template with the generation prompt;
     "raw": `raw_template` with the (string) prompt, for base models that know no chat format."""
     if fmt == "chat":
@@ -25,7 +27,9 @@ def render_prompt(tokenizer: Any, prompt: str | list[dict[str, Any]], fmt: str, 
         return list(ids)
     if not isinstance(prompt, str):
         raise ValueError("data.prompt_format=raw needs string prompts, not chat messages")
-    return list(tokenizer(raw_template.format(prompt=prompt), add_special_tokens=False)["input_ids"])
+    return list(
+        tokenizer(raw_template.format(prompt=prompt), add_special_tokens=False)["input_ids"]
+    )
 
 
 def completion_ids(tokenizer: Any, text: str, end_token: str) -> list[int]:

@@ -45,7 +45,9 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
             try:
                 row = json.loads(line)
             except json.JSONDecodeError as e:
-                raise DataError(f"{path}:{lineno}: malformed JSON: {e.msg} (column {e.colno})") from None
+                raise DataError(
+                    f"{path}:{lineno}: malformed JSON: {e.msg} (column {e.colno})"
+                ) from None
             rows.append(_check_row(row, f"{path}:{lineno}"))
     return rows
 

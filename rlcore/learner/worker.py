@@ -57,7 +57,7 @@ class Learner:
             os.environ.setdefault("DS_ACCELERATOR", "cpu")
         os.environ.update(
             RANK=str(spec.rank),
-            LOCAL_RANK=str(spec.rank if spec.use_gpu else 0),
+            LOCAL_RANK="0",  # a Ray actor sees only its own GPU(s), as cuda:0
             WORLD_SIZE=str(spec.world_size),
             MASTER_ADDR=spec.master_addr,
             MASTER_PORT=str(spec.master_port),
@@ -206,7 +206,11 @@ class Learner:
         target = Path(path)
         self.engine.save_checkpoint(str(target / "deepspeed"), tag="state")
         state = dict(self.named_weights())
-        rng = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+        rng = {
+            "torch": torch.get_rng_state(),
+            "numpy": np.random.get_state(),
+            "python": random.getstate(),
+        }
         torch.save(rng, target / f"rng_rank{self.spec.rank}.pt")
         if self.spec.rank == 0:
             self.engine.module.save_pretrained(target / "policy", state_dict=state)

@@ -133,7 +133,9 @@ def pretrain_texts(recipe: TinyRecipe) -> list[str]:
     for r in rows:
         answer = raw_completion(r["meta"]["worked"], r["reference"]["answer"])
         if rng.random() < recipe.chat_fraction:
-            texts.append(f"{IM_START}user\n{r['prompt']}{IM_END}\n{IM_START}assistant\n{answer.strip()}{IM_END}")
+            texts.append(
+                f"{IM_START}user\n{r['prompt']}{IM_END}\n{IM_START}assistant\n{answer.strip()}{IM_END}"
+            )
         else:
             texts.append(raw_prompt(r["prompt"]) + answer + EOS)
     return texts

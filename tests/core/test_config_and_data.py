@@ -1,6 +1,7 @@
 """Config schema and data loading: bad input fails early, naming the key or file:line."""
 
 import json
+from dataclasses import FrozenInstanceError
 
 import pytest
 
@@ -15,7 +16,7 @@ def test_defaults_and_overrides(tmp_path):
     cfg = load_config(y, ["learner.world_size=2", "algo.clip_high=0.28"])
     assert cfg.rollout.n == 4 and cfg.stages == ["rl"]
     assert cfg.learner.world_size == 2 and cfg.algo.clip_high == 0.28
-    with pytest.raises(Exception):  # frozen: nothing mutates the config after launch
+    with pytest.raises(FrozenInstanceError):  # frozen: nothing mutates the config after launch
         cfg.rollout.n = 5  # type: ignore[misc]
 
 
@@ -76,7 +77,10 @@ def test_missing_data_file_names_the_key():
 
 def test_jsonl_rows_load_with_ids(tmp_path):
     p = tmp_path / "t.jsonl"
-    p.write_text(json.dumps({"prompt": [{"role": "user", "content": "hi"}], "reference": {"answer": "1"}}) + "\n")
+    p.write_text(
+        json.dumps({"prompt": [{"role": "user", "content": "hi"}], "reference": {"answer": "1"}})
+        + "\n"
+    )
     rows = load_rows(str(p), key="data.train", size=0, seed=0, split="train")
     assert rows[0]["id"] == "t-0" and rows[0]["prompt"][0]["role"] == "user"
 

@@ -17,8 +17,12 @@ def _batches(n_steps: int, size: int, vocab: int):
     rng = random.Random(0)
     out = []
     for _ in range(n_steps):
-        prompts = [[rng.randrange(10, vocab) for _ in range(rng.randrange(4, 9))] for _ in range(size)]
-        comps = [[rng.randrange(10, vocab) for _ in range(rng.randrange(2, 12))] for _ in range(size)]
+        prompts = [
+            [rng.randrange(10, vocab) for _ in range(rng.randrange(4, 9))] for _ in range(size)
+        ]
+        comps = [
+            [rng.randrange(10, vocab) for _ in range(rng.randrange(2, 12))] for _ in range(size)
+        ]
         rewards = torch.tensor([float(rng.random() < 0.5) for _ in range(size)])
         adv = GRPO(group_size=4).advantages(rewards).tolist()
         out.append(pack(prompts, comps, adv, pad_id=0))
@@ -27,26 +31,45 @@ def _batches(n_steps: int, size: int, vocab: int):
 
 def _curve(model_path: str, world_size: int, micro: int, zero_stage: int) -> list[dict]:
     port = free_port()
-    group = ActorGroup([
-        LearnerWorker.remote(LearnerSpec(
-            model_path=model_path, rank=r, world_size=world_size, master_addr="127.0.0.1",
-            master_port=port, zero_stage=zero_stage, micro_batch_size=micro, lr=1e-2,
-            weight_decay=0.0, grad_clip=1.0, warmup_steps=0, dtype="float32", use_gpu=False,
-            seed=0, needs_reference=False,
-        ))
-        for r in range(world_size)
-    ])
+    group = ActorGroup(
+        [
+            LearnerWorker.remote(
+                LearnerSpec(
+                    model_path=model_path,
+                    rank=r,
+                    world_size=world_size,
+                    master_addr="127.0.0.1",
+                    master_port=port,
+                    zero_stage=zero_stage,
+                    micro_batch_size=micro,
+                    lr=1e-2,
+                    weight_decay=0.0,
+                    grad_clip=1.0,
+                    warmup_steps=0,
+                    dtype="float32",
+                    use_gpu=False,
+                    seed=0,
+                    needs_reference=False,
+                )
+            )
+            for r in range(world_size)
+        ]
+    )
     algo = GRPO(group_size=4)
     curve = []
     try:
         for batch in _batches(4, 16, 90):
             tokens = float(batch.loss_mask.sum())
-            outs = group.call_each("rl_step", [(shard(batch, r, world_size), tokens, algo) for r in range(world_size)])
+            outs = group.call_each(
+                "rl_step", [(shard(batch, r, world_size), tokens, algo) for r in range(world_size)]
+            )
             # the surrogate's value is constant on-policy; the entropy moves with the weights
-            curve.append({
-                "entropy": sum(o["entropy"] for o in outs) / tokens,
-                "grad_norm": outs[0]["grad_norm"],
-            })
+            curve.append(
+                {
+                    "entropy": sum(o["entropy"] for o in outs) / tokens,
+                    "grad_norm": outs[0]["grad_norm"],
+                }
+            )
         probe = pack([[11, 12, 13]], [[14, 15, 16, 17]], [0.0], pad_id=0)
         curve.append({"probe": ray.get(group.actors[0].logprobs.remote(probe))[0]})
     finally:
@@ -58,7 +81,9 @@ def _curve(model_path: str, world_size: int, micro: int, zero_stage: int) -> lis
 @pytest.mark.slow
 def test_two_ranks_match_one_rank_with_the_same_global_batch(tiny_chat_model, ray_local):
     one = _curve(tiny_chat_model, world_size=1, micro=4, zero_stage=2)  # 4 micro-batches of 4
-    two = _curve(tiny_chat_model, world_size=2, micro=8, zero_stage=2)  # 1 micro-batch of 8 per rank
+    two = _curve(
+        tiny_chat_model, world_size=2, micro=8, zero_stage=2
+    )  # 1 micro-batch of 8 per rank
     for a, b in zip(one[:-1], two[:-1], strict=True):
         assert a["entropy"] == pytest.approx(b["entropy"], rel=1e-4)
         assert a["grad_norm"] == pytest.approx(b["grad_norm"], rel=1e-3)

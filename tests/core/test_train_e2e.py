@@ -32,13 +32,24 @@ def test_two_step_coldstart_run_then_resume(tmp_path, tiny_chat_model, ray_local
     run_dir = tmp_path / "run"
     cfg = load_config(
         "configs/tiny_coldstart.yaml",
-        [*SMALL, f"model.path={tiny_chat_model}", f"run_dir={run_dir}", "steps=2", "checkpoint_every=1"],
+        [
+            *SMALL,
+            f"model.path={tiny_chat_model}",
+            f"run_dir={run_dir}",
+            "steps=2",
+            "checkpoint_every=1",
+        ],
     )
     summary = train(cfg)
 
-    assert {"config.yaml", "metrics.jsonl", "summary.json", "rewards.png", "checkpoints", "tensorboard"} <= {
-        p.name for p in run_dir.iterdir()
-    }
+    assert {
+        "config.yaml",
+        "metrics.jsonl",
+        "summary.json",
+        "rewards.png",
+        "checkpoints",
+        "tensorboard",
+    } <= {p.name for p in run_dir.iterdir()}
     on_disk = json.loads((run_dir / "summary.json").read_text())
     assert on_disk["steps"] == 2 and on_disk["wall_s"] > 0
     assert set(on_disk["heldout_accuracy"]) == {"base", "sft", "rl"}
@@ -46,8 +57,18 @@ def test_two_step_coldstart_run_then_resume(tmp_path, tiny_chat_model, ray_local
     rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     rl = [r for r in rows if r["stage"] == "rl"]
     assert [r["step"] for r in rl] == [1, 2]
-    for key in ("reward_mean", "accuracy", "response_len", "entropy", "clip_frac", "grad_norm",
-                "time_rollout", "time_verify", "time_learn", "time_sync"):
+    for key in (
+        "reward_mean",
+        "accuracy",
+        "response_len",
+        "entropy",
+        "clip_frac",
+        "grad_norm",
+        "time_rollout",
+        "time_verify",
+        "time_learn",
+        "time_sync",
+    ):
         assert key in rl[0], key
     # the engine serves exactly the learner's weights after every sync (checked in the loop)
     assert all(r["sync_mismatch"] < 1e-3 for r in rl)
@@ -60,7 +81,13 @@ def test_two_step_coldstart_run_then_resume(tmp_path, tiny_chat_model, ray_local
     # resume: two more steps continue from step 2; SFT is not repeated
     cfg2 = load_config(
         "configs/tiny_coldstart.yaml",
-        [*SMALL, f"model.path={tiny_chat_model}", f"resume={run_dir}", "steps=4", "checkpoint_every=1"],
+        [
+            *SMALL,
+            f"model.path={tiny_chat_model}",
+            f"resume={run_dir}",
+            "steps=4",
+            "checkpoint_every=1",
+        ],
     )
     summary2 = train(cfg2)
     assert summary2["steps"] == 4

@@ -24,7 +24,11 @@ def test_engine_matches_learner_after_every_sync(engine, tiny_chat_model, ray_lo
         batch = pack([[30, 31, 32]] * 4, [[40, 41, 42, 43]] * 4, [1.0, -1.0, 1.0, -1.0], pad_id=0)
         batch.advantages[:] = batch.advantages * 0 + 1.0  # push every sampled token up
         for _ in range(2):
-            ray.get(cluster.learners.actors[0].rl_step.remote(batch, float(batch.loss_mask.sum()), GRPO(group_size=2)))
+            ray.get(
+                cluster.learners.actors[0].rl_step.remote(
+                    batch, float(batch.loss_mask.sum()), GRPO(group_size=2)
+                )
+            )
             with pytest.raises(Exception, match="differ from the learner"):
                 cluster.check_probe()  # stale engine: the check must notice
             out = cluster.sync_weights()

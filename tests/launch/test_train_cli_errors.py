@@ -14,7 +14,10 @@ REPO = Path(__file__).resolve().parents[2]
 def rlcore(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "rlcore.launch.cli", "train", *args],
-        cwd=cwd, capture_output=True, text=True, timeout=300,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
 
 
@@ -57,7 +60,7 @@ def test_missing_data_file(tmp_path, tiny_chat_model):
 def test_malformed_jsonl_row_names_file_and_line(tmp_path, tiny_chat_model):
     data = tmp_path / "train.jsonl"
     good = json.dumps({"prompt": "1+2=?", "reference": {"answer": "3"}})
-    data.write_text(f"{good}\n{good}\n{{\"prompt\": \"3+4=?\", \n")
+    data.write_text(f'{good}\n{good}\n{{"prompt": "3+4=?", \n')
     r = rlcore([f"model.path={tiny_chat_model}", f"data.train={data}"], tmp_path)
     assert r.returncode == 2
     assert f"{data}:3: malformed JSON" in r.stderr
