@@ -86,6 +86,8 @@ def train(cfg: TrainConfig, progress: Progress | None = None) -> dict[str, Any]:
     ckpt = checkpoint.latest(run_dir) if cfg.resume else None
     if ckpt is not None:
         state = checkpoint.read_state(ckpt)
+        if state["stage"] == "rl_done" and state["step"] < cfg.steps:
+            state["stage"] = "rl"  # a finished run given more steps continues its RL stage
         cluster.learners.call("load", str(ckpt))
         cluster.sync_weights()
         truncate_metrics(run_dir, "rl", state["step"])
