@@ -190,6 +190,12 @@ def validate(cfg: TrainConfig) -> None:
         raise ConfigError(f"rollout.engine: {cfg.rollout.engine!r} is not one of auto, vllm, hf")
     if cfg.algo.type != "grpo":
         raise ConfigError(f"algo.type: {cfg.algo.type!r} is not implemented (grpo)")
+    batch = cfg.rollout.prompts_per_step * cfg.rollout.n
+    if batch % cfg.learner.world_size:
+        raise ConfigError(
+            f"rollout.prompts_per_step * rollout.n = {batch} sequences do not split evenly over "
+            f"learner.world_size={cfg.learner.world_size} ranks"
+        )
     if cfg.learner.zero_stage not in (0, 1, 2, 3):
         raise ConfigError(f"learner.zero_stage: {cfg.learner.zero_stage} is not 0-3")
     if cfg.data.prompt_format not in ("chat", "raw"):

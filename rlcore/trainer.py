@@ -18,6 +18,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from rlcore import checkpoint
 from rlcore.algo import GRPO
 from rlcore.config import TrainConfig
@@ -36,9 +38,8 @@ Progress = Callable[[str, int, int, dict[str, Any]], None]
 def train(cfg: TrainConfig, progress: Progress | None = None) -> dict[str, Any]:
     t_start = time.time()
     progress = progress or (lambda stage, step, total, metrics: None)
-    model_path = resolve_model_path(
-        cfg.model.path
-    )  # bad paths and data fail before any file is written
+    # bad model paths and bad data fail here, before the run directory is written
+    model_path = resolve_model_path(cfg.model.path)
 
     # ---- data: train / held-out / SFT rows; held-out prompts never appear in training ------------
     from transformers import AutoTokenizer
@@ -180,8 +181,6 @@ def train(cfg: TrainConfig, progress: Progress | None = None) -> dict[str, Any]:
                 ]
             )
             t2 = time.time()
-            import torch
-
             rewards = torch.tensor([r["reward"] for r in results], dtype=torch.float32)
             advantages = algo.advantages(rewards)
             batch = pack(
