@@ -127,10 +127,10 @@ def main() -> None:
     rng = random.Random(0)
     rows: list[dict[str, Any]] = []
     for name in [n.strip() for n in args.verifiers.split(",") if n.strip()]:
-        if args.samples_file:
-            samples = file_samples(args.samples_file, name, args.n * args.reps)
-        elif name in GENERATORS:
+        if name in GENERATORS:
             samples = GENERATORS[name](args.n * args.reps, rng)
+        elif args.samples_file:
+            samples = file_samples(args.samples_file, name, args.n * args.reps)
         else:
             raise SystemExit(f"no generator for {name!r}: pass --samples-file")
         batches = [samples[i : i + args.n] for i in range(0, len(samples), args.n)]
