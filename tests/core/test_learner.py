@@ -91,3 +91,36 @@ def test_two_ranks_match_one_rank_with_the_same_global_batch(tiny_chat_model, ra
     assert one[-1]["probe"] == pytest.approx(two[-1]["probe"], abs=1e-4)
     # and training moved them (the comparison is not trivially between two untouched models)
     assert one[0]["entropy"] != pytest.approx(one[3]["entropy"], rel=1e-4)
+
+
+@pytest.mark.slow
+def test_reference_model_gives_kl_only_after_the_policy_moves(tiny_chat_model, ray_local):
+    actor = LearnerWorker.remote(
+        LearnerSpec(
+            model_path=tiny_chat_model,
+            rank=0,
+            world_size=1,
+            master_addr="127.0.0.1",
+            master_port=free_port(),
+            zero_stage=2,
+            micro_batch_size=16,
+            lr=1e-2,
+            weight_decay=0.0,
+            grad_clip=1.0,
+            warmup_steps=0,
+            dtype="float32",
+            use_gpu=False,
+            seed=0,
+            needs_reference=True,
+        )
+    )
+    try:
+        algo = GRPO(group_size=4, kl_coef=0.1)
+        batch = _batches(1, 16, 90)[0]
+        tokens = float(batch.loss_mask.sum())
+        first = ray.get(actor.rl_step.remote(batch, tokens, algo))
+        second = ray.get(actor.rl_step.remote(batch, tokens, algo))
+        assert first["kl"] / tokens == pytest.approx(0.0, abs=1e-6)  # policy == reference at first
+        assert second["kl"] / tokens > 1e-5  # after one update they differ, and k3 >= 0
+    finally:
+        ray.kill(actor)

@@ -24,14 +24,28 @@ def test_chat_template_renders_generation_prompt_once():
 
 def test_base_is_built_once_and_cached(tmp_path, monkeypatch):
     monkeypatch.setenv("RLCORE_CACHE", str(tmp_path))
-    recipe = TinyRecipe(pretrain_problems=200, pretrain_steps=3, batch_size=8, hidden_size=64, num_heads=2,
-                        num_layers=1, intermediate_size=64)
+    recipe = TinyRecipe(
+        pretrain_problems=200,
+        pretrain_steps=3,
+        batch_size=8,
+        hidden_size=64,
+        num_heads=2,
+        num_layers=1,
+        intermediate_size=64,
+    )
     path = tiny_base_path(recipe)
     assert (path / "config.json").is_file() and (path / "tokenizer.json").is_file()
     stamp = (path / "config.json").stat().st_mtime_ns
     assert tiny_base_path(recipe) == path
     assert (path / "config.json").stat().st_mtime_ns == stamp  # reused, not rebuilt
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".tiny-base-")]  # no leftovers
-    other = TinyRecipe(pretrain_problems=200, pretrain_steps=4, batch_size=8, hidden_size=64, num_heads=2,
-                       num_layers=1, intermediate_size=64)
+    other = TinyRecipe(
+        pretrain_problems=200,
+        pretrain_steps=4,
+        batch_size=8,
+        hidden_size=64,
+        num_heads=2,
+        num_layers=1,
+        intermediate_size=64,
+    )
     assert tiny_base_path(other) != path  # a different recipe is a different cache entry
