@@ -53,7 +53,10 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
 
 
 def read_parquet(path: Path) -> list[dict[str, Any]]:
-    import pyarrow.parquet as pq
+    try:
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise DataError(f"{path}: reading Parquet needs pyarrow (pip install pyarrow)") from None
 
     rows = pq.read_table(path).to_pylist()
     return [_check_row(r, f"{path}:row {i}") for i, r in enumerate(rows)]
