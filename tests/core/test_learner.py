@@ -29,29 +29,39 @@ def _batches(n_steps: int, size: int, vocab: int):
     return out
 
 
+def _spec(
+    model_path: str,
+    rank: int,
+    world_size: int,
+    micro: int,
+    port: int,
+    zero_stage: int = 2,
+    needs_reference: bool = False,
+) -> LearnerSpec:
+    return LearnerSpec(
+        model_path=model_path,
+        rank=rank,
+        world_size=world_size,
+        master_addr="127.0.0.1",
+        master_port=port,
+        zero_stage=zero_stage,
+        micro_batch_size=micro,
+        lr=1e-2,
+        weight_decay=0.0,
+        grad_clip=1.0,
+        warmup_steps=0,
+        dtype="float32",
+        use_gpu=False,
+        seed=0,
+        needs_reference=needs_reference,
+    )
+
+
 def _curve(model_path: str, world_size: int, micro: int, zero_stage: int) -> list[dict]:
     port = free_port()
     group = ActorGroup(
         [
-            LearnerWorker.remote(
-                LearnerSpec(
-                    model_path=model_path,
-                    rank=r,
-                    world_size=world_size,
-                    master_addr="127.0.0.1",
-                    master_port=port,
-                    zero_stage=zero_stage,
-                    micro_batch_size=micro,
-                    lr=1e-2,
-                    weight_decay=0.0,
-                    grad_clip=1.0,
-                    warmup_steps=0,
-                    dtype="float32",
-                    use_gpu=False,
-                    seed=0,
-                    needs_reference=False,
-                )
-            )
+            LearnerWorker.remote(_spec(model_path, r, world_size, micro, port, zero_stage))
             for r in range(world_size)
         ]
     )
@@ -96,23 +106,7 @@ def test_two_ranks_match_one_rank_with_the_same_global_batch(tiny_chat_model, ra
 @pytest.mark.slow
 def test_reference_model_gives_kl_only_after_the_policy_moves(tiny_chat_model, ray_local):
     actor = LearnerWorker.remote(
-        LearnerSpec(
-            model_path=tiny_chat_model,
-            rank=0,
-            world_size=1,
-            master_addr="127.0.0.1",
-            master_port=free_port(),
-            zero_stage=2,
-            micro_batch_size=16,
-            lr=1e-2,
-            weight_decay=0.0,
-            grad_clip=1.0,
-            warmup_steps=0,
-            dtype="float32",
-            use_gpu=False,
-            seed=0,
-            needs_reference=True,
-        )
+        _spec(tiny_chat_model, 0, 1, 16, free_port(), needs_reference=True)
     )
     try:
         algo = GRPO(group_size=4, kl_coef=0.1)

@@ -1,5 +1,7 @@
 """The embedded tiny model: tokenizer round trip, chat template, and the cached base build."""
 
+from dataclasses import replace
+
 from rlcore.data.chat import completion_ids, render_prompt
 from rlcore.models.tiny import IM_END, TinyRecipe, build_tokenizer, tiny_base_path
 
@@ -39,13 +41,5 @@ def test_base_is_built_once_and_cached(tmp_path, monkeypatch):
     assert tiny_base_path(recipe) == path
     assert (path / "config.json").stat().st_mtime_ns == stamp  # reused, not rebuilt
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".tiny-base-")]  # no leftovers
-    other = TinyRecipe(
-        pretrain_problems=200,
-        pretrain_steps=4,
-        batch_size=8,
-        hidden_size=64,
-        num_heads=2,
-        num_layers=1,
-        intermediate_size=64,
-    )
+    other = replace(recipe, pretrain_steps=4)
     assert tiny_base_path(other) != path  # a different recipe is a different cache entry
