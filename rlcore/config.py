@@ -92,14 +92,18 @@ class LearnerConfig:
 
 @dataclass(frozen=True)
 class AlgoConfig:
+    # grpo | drgrpo | rloo | reinforce_pp | gspo (rlcore/algo/strategies.py). Fields left None keep
+    # the algorithm's own default (e.g. GSPO's clip range 3e-4/4e-4, Dr. GRPO's aggregation).
     type: str = "grpo"
-    clip_low: float = 0.2
-    clip_high: float = 0.2
-    std_normalize: bool = True  # GRPO divides by the group's reward std
+    clip_low: float | None = None  # PPO clip: ratio >= 1 - clip_low (GRPO default 0.2)
+    clip_high: float | None = None  # ratio <= 1 + clip_high; > clip_low is DAPO's clip-higher
+    dual_clip: float | None = None  # > 1: dual-clip PPO bound for negative advantages
+    std_normalize: bool | None = None  # GRPO divides by the group's reward std (default true)
+    group_baseline: bool | None = None  # reinforce_pp only: subtract the group mean first
+    loss_agg: str | None = None  # token-mean | seq-mean-token-mean | seq-mean-token-sum
+    loss_agg_constant: float | None = None  # seq-mean-token-sum divisor; None: rollout.max_tokens
     kl_coef: float = 0.0  # > 0 loads a frozen reference model and adds k3 KL to the loss
     entropy_coef: float = 0.0
-    epochs: int = 1  # passes over each rollout batch
-    minibatches: int = 1  # optimizer steps per epoch
 
 
 @dataclass(frozen=True)
@@ -184,12 +188,14 @@ def validate(cfg: TrainConfig) -> None:
     bad = [s for s in cfg.stages if s not in ("sft", "rl")]
     if bad or not cfg.stages:
         raise ConfigError(f"stages: {list(cfg.stages)} must be a non-empty list of 'sft' and 'rl'")
-    if cfg.rollout.n < 2 and cfg.algo.type == "grpo":
-        raise ConfigError("rollout.n must be >= 2 for GRPO (advantages are relative to the group)")
+    if cfg.rollout.n < 2:
+        raise ConfigError("rollout.n must be >= 2 (advantages are relative to the prompt's group)")
     if cfg.rollout.engine not in ("auto", "vllm", "hf"):
         raise ConfigError(f"rollout.engine: {cfg.rollout.engine!r} is not one of auto, vllm, hf")
-    if cfg.algo.type != "grpo":
-        raise ConfigError(f"algo.type: {cfg.algo.type!r} is not implemented (grpo)")
+    try:
+        build_algorithm(cfg)
+    except (ValueError, TypeError) as e:
+        raise ConfigError(f"algo: {e}") from None
     batch = cfg.rollout.prompts_per_step * cfg.rollout.n
     if batch % cfg.learner.world_size:
         raise ConfigError(
@@ -214,6 +220,28 @@ def validate(cfg: TrainConfig) -> None:
                 f"{cfg.learner.gpus_per_rank}) but this machine has {have}; run a CPU config "
                 "(configs/tiny_coldstart.yaml) or set gpus=0 learner.gpus_per_rank=0"
             )
+
+
+def build_algorithm(cfg: TrainConfig) -> Any:
+    """The strategy object named by algo.type, with the config's fields (None = its default)."""
+    from rlcore.algo import make_algorithm
+
+    a = cfg.algo
+    return make_algorithm(
+        a.type,
+        group_size=cfg.rollout.n,
+        clip_low=a.clip_low,
+        clip_high=a.clip_high,
+        dual_clip=a.dual_clip,
+        std_normalize=a.std_normalize,
+        group_baseline=a.group_baseline,
+        loss_agg=a.loss_agg,
+        loss_agg_constant=a.loss_agg_constant
+        if a.loss_agg_constant is not None
+        else float(cfg.rollout.max_tokens),
+        kl_coef=a.kl_coef,
+        entropy_coef=a.entropy_coef,
+    )
 
 
 def to_yaml(cfg: TrainConfig) -> str:

@@ -21,8 +21,7 @@ from typing import Any
 import torch
 
 from rlcore import checkpoint
-from rlcore.algo import GRPO
-from rlcore.config import TrainConfig
+from rlcore.config import TrainConfig, build_algorithm
 from rlcore.data.chat import completion_ids, render_prompt
 from rlcore.data.dataset import load_rows, sft_completion
 from rlcore.learner.batch import pack, shard
@@ -68,14 +67,7 @@ def train(cfg: TrainConfig, progress: Progress | None = None) -> dict[str, Any]:
     log.info("run directory: %s", run_dir)
 
     # ---- the Ray actors: learner ranks, rollout engines, verifiers; one weight-sync group ---------
-    algo = GRPO(
-        group_size=cfg.rollout.n,
-        clip_low=cfg.algo.clip_low,
-        clip_high=cfg.algo.clip_high,
-        std_normalize=cfg.algo.std_normalize,
-        kl_coef=cfg.algo.kl_coef,
-        entropy_coef=cfg.algo.entropy_coef,
-    )
+    algo = build_algorithm(cfg)
     specs = [r.get("verifier", d.verifier) for r in train_rows + heldout]
     cluster = Cluster.start(cfg, model_path, specs, needs_reference=algo.needs_reference)
     cluster.init_sync(probe=encode(heldout[0]) + encode(heldout[1]))
@@ -194,7 +186,13 @@ def train(cfg: TrainConfig, progress: Progress | None = None) -> dict[str, Any]:
             outs = cluster.learners.call_each(
                 "rl_step",
                 [
-                    (shard(batch, r, world), tokens, algo, cfg.rollout.temperature)
+                    (
+                        shard(batch, r, world),
+                        tokens,
+                        algo,
+                        cfg.rollout.temperature,
+                        float(len(batch)),
+                    )
                     for r in range(world)
                 ],
             )

@@ -102,9 +102,14 @@ class LearnerWorker:
         self.learner.set_lr(lr)
 
     def rl_step(
-        self, batch: Any, global_tokens: float, algo: Any, temperature: float = 1.0
+        self,
+        batch: Any,
+        global_tokens: float,
+        algo: Any,
+        temperature: float = 1.0,
+        global_seqs: float | None = None,
     ) -> dict[str, float]:
-        return self.learner.rl_step(batch, global_tokens, algo, temperature)
+        return self.learner.rl_step(batch, global_tokens, algo, temperature, global_seqs)
 
     def sft_step(self, batch: Any, global_tokens: float) -> dict[str, float]:
         return self.learner.sft_step(batch, global_tokens)

@@ -1,6 +1,6 @@
-"""Algorithms: advantage estimators, policy losses and KL estimators (pure tensor functions), and
-the small strategy objects (GRPO) that the learner calls."""
+"""Algorithms: advantage estimators, policy/value losses and KL estimators (pure tensor functions),
+and the small strategy objects (GRPO and its variants) that the learner calls."""
 
-from rlcore.algo.grpo import GRPO
+from rlcore.algo.strategies import ALGORITHMS, GRPO, GSPO, RLOO, DrGRPO, ReinforcePP, make_algorithm
 
-__all__ = ["GRPO"]
+__all__ = ["ALGORITHMS", "GRPO", "GSPO", "RLOO", "DrGRPO", "ReinforcePP", "make_algorithm"]

@@ -134,13 +134,19 @@ class Learner:
 
     # ---- RL ------------------------------------------------------------------------------------
     def rl_step(
-        self, batch: TokenBatch, global_tokens: float, algo: GRPO, temperature: float = 1.0
+        self,
+        batch: TokenBatch,
+        global_tokens: float,
+        algo: GRPO,
+        temperature: float = 1.0,
+        global_seqs: float | None = None,
     ) -> dict[str, float]:
-        """One policy update on this rank's shard. global_tokens: loss tokens over ALL ranks.
+        """One policy update on this rank's shard. global_tokens / global_seqs: loss tokens and
+        sequences over ALL ranks (the denominators of the algorithm's loss aggregation).
         temperature: the rollout's; the policy being optimised is the one the engine sampled from."""
         self.engine.train()
         mbs = list(self._micro_batches(batch))
-        scale = self._scale(global_tokens)
+        seqs = float(len(batch) * self.spec.world_size) if global_seqs is None else global_seqs
         sums: dict[str, float] = {}
         for i, mb in enumerate(mbs):
             logprob, entropy = self._forward(self.engine, mb, temperature)
@@ -151,8 +157,10 @@ class Learner:
                     ref, _ = self._forward(self.reference, mb, temperature)
             mask = mb.loss_mask.to(self.device)
             adv = mb.advantages.to(self.device)
-            token_loss, stats = algo.token_loss(logprob, old, adv, entropy, ref)
-            self._backward((token_loss * mask).sum() * scale, last=i == len(mbs) - 1)
+            token_loss, stats = algo.token_loss(logprob, old, adv, entropy, ref, mask)
+            # x world_size: DeepSpeed averages gradients over ranks; the sum over ranks is wanted
+            loss = algo.aggregate(token_loss, mask, global_tokens, seqs) * self.spec.world_size
+            self._backward(loss, last=i == len(mbs) - 1)
             sums["loss"] = sums.get("loss", 0.0) + float((token_loss.detach() * mask).sum())
             for k, v in stats.items():
                 sums[k] = sums.get(k, 0.0) + float((v * mask).sum())

@@ -7,7 +7,7 @@ import pytest
 import ray
 import torch
 
-from rlcore.algo import GRPO
+from rlcore.algo import GRPO, DrGRPO
 from rlcore.learner.batch import pack, shard
 from rlcore.learner.worker import LearnerSpec
 from rlcore.workers import ActorGroup, LearnerWorker, free_port
@@ -57,7 +57,9 @@ def _spec(
     )
 
 
-def _curve(model_path: str, world_size: int, micro: int, zero_stage: int) -> list[dict]:
+def _curve(
+    model_path: str, world_size: int, micro: int, zero_stage: int, algo: GRPO | None = None
+) -> list[dict]:
     port = free_port()
     group = ActorGroup(
         [
@@ -65,7 +67,7 @@ def _curve(model_path: str, world_size: int, micro: int, zero_stage: int) -> lis
             for r in range(world_size)
         ]
     )
-    algo = GRPO(group_size=4)
+    algo = algo or GRPO(group_size=4)
     curve = []
     try:
         for batch in _batches(4, 16, 90):
@@ -89,11 +91,15 @@ def _curve(model_path: str, world_size: int, micro: int, zero_stage: int) -> lis
 
 
 @pytest.mark.slow
-def test_two_ranks_match_one_rank_with_the_same_global_batch(tiny_chat_model, ray_local):
-    one = _curve(tiny_chat_model, world_size=1, micro=4, zero_stage=2)  # 4 micro-batches of 4
-    two = _curve(
-        tiny_chat_model, world_size=2, micro=8, zero_stage=2
-    )  # 1 micro-batch of 8 per rank
+@pytest.mark.parametrize(
+    "algo",
+    [GRPO(group_size=4), DrGRPO(group_size=4, loss_agg_constant=16.0)],
+    ids=["grpo-token-mean", "drgrpo-seq-mean-token-sum"],
+)
+def test_two_ranks_match_one_rank_with_the_same_global_batch(algo, tiny_chat_model, ray_local):
+    # one rank: 4 micro-batches of 4; two ranks: 1 micro-batch of 8 each
+    one = _curve(tiny_chat_model, world_size=1, micro=4, zero_stage=2, algo=algo)
+    two = _curve(tiny_chat_model, world_size=2, micro=8, zero_stage=2, algo=algo)
     for a, b in zip(one[:-1], two[:-1], strict=True):
         assert a["entropy"] == pytest.approx(b["entropy"], rel=1e-4)
         assert a["grad_norm"] == pytest.approx(b["grad_norm"], rel=1e-3)
