@@ -61,7 +61,10 @@ def train(cfg: TrainConfig, progress: Progress | None = None) -> dict[str, Any]:
             banned,
             "sft",
         )[: d.sft_size]
-    encode = lambda row: render_prompt(tokenizer, row["prompt"], d.prompt_format, d.raw_template)  # noqa: E731
+
+    def encode(row: dict[str, Any]) -> list[int]:
+        return render_prompt(tokenizer, row["prompt"], d.prompt_format, d.raw_template)
+
     stop_ids = _stop_token_ids(tokenizer, model_path)
     run_dir = prepare_run_dir(cfg)
     log.info("run directory: %s", run_dir)

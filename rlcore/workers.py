@@ -62,11 +62,11 @@ class VerifierWorker:
         self, specs: list[Any], options: dict[str, Any], workers: int, timeout_s: float
     ) -> None:
         _setup_logging()
-        from rlcore.verifiers.build import Scorer
+        from rlcore.verifiers.build import Scorer, parse_spec
 
         configs = {name: {"timeout_s": timeout_s, **opts} for name, opts in options.items()}
         for spec in specs:  # every verifier the data names gets the run's default timeout
-            for name in _names(spec):
+            for name, _weight in parse_spec(spec):
                 configs.setdefault(name, {"timeout_s": timeout_s})
         self.scorer = Scorer.from_specs(specs, configs, workers=workers)
 
@@ -78,12 +78,6 @@ class VerifierWorker:
 
     def close(self) -> None:
         self.scorer.close()
-
-
-def _names(spec: Any) -> list[str]:
-    if isinstance(spec, str):
-        return [spec]
-    return [s if isinstance(s, str) else s["name"] for s in spec]
 
 
 @ray.remote(num_cpus=0)

@@ -3,7 +3,7 @@ under DeepSpeed ZeRO. CPU machines run it with DS_ACCELERATOR=cpu over gloo, GPU
 
 `Learner` is a plain class; rlcore/workers.py wraps it as the LearnerWorker Ray actor. Every rank gets
 its shard of the batch; losses are normalised by the GLOBAL token count so that any world size and any
-micro-batch size give the update of one big batch (see `_scale`).
+micro-batch size give the update of one big batch (see `_scale` and `GRPO.aggregate`).
 """
 
 from __future__ import annotations
@@ -102,7 +102,6 @@ class Learner:
             ref = AutoModelForCausalLM.from_pretrained(spec.model_path, dtype=_dtype(spec.dtype))
             self.reference = ref.to(self.device).eval().requires_grad_(False)
         self.pad_id = int(model.config.pad_token_id or 0)
-        self.steps = 0
 
     def set_lr(self, lr: float) -> None:
         """The SFT stage trains at its own learning rate, the RL stage at learner.lr."""
@@ -165,7 +164,6 @@ class Learner:
             for k, v in stats.items():
                 sums[k] = sums.get(k, 0.0) + float((v * mask).sum())
         self.engine.step()
-        self.steps += 1
         out = dict(sums)  # sums over this rank's tokens; the driver divides by global_tokens
         out["grad_norm"] = float(self.engine.get_global_grad_norm() or 0.0)
         out["lr"] = float(self.engine.get_lr()[0])
