@@ -83,17 +83,46 @@ class LearnerConfig:
     world_size: int = 1  # DeepSpeed data-parallel ranks (LearnerWorker actors)
     zero_stage: int = 2
     micro_batch_size: int = 64  # sequences per forward/backward on one rank
+    weight_decay: float = 0.0
+    # > 0: micro-batches are cut by a token budget instead (length-sorted; padded tokens per
+    # micro-batch at most this), so long and short responses cost the same memory per forward
+    max_tokens_per_micro_batch: int = 0
+    packing: bool = (
+        False  # padding-free: a micro-batch's sequences in one row (position_ids restart)
+    )
     lr: float = 1e-4
+    lr_schedule: str = "constant"  # constant | cosine (to min_lr_ratio * lr) | linear, after warmup
+    min_lr_ratio: float = 0.0
     weight_decay: float = 0.0
     grad_clip: float = 1.0
-    warmup_steps: int = 0
+    warmup_steps: int = 0  # optimizer steps of linear warmup from 0
+    gradient_checkpointing: bool = (
+        False  # recompute activations in backward: less memory, ~30% time
+    )
+    offload_optimizer: bool = False  # ZeRO: optimizer state in CPU memory (GPU machines)
+    lora_rank: int = 0  # > 0: train LoRA adapters (peft) instead of all weights; merged for sync
+    lora_alpha: float = 16.0
+    lora_target_modules: list[str] = field(
+        default_factory=lambda: [
+            "q_proj",
+            "k_proj",
+            "v_proj",
+            "o_proj",
+            "gate_proj",
+            "up_proj",
+            "down_proj",
+        ]
+    )
+    max_nonfinite_steps: int = 3  # a non-finite loss/grad skips the update; this many in a row stop
+    logprob_impl: str = "auto"  # auto | fused (Triton, GPU) | chunked | reference (rlcore.kernels)
     gpus_per_rank: int = 0  # 0 = CPU (gloo); 1 = one GPU per rank (NCCL)
 
 
 @dataclass(frozen=True)
 class AlgoConfig:
-    # grpo | drgrpo | rloo | reinforce_pp | gspo (rlcore/algo/strategies.py). Fields left None keep
-    # the algorithm's own default (e.g. GSPO's clip range 3e-4/4e-4, Dr. GRPO's aggregation).
+    # grpo | drgrpo | dapo | rloo | reinforce_pp | gspo | ppo (rlcore/algo/strategies.py). Fields
+    # left None keep the algorithm's own default (e.g. GSPO's clip range 3e-4/4e-4, DAPO's dynamic
+    # sampling); a field the algorithm does not have is an error at launch.
     type: str = "grpo"
     clip_low: float | None = None  # PPO clip: ratio >= 1 - clip_low (GRPO default 0.2)
     clip_high: float | None = None  # ratio <= 1 + clip_high; > clip_low is DAPO's clip-higher
@@ -102,8 +131,27 @@ class AlgoConfig:
     group_baseline: bool | None = None  # reinforce_pp only: subtract the group mean first
     loss_agg: str | None = None  # token-mean | seq-mean-token-mean | seq-mean-token-sum
     loss_agg_constant: float | None = None  # seq-mean-token-sum divisor; None: rollout.max_tokens
-    kl_coef: float = 0.0  # > 0 loads a frozen reference model and adds k3 KL to the loss
+    kl_coef: float = 0.0  # > 0 loads a frozen reference model; 0 skips it entirely
+    kl_estimator: str = "k3"  # k1 | k2 | k3 (rlcore/algo/kl.py)
+    kl_placement: str = "loss"  # loss: added to the policy loss | reward: per-token reward penalty
     entropy_coef: float = 0.0
+    # Truncated importance sampling: each token's loss is weighted by min(pi_learner / pi_rollout, C),
+    # correcting for the engine's numerics (and for stale rollouts). None = off; mismatch is logged anyway.
+    tis_cap: float | None = None
+    epochs: int = 1  # passes over each rollout batch
+    minibatches: int = 1  # optimizer steps per pass (the batch is split into this many)
+    # DAPO: drop prompt groups whose rewards are all equal and sample more until the batch is full
+    dynamic_sampling: bool | None = None
+    max_sample_rounds: int | None = None  # dynamic sampling: rollout rounds per step at most
+    overlong_buffer: int | None = (
+        None  # > 0: soft overlong penalty over the last N tokens of the cap
+    )
+    overlong_filter: bool | None = None  # truncated responses get no loss
+    gamma: float | None = None  # ppo: discount (GAE)
+    lam: float | None = None  # ppo: GAE lambda
+    value_clip: float | None = None  # ppo: critic value clipping
+    critic_lr: float = 1e-4  # ppo: the critic's learning rate (a separate DeepSpeed model)
+    critic_warmup_steps: int = 0  # ppo: steps that train only the critic first
 
 
 @dataclass(frozen=True)
@@ -206,6 +254,25 @@ def validate(cfg: TrainConfig) -> None:
         raise ConfigError(f"learner.zero_stage: {cfg.learner.zero_stage} is not 0-3")
     if cfg.data.prompt_format not in ("chat", "raw"):
         raise ConfigError(f"data.prompt_format: {cfg.data.prompt_format!r} is not chat or raw")
+    if cfg.learner.lr_schedule not in ("constant", "cosine", "linear"):
+        raise ConfigError(
+            f"learner.lr_schedule: {cfg.learner.lr_schedule!r} is not constant, cosine or linear"
+        )
+    if cfg.learner.logprob_impl not in ("auto", "fused", "chunked", "reference"):
+        raise ConfigError(
+            f"learner.logprob_impl: {cfg.learner.logprob_impl!r} is not auto, fused, chunked or "
+            "reference"
+        )
+    if cfg.algo.kl_placement not in ("loss", "reward"):
+        raise ConfigError(f"algo.kl_placement: {cfg.algo.kl_placement!r} is not loss or reward")
+    if cfg.algo.epochs < 1 or cfg.algo.minibatches < 1:
+        raise ConfigError("algo.epochs and algo.minibatches must be >= 1")
+    if batch % (cfg.algo.minibatches * cfg.learner.world_size):
+        raise ConfigError(
+            f"rollout.prompts_per_step * rollout.n = {batch} sequences do not split into "
+            f"algo.minibatches={cfg.algo.minibatches} x learner.world_size="
+            f"{cfg.learner.world_size} equal parts"
+        )
     if cfg.sync.type != "broadcast":
         raise ConfigError(f"sync.type: {cfg.sync.type!r} is not one of: broadcast")
     needs_gpu = cfg.gpus > 0 or cfg.learner.gpus_per_rank > 0
@@ -230,6 +297,7 @@ def build_algorithm(cfg: TrainConfig) -> Any:
     return make_algorithm(
         a.type,
         group_size=cfg.rollout.n,
+        max_tokens=cfg.rollout.max_tokens,
         clip_low=a.clip_low,
         clip_high=a.clip_high,
         dual_clip=a.dual_clip,
@@ -240,7 +308,17 @@ def build_algorithm(cfg: TrainConfig) -> Any:
         if a.loss_agg_constant is not None
         else float(cfg.rollout.max_tokens),
         kl_coef=a.kl_coef,
+        kl_estimator=a.kl_estimator,
+        kl_placement=a.kl_placement,
         entropy_coef=a.entropy_coef,
+        tis_cap=a.tis_cap,
+        dynamic_sampling=a.dynamic_sampling,
+        max_sample_rounds=a.max_sample_rounds,
+        overlong_buffer=a.overlong_buffer,
+        overlong_filter=a.overlong_filter,
+        gamma=a.gamma,
+        lam=a.lam,
+        value_clip=a.value_clip,
     )
 
 

@@ -20,6 +20,7 @@ from rlcore.learner.batch import pack
 from rlcore.learner.worker import LearnerSpec
 from rlcore.workers import (
     ActorGroup,
+    CriticWorker,
     LearnerWorker,
     RolloutWorker,
     VerifierWorker,
@@ -52,16 +53,21 @@ def prepare_run_dir(cfg: TrainConfig) -> Path:
 
 
 def resolve_model_path(path: str) -> str:
-    """ "tiny-base" -> the embedded tiny model (built once, cached); else an existing HF folder."""
+    """ "tiny-base" / "smollm2-135m-instruct" -> an embedded model (built or converted once, cached);
+    else an existing HF folder."""
     if path == "tiny-base":
         from rlcore.models.tiny import tiny_base_path
 
         return str(tiny_base_path())
+    if path == "smollm2-135m-instruct":
+        from rlcore.models.smollm2 import smollm2_path
+
+        return str(smollm2_path())
     p = Path(path)
     if not (p / "config.json").is_file():
         raise FileNotFoundError(
-            f"model.path: {path} is not a Hugging Face model folder (no config.json); "
-            "use model.path=tiny-base for the embedded model"
+            f"model.path: {path} is not a Hugging Face model folder (no config.json); use "
+            "model.path=tiny-base or model.path=smollm2-135m-instruct for an embedded model"
         )
     return str(p.resolve())
 
@@ -79,40 +85,28 @@ class Cluster:
     rollouts: ActorGroup
     verifiers: ActorGroup
     meta: list[Any]
+    critics: ActorGroup | None = None  # PPO's value model ranks
     probe: list[int] | None = None
 
     @classmethod
     def start(
-        cls, cfg: TrainConfig, model_path: str, specs: list[Any], needs_reference: bool
+        cls,
+        cfg: TrainConfig,
+        model_path: str,
+        specs: list[Any],
+        needs_reference: bool,
+        needs_critic: bool = False,
     ) -> Cluster:
         init_ray(cfg.ray_address, cfg.num_cpus)
-        lc, rc, vc = cfg.learner, cfg.rollout, cfg.verifier
-        port = free_port()
-        learner_opts = {"num_gpus": lc.gpus_per_rank} if lc.gpus_per_rank else {}
-        learners = ActorGroup(
-            [
-                LearnerWorker.options(**learner_opts).remote(
-                    LearnerSpec(
-                        model_path=model_path,
-                        rank=r,
-                        world_size=lc.world_size,
-                        master_addr="127.0.0.1",
-                        master_port=port,
-                        zero_stage=lc.zero_stage,
-                        micro_batch_size=lc.micro_batch_size,
-                        lr=lc.lr,
-                        weight_decay=lc.weight_decay,
-                        grad_clip=lc.grad_clip,
-                        warmup_steps=lc.warmup_steps,
-                        dtype=cfg.model.dtype,
-                        use_gpu=lc.gpus_per_rank > 0,
-                        seed=cfg.seed,
-                        needs_reference=needs_reference,
-                    )
-                )
-                for r in range(lc.world_size)
-            ]
-        )
+        rc, vc = cfg.rollout, cfg.verifier
+        a = cfg.algo
+        total_steps = cfg.steps * a.epochs * a.minibatches
+        learners = _learner_group(LearnerWorker, cfg, model_path, needs_reference, total_steps)
+        critics = None
+        if needs_critic:
+            critics = _learner_group(
+                CriticWorker, cfg, model_path, False, total_steps, lr=a.critic_lr
+            )
         engine_kwargs = {
             "dtype": cfg.model.dtype,
             "seed": cfg.seed,
@@ -136,6 +130,8 @@ class Cluster:
         )
         meta = ray.get(learners.actors[0].param_meta.remote())
         learners.call("ready")
+        if critics is not None:
+            critics.call("ready")
         info = rollouts.call("info")
         log.info(
             "cluster: %d learner rank(s), engines %s, %d verifier actor(s)",
@@ -143,7 +139,7 @@ class Cluster:
             info,
             len(verifiers),
         )
-        return cls(cfg, learners, rollouts, verifiers, meta)
+        return cls(cfg, learners, rollouts, verifiers, meta, critics)
 
     # ---- weight sync --------------------------------------------------------------------------
     def init_sync(self, probe: list[int]) -> None:
@@ -207,8 +203,43 @@ class Cluster:
         try:
             self.verifiers.call("close")
         finally:
-            for a in self.learners.actors + self.rollouts.actors + self.verifiers.actors:
+            critics = self.critics.actors if self.critics is not None else []
+            for a in self.learners.actors + critics + self.rollouts.actors + self.verifiers.actors:
                 ray.kill(a)
+
+
+def _learner_group(
+    worker: Any,
+    cfg: TrainConfig,
+    model_path: str,
+    needs_reference: bool,
+    total_steps: int,
+    lr: float | None = None,
+) -> ActorGroup:
+    """learner.world_size DeepSpeed ranks of `worker` (the policy's, or the critic's)."""
+    lc = cfg.learner
+    port = free_port()
+    opts = {"num_gpus": lc.gpus_per_rank} if lc.gpus_per_rank else {}
+    return ActorGroup(
+        [
+            worker.options(**opts).remote(
+                LearnerSpec(
+                    model_path=model_path,
+                    rank=r,
+                    world_size=lc.world_size,
+                    master_addr="127.0.0.1",
+                    master_port=port,
+                    cfg=lc,
+                    dtype=cfg.model.dtype,
+                    seed=cfg.seed,
+                    needs_reference=needs_reference,
+                    total_steps=total_steps,
+                    lr=lr,
+                )
+            )
+            for r in range(lc.world_size)
+        ]
+    )
 
 
 def _split(items: list[Any], parts: int) -> list[list[Any]]:

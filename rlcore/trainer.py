@@ -18,9 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import torch
-
-from rlcore import checkpoint
+from rlcore import checkpoint, rl
 from rlcore.config import TrainConfig, build_algorithm
 from rlcore.data.chat import completion_ids, render_prompt
 from rlcore.data.dataset import load_rows, sft_completion
@@ -28,7 +26,6 @@ from rlcore.learner.batch import pack, shard
 from rlcore.metrics import MetricsLogger, plot_rewards, truncate_metrics
 from rlcore.rollout.engine import SamplingParams
 from rlcore.run import Cluster, prepare_run_dir, resolve_model_path, write_summary
-from rlcore.verifiers import Sample
 
 log = logging.getLogger(__name__)
 Progress = Callable[[str, int, int, dict[str, Any]], None]
@@ -72,7 +69,9 @@ def train(cfg: TrainConfig, progress: Progress | None = None) -> dict[str, Any]:
     # ---- the Ray actors: learner ranks, rollout engines, verifiers; one weight-sync group ---------
     algo = build_algorithm(cfg)
     specs = [r.get("verifier", d.verifier) for r in train_rows + heldout]
-    cluster = Cluster.start(cfg, model_path, specs, needs_reference=algo.needs_reference)
+    cluster = Cluster.start(
+        cfg, model_path, specs, algo.needs_reference, needs_critic=algo.needs_critic
+    )
     cluster.init_sync(probe=encode(heldout[0]) + encode(heldout[1]))
     metrics = MetricsLogger(run_dir)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else stop_ids[0]
@@ -85,6 +84,8 @@ def train(cfg: TrainConfig, progress: Progress | None = None) -> dict[str, Any]:
         if state["stage"] == "rl_done" and state["step"] < cfg.steps:
             state["stage"] = "rl"  # a finished run given more steps continues its RL stage
         cluster.learners.call("load", str(ckpt))
+        if cluster.critics is not None:
+            cluster.critics.call("load", str(ckpt))
         cluster.sync_weights()
         truncate_metrics(run_dir, "rl", state["step"])
         log.info("resumed from %s (stage %s, step %d)", ckpt, state["stage"], state["step"])
@@ -135,16 +136,24 @@ def train(cfg: TrainConfig, progress: Progress | None = None) -> dict[str, Any]:
                 }
                 metrics.log(sft_step, "sft", row)
                 progress("sft", sft_step, total, row)
-        cluster.learners.call("set_lr", cfg.learner.lr)
+        cluster.learners.call("set_lr", None)  # back to learner.lr and its schedule
         cluster.sync_weights()
         evaluate("sft")
         state["stage"] = "sft_done"
 
-    # ---- stage 2: RL (GRPO) -------------------------------------------------------------------------
+    # ---- stage 2: RL: collect (rollout, verify, shape, filter) -> update -> sync ----------------
     last: dict[str, Any] = {}
     if "rl" in cfg.stages and state["stage"] != "rl_done":
         order = list(range(len(train_rows)))
         random.Random(cfg.seed).shuffle(order)
+        position = int(state.get("data_position", 0)) if state["stage"] == "rl" else 0
+
+        def next_rows(count: int) -> list[dict[str, Any]]:
+            nonlocal position
+            rows = [train_rows[order[(position + i) % len(order)]] for i in range(count)]
+            position += count
+            return rows
+
         params = SamplingParams(
             n=cfg.rollout.n,
             temperature=cfg.rollout.temperature,
@@ -155,60 +164,23 @@ def train(cfg: TrainConfig, progress: Progress | None = None) -> dict[str, Any]:
         )
         first = state["step"] + 1 if state["stage"] == "rl" else 1
         for step in range(first, cfg.steps + 1):
-            t0 = time.time()
-            base = (step - 1) * cfg.rollout.prompts_per_step
-            rows = [
-                train_rows[order[(base + i) % len(order)]]
-                for i in range(cfg.rollout.prompts_per_step)
-            ]
-            prompt_ids = [encode(r) for r in rows]
-            groups = cluster.generate(prompt_ids, params)
+            data = rl.collect(cluster, algo, cfg, next_rows, encode, params, tokenizer)
             t1 = time.time()
-            flat = [
-                (row, pids, c)
-                for row, pids, group in zip(rows, prompt_ids, groups, strict=True)
-                for c in group
-            ]
-            results = cluster.score(
-                [
-                    (row.get("verifier", d.verifier), _sample(row, c, tokenizer))
-                    for row, _, c in flat
-                ]
-            )
+            last = dict(data.metrics)
+            if data.rows:
+                last.update(rl.update(cluster, algo, cfg, data, pad_id, step))
+            else:
+                log.warning("step %d: every sampled group was dropped; no update", step)
             t2 = time.time()
-            rewards = torch.tensor([r["reward"] for r in results], dtype=torch.float32)
-            advantages = algo.advantages(rewards)
-            batch = pack(
-                [p for _, p, _ in flat],
-                [c.token_ids for _, _, c in flat],
-                advantages.tolist(),
-                pad_id,
-            )
-            tokens = float(batch.loss_mask.sum())
-            world = cfg.learner.world_size
-            outs = cluster.learners.call_each(
-                "rl_step",
-                [
-                    (
-                        shard(batch, r, world),
-                        tokens,
-                        algo,
-                        cfg.rollout.temperature,
-                        float(len(batch)),
-                    )
-                    for r in range(world)
-                ],
-            )
-            t3 = time.time()
-            sync = cluster.sync_weights()
-            t4 = time.time()
-            last = _rl_metrics(results, flat, outs, tokens, sync)
+            sync = cluster.sync_weights() if data.rows else {}
             last.update(
-                time_rollout=t1 - t0, time_verify=t2 - t1, time_learn=t3 - t2, time_sync=t4 - t3
+                sync_mismatch=sync.get("max_abs_diff", 0.0),
+                time_learn=t2 - t1,
+                time_sync=time.time() - t2,
             )
             metrics.log(step, "rl", last)
             progress("rl", step, cfg.steps, last)
-            state.update(stage="rl", step=step, data_position=step * cfg.rollout.prompts_per_step)
+            state.update(stage="rl", step=step, data_position=position)
             if step % cfg.checkpoint_every == 0 and step < cfg.steps:
                 _save(cluster, run_dir, step, dict(state, wall_s=elapsed()), tokenizer)
         evaluate("rl")
@@ -258,42 +230,6 @@ def _stop_token_ids(tokenizer: Any, model_path: str) -> list[int]:
     return ids
 
 
-def _sample(row: dict[str, Any], completion: Any, tokenizer: Any) -> Sample:
-    return Sample(
-        prompt=row["prompt"],
-        response=tokenizer.decode(completion.token_ids, skip_special_tokens=True),
-        reference=row.get("reference", {}),
-        token_ids=tuple(completion.token_ids),
-        metadata={"id": row.get("id"), "bucket": row.get("bucket")},
-    )
-
-
-def _rl_metrics(
-    results: list[dict[str, Any]],
-    flat: list[Any],
-    outs: list[dict[str, float]],
-    tokens: float,
-    sync: dict[str, float],
-) -> dict[str, Any]:
-    n = len(results)
-    summed = {k: sum(o.get(k, 0.0) for o in outs) for k in outs[0]}
-    m: dict[str, Any] = {
-        "reward_mean": sum(r["reward"] for r in results) / n,
-        "accuracy": sum(r["correct"] is True for r in results) / n,
-        "response_len": sum(len(c.token_ids) for _, _, c in flat) / n,
-        "truncated_frac": sum(c.finish_reason == "length" for _, _, c in flat) / n,
-        "verify_errors": sum(r["error"] is not None for r in results),
-        "entropy": summed["entropy"] / tokens,
-        "clip_frac": summed["clip_frac"] / tokens,
-        "grad_norm": outs[0]["grad_norm"],
-        "lr": outs[0]["lr"],
-        "sync_mismatch": sync.get("max_abs_diff", 0.0),
-    }
-    if "kl" in summed:
-        m["kl"] = summed["kl"] / tokens
-    return m
-
-
 def _evaluate(
     cluster: Any,
     rows: list[dict[str, Any]],
@@ -316,7 +252,7 @@ def _evaluate(
         seed=cfg.seed,
     )
     groups = cluster.generate([encode(r) for r in rows], params)
-    samples = [_sample(r, g[0], tokenizer) for r, g in zip(rows, groups, strict=True)]
+    samples = [rl.make_sample(r, g[0], tokenizer) for r, g in zip(rows, groups, strict=True)]
     results = cluster.score(
         [(r.get("verifier", default_spec), s) for r, s in zip(rows, samples, strict=True)]
     )
@@ -340,6 +276,8 @@ def _evaluate(
 def _save(cluster: Any, run_dir: Path, step: int, state: dict[str, Any], tokenizer: Any) -> None:
     tmp = checkpoint.begin(run_dir, step)
     cluster.learners.call("save", str(tmp))
+    if cluster.critics is not None:
+        cluster.critics.call("save", str(tmp))
     tokenizer.save_pretrained(tmp / "policy")
     path = checkpoint.commit(tmp, checkpoint.step_dir(run_dir, step), state)
     log.info("checkpoint: %s", path)

@@ -3,6 +3,7 @@
     RolloutWorker   owns a rollout engine (vLLM, or the transformers fallback)
     VerifierWorker  owns a verifier Scorer (a process pool with per-sample timeouts)
     LearnerWorker   one DeepSpeed rank of the policy (rank 0 also sends weights to the engines)
+    CriticWorker    one DeepSpeed rank of the PPO critic (value model)
 
 Calls between them are plain batched method calls on actor handles: one call per worker per phase,
 never one per parameter or per sample. Actors ask Ray for 0 CPUs by default: the phases of a step run
@@ -92,8 +93,11 @@ class LearnerWorker:
     def ready(self) -> bool:
         return True
 
-    def set_lr(self, lr: float) -> None:
+    def set_lr(self, lr: float | None) -> None:
         self.learner.set_lr(lr)
+
+    def prepare(self, batch: Any, temperature: float) -> dict[str, Any]:
+        return self.learner.prepare(batch, temperature)
 
     def rl_step(
         self,
@@ -136,6 +140,30 @@ class LearnerWorker:
 
     def load(self, path: str) -> None:
         self.learner.load(path)
+
+
+@ray.remote(num_cpus=0)
+class CriticWorker:
+    def __init__(self, spec: Any) -> None:
+        _setup_logging()
+        from rlcore.learner.critic import Critic
+
+        self.critic = Critic(spec)
+
+    def ready(self) -> bool:
+        return True
+
+    def values(self, batch: Any) -> Any:
+        return self.critic.values(batch)
+
+    def value_step(self, batch: Any, global_tokens: float, clip: float) -> dict[str, float]:
+        return self.critic.value_step(batch, global_tokens, clip)
+
+    def save(self, path: str) -> None:
+        self.critic.save(path)
+
+    def load(self, path: str) -> None:
+        self.critic.load(path)
 
 
 class ActorGroup:

@@ -161,3 +161,17 @@ def gae(
         next_value = torch.where(keep, v[:, t], next_value)
         adv[:, t] = next_adv * m[:, t]
     return adv, torch.where(m > 0, adv + v, torch.zeros_like(v))
+
+
+def outcome_token_rewards(rewards: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Place each response's scalar reward on its LAST unmasked token.
+
+    rewards: [B]; mask: [B, T] -> [B, T] (0 elsewhere; a row with no unmasked token gets nothing).
+    """
+    m = mask.float()
+    t = torch.arange(m.shape[1], device=m.device).expand_as(m)
+    last = torch.where(m > 0, t, torch.full_like(t, -1)).max(dim=1).values  # [B], -1 if empty
+    out = torch.zeros_like(m)
+    rows = torch.nonzero(last >= 0).squeeze(-1)
+    out[rows, last[rows]] = rewards.float()[rows]
+    return out

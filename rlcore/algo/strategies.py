@@ -1,15 +1,17 @@
 """Algorithms as small strategy objects over the pure functions of this package.
 
-The learner asks an algorithm four things: whether it needs a frozen reference model, the advantages
-of a rollout batch (rewards of contiguous prompt groups -> one scalar per response), the per-token
-loss of a micro-batch, and how to aggregate it (`loss_agg`). The trainer builds one with
-`make_algorithm(type, ...)` from `algo.type` and never branches on its name.
+The trainer and learner ask an algorithm what it needs (a reference model, a critic), how to shape
+rewards and filter groups (DAPO), the advantages of a rollout batch (`estimate`), the per-token
+loss of a micro-batch (`token_loss`) and how to aggregate it (`loss_agg`). The trainer builds one
+with `make_algorithm(type, ...)` from `algo.type` and never branches on its name.
 
     grpo          group mean/std advantages, PPO clip (clip-higher when clip_high > clip_low)
     drgrpo        Dr. GRPO: no std normalisation, token sums divided by a constant (max tokens)
+    dapo          DAPO: clip-higher, token-mean loss, dynamic sampling, soft overlong penalty
     rloo          leave-one-out group baseline
     reinforce_pp  REINFORCE++: global batch normalisation (optionally after a group baseline)
     gspo          GSPO: sequence-level importance ratio, clipped per sequence
+    ppo           PPO with a critic: GAE advantages (whitened), clipped value loss
 """
 
 from __future__ import annotations
@@ -21,35 +23,92 @@ import torch
 
 from rlcore.algo.advantages import (
     drgrpo_advantages,
+    gae,
     grpo_advantages,
+    masked_whiten,
+    outcome_token_rewards,
     reinforce_pp_advantages,
+    reinforce_pp_token_advantages,
     rloo_advantages,
 )
 from rlcore.algo.kl import kl_estimate
+from rlcore.algo.offpolicy import tis_weights
 from rlcore.algo.policy_loss import aggregate, clipped_surrogate, gspo_loss
+from rlcore.algo.rewards import overlong_filter_mask, overlong_penalty
 
 
 @dataclass(frozen=True)
 class GRPO:
     group_size: int
+    max_tokens: int = 0  # the generation cap (DAPO's overlong penalty, Dr. GRPO's constant)
     clip_low: float = 0.2
     clip_high: float = 0.2
     dual_clip: float | None = None  # > 1: cap the loss of negative-advantage tokens (dual-clip PPO)
     std_normalize: bool = True
     kl_coef: float = 0.0
     kl_estimator: str = "k3"
+    kl_placement: str = "loss"  # loss | reward (a per-token penalty before the advantages)
     entropy_coef: float = 0.0
     loss_agg: str = "token-mean"  # token-mean | seq-mean-token-mean | seq-mean-token-sum
     loss_agg_constant: float | None = None  # seq-mean-token-sum: divide token sums by this
+    tis_cap: float | None = None  # truncated importance sampling cap C; None = off
+    dynamic_sampling: bool = False  # drop groups whose rewards are all equal, sample more
+    max_sample_rounds: int = 4  # dynamic sampling: rollout rounds per step at most
+    overlong_buffer: int = 0  # > 0: soft overlong penalty over the last N tokens before the cap
+    overlong_filter: bool = False  # truncated responses get no loss
+
+    needs_critic = False
 
     @property
     def needs_reference(self) -> bool:
         return self.kl_coef > 0
 
+    @property
+    def kl_in_reward(self) -> bool:
+        return self.kl_coef > 0 and self.kl_placement == "reward"
+
+    # ---- rewards and groups (called by the trainer before packing) -----------------------------
+    def shape_rewards(self, rewards: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """rewards, lengths [N] -> rewards [N] with DAPO's soft overlong penalty when configured."""
+        if self.overlong_buffer <= 0:
+            return rewards
+        return rewards + overlong_penalty(lengths, self.max_tokens, self.overlong_buffer)
+
+    def keep_groups(self, rewards: torch.Tensor) -> torch.Tensor:
+        """rewards [G * group_size] -> bool [G]: False for a group with no reward variance when
+        dynamic sampling is on (it has zero advantage: no signal, only cost)."""
+        grouped = rewards.view(-1, self.group_size)
+        if not self.dynamic_sampling:
+            return torch.ones(grouped.shape[0], dtype=torch.bool)
+        return (grouped.max(dim=1).values - grouped.min(dim=1).values) > 1e-6
+
+    def loss_mask(self, mask: torch.Tensor, truncated: torch.Tensor) -> torch.Tensor:
+        """mask [N, T], truncated [N] bool -> the mask the loss uses (overlong filtering)."""
+        return overlong_filter_mask(truncated, mask) if self.overlong_filter else mask
+
+    # ---- advantages ----------------------------------------------------------------------------
     def advantages(self, rewards: torch.Tensor) -> torch.Tensor:
         """rewards [N] (groups contiguous) -> advantages [N]."""
         return grpo_advantages(rewards, self.group_size, self.std_normalize)
 
+    def estimate(
+        self,
+        rewards: torch.Tensor,
+        mask: torch.Tensor,
+        kl: torch.Tensor | None = None,
+        values: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Advantages of a batch: ([N] or [N, T], critic returns [N, T] or None).
+
+        rewards [N] outcome rewards; mask [N, T]; kl [N, T] the per-token KL to the reference (used
+        when kl_placement=reward: outcome estimators subtract its masked sum from the reward);
+        values [N, T] the critic's (only algorithms with a critic use them).
+        """
+        if kl is not None and self.kl_in_reward:
+            rewards = rewards - self.kl_coef * (kl * mask).sum(dim=1)
+        return self.advantages(rewards), None
+
+    # ---- the loss ------------------------------------------------------------------------------
     def policy_loss(
         self,
         logprob: torch.Tensor,
@@ -70,17 +129,25 @@ class GRPO:
         entropy: torch.Tensor,
         ref_logprob: torch.Tensor | None,
         mask: torch.Tensor | None = None,
+        rollout_logprob: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """Per-token loss [B, T] and per-token stats [B, T] (to be aggregated under the mask)."""
+        """Per-token loss [B, T] and per-token stats [B, T] (to be aggregated under the mask).
+
+        old_logprob: the learner's logprobs before this update (the PPO ratio's denominator);
+        rollout_logprob: the engine's, for truncated importance sampling when tis_cap is set.
+        """
         if mask is None:
             mask = torch.ones_like(logprob)
         loss, clipped = self.policy_loss(logprob, old_logprob, advantages, mask)
         stats = {"clip_frac": clipped, "entropy": entropy.detach()}
+        if self.tis_cap is not None and rollout_logprob is not None:
+            loss = loss * tis_weights(old_logprob, rollout_logprob, self.tis_cap)
         if self.entropy_coef:
             loss = loss - self.entropy_coef * entropy
         if ref_logprob is not None:
             kl = kl_estimate(logprob, ref_logprob, self.kl_estimator)
-            loss = loss + self.kl_coef * kl
+            if self.kl_placement == "loss":
+                loss = loss + self.kl_coef * kl
             stats["kl"] = kl.detach()
         return loss, stats
 
@@ -110,6 +177,23 @@ class DrGRPO(GRPO):
 
 
 @dataclass(frozen=True)
+class DAPO(GRPO):
+    """DAPO (Yu et al. 2025): clip-higher (0.2 / 0.28), token-level loss, dynamic sampling and the
+    soft overlong penalty over the last quarter of the generation cap (unless overlong_buffer is
+    given; the paper's 4k of 20k)."""
+
+    clip_high: float = 0.28
+    dynamic_sampling: bool = True
+    overlong_buffer: int = -1  # -1: a quarter of max_tokens
+
+    def shape_rewards(self, rewards: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        if self.overlong_buffer != -1:
+            return super().shape_rewards(rewards, lengths)
+        buffer = max(self.max_tokens // 4, 1)
+        return rewards + overlong_penalty(lengths, self.max_tokens, buffer)
+
+
+@dataclass(frozen=True)
 class RLOO(GRPO):
     """RLOO: each response's baseline is the mean reward of the other responses to its prompt."""
 
@@ -120,12 +204,29 @@ class RLOO(GRPO):
 @dataclass(frozen=True)
 class ReinforcePP(GRPO):
     """REINFORCE++: advantages normalised over the whole batch; `group_baseline` subtracts each
-    prompt's mean first (REINFORCE++ with baseline)."""
+    prompt's mean first (REINFORCE++ with baseline). With kl_placement=reward the KL is a per-token
+    reward and the advantage is the whitened reward-to-go (the paper's token-level form)."""
 
     group_baseline: bool = True
 
     def advantages(self, rewards: torch.Tensor) -> torch.Tensor:
         return reinforce_pp_advantages(rewards, self.group_size if self.group_baseline else None)
+
+    def estimate(
+        self,
+        rewards: torch.Tensor,
+        mask: torch.Tensor,
+        kl: torch.Tensor | None = None,
+        values: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        if kl is None or not self.kl_in_reward:
+            return self.advantages(rewards), None
+        r = rewards.float()
+        if self.group_baseline:
+            grouped = r.view(-1, self.group_size)
+            r = (grouped - grouped.mean(dim=1, keepdim=True)).reshape(-1)
+        token_rewards = outcome_token_rewards(r, mask) - self.kl_coef * kl * mask
+        return reinforce_pp_token_advantages(token_rewards, mask), None
 
 
 @dataclass(frozen=True)
@@ -146,12 +247,42 @@ class GSPO(GRPO):
         return gspo_loss(logprob, old_logprob, advantages, mask, self.clip_low, self.clip_high)
 
 
+@dataclass(frozen=True)
+class PPO(GRPO):
+    """PPO with a learned critic: token rewards (the outcome on the last token, minus the KL penalty
+    when kl_placement=reward), GAE (gamma, lam) advantages whitened over the batch, and a clipped
+    value loss for the critic (a separate model: rlcore/learner/critic.py)."""
+
+    gamma: float = 1.0
+    lam: float = 0.95
+    value_clip: float = 0.2
+
+    needs_critic = True
+
+    def estimate(
+        self,
+        rewards: torch.Tensor,
+        mask: torch.Tensor,
+        kl: torch.Tensor | None = None,
+        values: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        if values is None:
+            raise ValueError("ppo needs the critic's values to estimate advantages")
+        token_rewards = outcome_token_rewards(rewards, mask)
+        if kl is not None and self.kl_in_reward:
+            token_rewards = token_rewards - self.kl_coef * kl * mask
+        adv, returns = gae(token_rewards, values, mask, self.gamma, self.lam)
+        return masked_whiten(adv, mask), returns
+
+
 ALGORITHMS: dict[str, type[GRPO]] = {
     "grpo": GRPO,
     "drgrpo": DrGRPO,
+    "dapo": DAPO,
     "rloo": RLOO,
     "reinforce_pp": ReinforcePP,
     "gspo": GSPO,
+    "ppo": PPO,
 }
 
 
@@ -165,4 +296,9 @@ def make_algorithm(type: str, **fields: object) -> GRPO:  # noqa: A002 - the con
     unknown = sorted(set(given) - known)
     if unknown:
         raise ValueError(f"algo.type={type} has no option {', '.join(unknown)}")
-    return cls(**given)  # type: ignore[arg-type]
+    algo = cls(**given)  # type: ignore[arg-type]
+    if algo.kl_estimator not in ("k1", "k2", "k3"):
+        raise ValueError(f"kl_estimator {algo.kl_estimator!r} is not k1, k2 or k3")
+    if algo.tis_cap is not None and algo.tis_cap <= 0:
+        raise ValueError(f"tis_cap must be > 0, got {algo.tis_cap}")
+    return algo

@@ -1,4 +1,5 @@
-"""Packing rollout samples into padded tensors for the learner, and splitting them across ranks.
+"""Packing rollout samples into padded tensors for the learner, splitting them across ranks and
+micro-batches, and the padding-free ("packed") layout of one micro-batch.
 
 A sample is (prompt_ids, completion_ids, advantage); the learner trains on exactly the token ids the
 engine produced (no decode-then-re-tokenize). Loss is taken on completion tokens only.
@@ -6,6 +7,7 @@ engine produced (no decode-then-re-tokenize). Loss is taken on completion tokens
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import torch
@@ -13,29 +15,46 @@ import torch
 
 @dataclass
 class TokenBatch:
-    """Right-padded sequences. input_ids/attention_mask [B, L]; loss_mask/advantages/old_logprobs
-    are aligned with the *targets* input_ids[:, 1:], so they are [B, L-1] (advantages [B])."""
+    """Right-padded sequences. input_ids/attention_mask [B, L]; every other [B, L-1] tensor is
+    aligned with the *targets* input_ids[:, 1:]; advantages are [B] (one per response) or
+    [B, L-1] (per token, e.g. GAE)."""
 
     input_ids: torch.Tensor
     attention_mask: torch.Tensor
     loss_mask: torch.Tensor
     advantages: torch.Tensor
-    old_logprobs: torch.Tensor | None = None
+    old_logprobs: torch.Tensor | None = None  # the learner's, before this update (PPO ratio)
+    rollout_logprobs: torch.Tensor | None = None  # the engine's (mismatch, TIS)
+    ref_logprobs: torch.Tensor | None = None
+    returns: torch.Tensor | None = None  # critic targets
+    old_values: torch.Tensor | None = None  # the critic's values at rollout time
 
     def __len__(self) -> int:
         return self.input_ids.shape[0]
 
+    def lengths(self) -> torch.Tensor:
+        return self.attention_mask.sum(1)
+
+    def select(self, index: torch.Tensor | list[int]) -> TokenBatch:
+        """The rows `index` (in that order), trimmed to their longest sequence."""
+        idx = torch.as_tensor(index, dtype=torch.long)
+        width = int(self.attention_mask[idx].sum(1).max().item()) if len(idx) else 1
+        out = {}
+        for f in dataclasses.fields(self):
+            t = getattr(self, f.name)
+            if t is None:
+                out[f.name] = None
+            elif f.name in ("input_ids", "attention_mask"):
+                out[f.name] = t[idx, :width]
+            else:
+                out[f.name] = t[idx, : width - 1] if t.ndim == 2 else t[idx]
+        return TokenBatch(**out)
+
     def slice(self, start: int, stop: int) -> TokenBatch:
-        width = int(self.attention_mask[start:stop].sum(1).max().item())  # trim common padding
-        return TokenBatch(
-            input_ids=self.input_ids[start:stop, :width],
-            attention_mask=self.attention_mask[start:stop, :width],
-            loss_mask=self.loss_mask[start:stop, : width - 1],
-            advantages=self.advantages[start:stop],
-            old_logprobs=None
-            if self.old_logprobs is None
-            else self.old_logprobs[start:stop, : width - 1],
-        )
+        return self.select(list(range(start, stop)))
+
+    def with_(self, **fields: torch.Tensor | None) -> TokenBatch:
+        return dataclasses.replace(self, **fields)
 
 
 def pack(
@@ -45,7 +64,8 @@ def pack(
     pad_id: int,
     old_logprobs: list[list[float]] | None = None,
 ) -> TokenBatch:
-    """Concatenate prompt + completion per sample, right-pad, mask the completion's targets."""
+    """Concatenate prompt + completion per sample, right-pad, mask the completion's targets.
+    old_logprobs (per completion token) land in `rollout_logprobs`, aligned with the targets."""
     seqs = [p + c for p, c in zip(prompts, completions, strict=True)]
     width = max(map(len, seqs))
     n = len(seqs)
@@ -60,7 +80,8 @@ def pack(
         mask[i, len(p) - 1 : len(p) + len(c) - 1] = 1.0
         if old is not None and old_logprobs is not None:
             old[i, len(p) - 1 : len(p) + len(c) - 1] = torch.tensor(old_logprobs[i])
-    return TokenBatch(ids, attn, mask, torch.tensor(advantages, dtype=torch.float32), old)
+    adv = torch.tensor(advantages, dtype=torch.float32)
+    return TokenBatch(ids, attn, mask, adv, rollout_logprobs=old)
 
 
 def shard(batch: TokenBatch, rank: int, world_size: int) -> TokenBatch:
@@ -70,3 +91,56 @@ def shard(batch: TokenBatch, rank: int, world_size: int) -> TokenBatch:
         raise ValueError(f"batch of {n} sequences does not split over {world_size} learner ranks")
     per = n // world_size
     return batch.slice(rank * per, (rank + 1) * per)
+
+
+def micro_batches(batch: TokenBatch, size: int, token_budget: int = 0) -> list[TokenBatch]:
+    """Fixed `size` sequences per micro-batch, in order; or, with token_budget > 0, length-sorted
+    micro-batches whose padded size (rows x longest row) stays within the budget (a sequence longer
+    than the budget gets a micro-batch of its own). The loss uses global denominators, so the
+    grouping changes memory and speed, never the update."""
+    n = len(batch)
+    if token_budget <= 0:
+        return [batch.slice(s, min(s + size, n)) for s in range(0, n, size)]
+    order = torch.argsort(batch.lengths(), descending=True).tolist()
+    lengths = batch.lengths().tolist()
+    groups: list[list[int]] = []
+    for i in order:  # longest first: a group's first row sets its width
+        if groups and (len(groups[-1]) + 1) * lengths[groups[-1][0]] <= token_budget:
+            groups[-1].append(i)
+        else:
+            groups.append([i])
+    return [batch.select(g) for g in groups]
+
+
+@dataclass
+class Packed:
+    """One micro-batch as a single padding-free row: input_ids/position_ids [1, S]; `attention_mask`
+    a block-diagonal causal [1, 1, S, S] bool mask (None for flash-attention, which reads the
+    sequence boundaries from position_ids)."""
+
+    input_ids: torch.Tensor
+    position_ids: torch.Tensor
+    attention_mask: torch.Tensor | None
+    lengths: list[int]
+
+    def unpack(self, per_target: torch.Tensor, width: int) -> torch.Tensor:
+        """per_target [1, S-1, ...] (position t predicts token t+1 of the packed row) -> [B, width-1,
+        ...] in the padded layout (0 in padding); targets that cross a boundary are dropped."""
+        rows = per_target.new_zeros((len(self.lengths), width - 1, *per_target.shape[2:]))
+        offset = 0
+        for i, n in enumerate(self.lengths):
+            rows[i, : n - 1] = per_target[0, offset : offset + n - 1]
+            offset += n
+        return rows
+
+
+def to_packed(mb: TokenBatch, block_mask: bool = True) -> Packed:
+    lengths = mb.lengths().tolist()
+    ids = torch.cat([mb.input_ids[i, :n] for i, n in enumerate(lengths)]).unsqueeze(0)
+    pos = torch.cat([torch.arange(n) for n in lengths]).unsqueeze(0)
+    mask = None
+    if block_mask:
+        seg = torch.cat([torch.full((n,), i) for i, n in enumerate(lengths)])
+        causal = torch.ones(len(seg), len(seg), dtype=torch.bool).tril()
+        mask = (causal & (seg[:, None] == seg[None, :]))[None, None]
+    return Packed(ids, pos, mask, lengths)

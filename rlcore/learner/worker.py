@@ -3,12 +3,15 @@ under DeepSpeed ZeRO. CPU machines run it with DS_ACCELERATOR=cpu over gloo, GPU
 
 `Learner` is a plain class; rlcore/workers.py wraps it as the LearnerWorker Ray actor. Every rank gets
 its shard of the batch; losses are normalised by the GLOBAL token count so that any world size and any
-micro-batch size give the update of one big batch (see `_scale` and `GRPO.aggregate`).
+micro-batch size give the update of one big batch (see `GRPO.aggregate`). Each call is one optimizer
+step: the learner owns the accumulation boundary, the learning rate (rlcore/learner/schedule.py) and
+the guard that skips a non-finite update.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import os
 import random
 from collections.abc import Iterator
@@ -20,10 +23,16 @@ import numpy as np
 import torch
 
 from rlcore.algo import GRPO
-from rlcore.kernels.logprob import logprob_and_entropy
-from rlcore.learner.batch import TokenBatch
+from rlcore.algo.offpolicy import mismatch_sums
+from rlcore.config import LearnerConfig
+from rlcore.learner.batch import TokenBatch, micro_batches, to_packed
+from rlcore.learner.schedule import lr_at
 
 log = logging.getLogger(__name__)
+
+
+class NonFiniteError(RuntimeError):
+    """Too many optimizer steps in a row had a non-finite loss or gradient."""
 
 
 @dataclass(frozen=True)
@@ -35,25 +44,30 @@ class LearnerSpec:
     world_size: int
     master_addr: str
     master_port: int
-    zero_stage: int
-    micro_batch_size: int
-    lr: float
-    weight_decay: float
-    grad_clip: float
-    warmup_steps: int
-    dtype: str
-    use_gpu: bool
-    seed: int
-    needs_reference: bool
+    cfg: LearnerConfig
+    dtype: str = "float32"
+    seed: int = 0
+    needs_reference: bool = False
+    total_steps: int = 0  # optimizer steps of the RL stage (the lr schedule's length)
+    lr: float | None = None  # None: cfg.lr (the critic passes its own)
 
 
 def _dtype(name: str) -> torch.dtype:
     return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[name]
 
 
+def _sum_into(sums: dict[str, float], stats: dict[str, torch.Tensor], mask: torch.Tensor) -> None:
+    for k, v in stats.items():
+        if k.endswith("_max"):
+            sums[k] = max(sums.get(k, 0.0), float(v))
+        else:
+            sums[k] = sums.get(k, 0.0) + float(v if v.ndim == 0 else (v * mask).sum())
+
+
 class Learner:
     def __init__(self, spec: LearnerSpec) -> None:
-        if not spec.use_gpu:
+        use_gpu = spec.cfg.gpus_per_rank > 0
+        if not use_gpu:
             os.environ.setdefault("DS_ACCELERATOR", "cpu")
         os.environ.update(
             RANK=str(spec.rank),
@@ -63,62 +77,110 @@ class Learner:
             MASTER_PORT=str(spec.master_port),
         )
         import deepspeed
+
+        self.spec, self.cfg = spec, spec.cfg
+        self.base_lr = spec.lr if spec.lr is not None else spec.cfg.lr
+        self.stage_lr: float | None = None  # set_lr: a constant rate (SFT) instead of the schedule
+        self.steps = 0  # RL optimizer steps taken (the schedule's position; checkpointed)
+        self.nonfinite_in_row = 0
+        torch.manual_seed(spec.seed + spec.rank)
+        deepspeed.init_distributed(dist_backend="nccl" if use_gpu else "gloo")
+        self.device = torch.device(f"cuda:{torch.cuda.current_device()}" if use_gpu else "cpu")
+        model = self._build_model()
+        trainable = [p for p in model.parameters() if p.requires_grad]
+        self.engine, _, _, _ = deepspeed.initialize(
+            model=model, model_parameters=trainable, config=self._ds_config()
+        )
+        self.reference = None
+        if spec.needs_reference:
+            ref = self._load_causal_lm()
+            self.reference = ref.to(self.device).eval().requires_grad_(False)
+
+    # ---- construction --------------------------------------------------------------------------
+    def _load_causal_lm(self) -> Any:
         from transformers import AutoModelForCausalLM
 
-        self.spec = spec
-        torch.manual_seed(spec.seed + spec.rank)
-        deepspeed.init_distributed(dist_backend="nccl" if spec.use_gpu else "gloo")
-        self.device = torch.device(f"cuda:{torch.cuda.current_device()}" if spec.use_gpu else "cpu")
-        model = AutoModelForCausalLM.from_pretrained(spec.model_path, dtype=_dtype(spec.dtype))
-        self.ds_config = {
-            "train_micro_batch_size_per_gpu": spec.micro_batch_size,
+        return AutoModelForCausalLM.from_pretrained(
+            self.spec.model_path, dtype=_dtype(self.spec.dtype)
+        )
+
+    def _build_model(self) -> torch.nn.Module:
+        model = self._load_causal_lm()
+        if self.cfg.gradient_checkpointing:
+            model.gradient_checkpointing_enable(
+                gradient_checkpointing_kwargs={"use_reentrant": False}
+            )
+            model.config.use_cache = False
+        if self.cfg.lora_rank > 0:
+            from peft import LoraConfig, get_peft_model
+
+            lora = LoraConfig(
+                r=self.cfg.lora_rank,
+                lora_alpha=self.cfg.lora_alpha,
+                target_modules=list(self.cfg.lora_target_modules),
+                lora_dropout=0.0,
+            )
+            model = get_peft_model(model, lora)
+        return model
+
+    def _ds_config(self) -> dict[str, Any]:
+        zero: dict[str, Any] = {"stage": self.cfg.zero_stage}
+        if self.cfg.offload_optimizer and self.cfg.zero_stage > 0:
+            zero["offload_optimizer"] = {"device": "cpu", "pin_memory": self.cfg.gpus_per_rank > 0}
+        return {
+            "train_micro_batch_size_per_gpu": self.cfg.micro_batch_size,
             "gradient_accumulation_steps": 1,
-            "gradient_clipping": spec.grad_clip,
-            "zero_optimization": {"stage": spec.zero_stage},
-            "bf16": {"enabled": spec.dtype == "bfloat16"},
+            "gradient_clipping": self.cfg.grad_clip,
+            "zero_optimization": zero,
+            "bf16": {"enabled": self.spec.dtype == "bfloat16"},
             # torch's Adam: no fused-Adam compile on CPU (DESIGN.md)
             "optimizer": {
                 "type": "AdamW",
-                "params": {"lr": spec.lr, "weight_decay": spec.weight_decay, "torch_adam": True},
+                "params": {
+                    "lr": self.base_lr,
+                    "weight_decay": self.cfg.weight_decay,
+                    "torch_adam": True,
+                },
             },
             "steps_per_print": 10**9,
             "wall_clock_breakdown": False,
         }
-        if spec.warmup_steps > 0:  # linear warmup from 0; no scheduler means a constant lr
-            self.ds_config["scheduler"] = {
-                "type": "WarmupLR",
-                "params": {
-                    "warmup_min_lr": 0.0,
-                    "warmup_max_lr": spec.lr,
-                    "warmup_num_steps": spec.warmup_steps,
-                    "warmup_type": "linear",
-                },
-            }
-        self.engine, _, _, _ = deepspeed.initialize(
-            model=model, model_parameters=model.parameters(), config=self.ds_config
+
+    def set_lr(self, lr: float | None) -> None:
+        """A constant rate for the next steps (the SFT stage); None returns to the RL schedule."""
+        self.stage_lr = lr
+
+    # ---- forward -------------------------------------------------------------------------------
+    def _inputs(self, mb: TokenBatch) -> tuple[dict[str, Any], Any]:
+        """Model inputs for a micro-batch: padded [B, L], or one packed row (learner.packing)."""
+        if not self.cfg.packing:
+            ids = mb.input_ids.to(self.device)
+            return {"input_ids": ids, "attention_mask": mb.attention_mask.to(self.device)}, None
+        flash = (
+            getattr(self.engine.module.config, "_attn_implementation", "") == "flash_attention_2"
         )
-        self.reference = None
-        if spec.needs_reference:
-            ref = AutoModelForCausalLM.from_pretrained(spec.model_path, dtype=_dtype(spec.dtype))
-            self.reference = ref.to(self.device).eval().requires_grad_(False)
-        self.pad_id = int(model.config.pad_token_id or 0)
+        packed = to_packed(mb, block_mask=not flash)
+        inputs = {
+            "input_ids": packed.input_ids.to(self.device),
+            "position_ids": packed.position_ids.to(self.device),
+        }
+        if packed.attention_mask is not None:
+            inputs["attention_mask"] = packed.attention_mask.to(self.device)
+        return inputs, packed
 
-    def set_lr(self, lr: float) -> None:
-        """The SFT stage trains at its own learning rate, the RL stage at learner.lr."""
-        for group in self.engine.optimizer.param_groups:
-            group["lr"] = lr
-
-    # ---- forward -----------------------------------------------------------------------------
     def _forward(
         self, model: Any, mb: TokenBatch, temperature: float = 1.0
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        ids = mb.input_ids.to(self.device)
-        out = model(input_ids=ids, attention_mask=mb.attention_mask.to(self.device))
-        return logprob_and_entropy(out.logits[:, :-1], ids[:, 1:], temperature)
+        """Per-target logprob and entropy [B, L-1] at `temperature` (padded layout)."""
+        inputs, packed = self._inputs(mb)
+        logprob, entropy = _token_logprobs(model, inputs, temperature, self.cfg.logprob_impl)
+        if packed is not None:
+            width = mb.input_ids.shape[1]
+            logprob, entropy = packed.unpack(logprob, width), packed.unpack(entropy, width)
+        return logprob, entropy
 
-    def _micro_batches(self, batch: TokenBatch) -> Iterator[TokenBatch]:
-        for start in range(0, len(batch), self.spec.micro_batch_size):
-            yield batch.slice(start, min(start + self.spec.micro_batch_size, len(batch)))
+    def _micro_batches(self, batch: TokenBatch) -> list[TokenBatch]:
+        return micro_batches(batch, self.cfg.micro_batch_size, self.cfg.max_tokens_per_micro_batch)
 
     def _backward(self, loss: torch.Tensor, last: bool) -> None:
         # We own the accumulation boundary (one optimizer step per call, whatever the number of
@@ -126,12 +188,71 @@ class Learner:
         self.engine.set_gradient_accumulation_boundary(last)
         self.engine.backward(loss)
 
-    def _scale(self, global_tokens: float) -> float:
-        # DeepSpeed averages gradients over ranks; undo it so that the step's gradient is
-        # d(sum of token losses over ALL ranks and micro-batches)/d(theta) / global_tokens.
-        return self.spec.world_size / max(global_tokens, 1.0)
+    def _step(self, losses_finite: bool) -> dict[str, float]:
+        """The optimizer step, unless the loss or gradient is non-finite on ANY rank: then the
+        gradients are dropped, the weights stay, and after max_nonfinite_steps in a row we stop."""
+        import torch.distributed as dist
+
+        lr = self.stage_lr
+        if lr is None:
+            lr = lr_at(
+                self.steps,
+                self.base_lr,
+                self.cfg.warmup_steps,
+                self.spec.total_steps,
+                self.cfg.lr_schedule,
+                self.cfg.min_lr_ratio,
+            )
+        for group in self.engine.optimizer.param_groups:
+            group["lr"] = lr
+        bad = not losses_finite
+        if self.cfg.zero_stage == 0:  # no ZeRO optimizer to catch a NaN gradient: look ourselves
+            grads = [p.grad for p in self.engine.module.parameters() if p.grad is not None]
+            bad = bad or not all(bool(torch.isfinite(g).all()) for g in grads)
+        flag = torch.tensor([float(bad)], device=self.device)
+        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+        if flag.item() > 0 and self.cfg.zero_stage == 0:
+            self.engine.zero_grad()
+        else:
+            # ZeRO 1-3 check the global gradient norm themselves and skip a non-finite step
+            self.engine.step()
+        norm = self.engine.get_global_grad_norm()
+        norm = float(norm) if norm is not None else 0.0
+        skipped = flag.item() > 0 or not math.isfinite(norm)
+        if self.stage_lr is None and not skipped:
+            self.steps += 1
+        self.nonfinite_in_row = self.nonfinite_in_row + 1 if skipped else 0
+        if skipped:
+            log.warning(
+                "non-finite loss or gradient: update skipped (%d in a row)", self.nonfinite_in_row
+            )
+        if self.nonfinite_in_row >= self.cfg.max_nonfinite_steps:
+            raise NonFiniteError(
+                f"{self.nonfinite_in_row} optimizer steps in a row had a non-finite loss or "
+                f"gradient (learner.max_nonfinite_steps={self.cfg.max_nonfinite_steps}); the weights "
+                "are those of the last good step. Lower learner.lr, set algo.tis_cap, or check the "
+                "rewards for NaN"
+            )
+        return {"grad_norm": norm if not skipped else 0.0, "lr": lr, "nonfinite": float(skipped)}
 
     # ---- RL ------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def prepare(self, batch: TokenBatch, temperature: float = 1.0) -> dict[str, torch.Tensor]:
+        """Before an update that needs them: the learner's logprobs of the batch at the current
+        weights ("old", the PPO ratio's denominator over several minibatches/epochs) and the
+        reference model's. Tensors [B, L-1] in this rank's shard order."""
+        self.engine.eval()
+        old, ref = [], []
+        for mb in micro_batches(batch, self.cfg.micro_batch_size):
+            old.append(self._forward(self.engine, mb, temperature)[0].float().cpu())
+            if self.reference is not None:
+                ref.append(self._forward(self.reference, mb, temperature)[0].float().cpu())
+        width = batch.input_ids.shape[1] - 1
+        out = {"old_logprobs": _cat_padded(old, width)}
+        if ref:
+            out["ref_logprobs"] = _cat_padded(ref, width)
+        return out
+
     def rl_step(
         self,
         batch: TokenBatch,
@@ -142,66 +263,76 @@ class Learner:
     ) -> dict[str, float]:
         """One policy update on this rank's shard. global_tokens / global_seqs: loss tokens and
         sequences over ALL ranks (the denominators of the algorithm's loss aggregation).
-        temperature: the rollout's; the policy being optimised is the one the engine sampled from."""
+        temperature: the rollout's; the policy being optimised is the one the engine sampled from.
+        Returns SUMS over this rank's loss tokens (the driver divides by global_tokens), plus
+        grad_norm, lr and nonfinite."""
         self.engine.train()
-        mbs = list(self._micro_batches(batch))
+        mbs = self._micro_batches(batch)
         seqs = float(len(batch) * self.spec.world_size) if global_seqs is None else global_seqs
         sums: dict[str, float] = {}
+        finite = True
         for i, mb in enumerate(mbs):
             logprob, entropy = self._forward(self.engine, mb, temperature)
+            mask = mb.loss_mask.to(self.device)
             old = logprob.detach() if mb.old_logprobs is None else mb.old_logprobs.to(self.device)
             ref = None
             if self.reference is not None:
-                with torch.no_grad():
-                    ref, _ = self._forward(self.reference, mb, temperature)
-            mask = mb.loss_mask.to(self.device)
+                if mb.ref_logprobs is not None:
+                    ref = mb.ref_logprobs.to(self.device)
+                else:
+                    with torch.no_grad():
+                        ref, _ = self._forward(self.reference, mb, temperature)
+            rollout = None if mb.rollout_logprobs is None else mb.rollout_logprobs.to(self.device)
             adv = mb.advantages.to(self.device)
-            token_loss, stats = algo.token_loss(logprob, old, adv, entropy, ref, mask)
+            token_loss, stats = algo.token_loss(logprob, old, adv, entropy, ref, mask, rollout)
             # x world_size: DeepSpeed averages gradients over ranks; the sum over ranks is wanted
             loss = algo.aggregate(token_loss, mask, global_tokens, seqs) * self.spec.world_size
+            finite = finite and bool(torch.isfinite(loss))
             self._backward(loss, last=i == len(mbs) - 1)
-            sums["loss"] = sums.get("loss", 0.0) + float((token_loss.detach() * mask).sum())
-            for k, v in stats.items():
-                sums[k] = sums.get(k, 0.0) + float((v * mask).sum())
-        self.engine.step()
-        out = dict(sums)  # sums over this rank's tokens; the driver divides by global_tokens
-        out["grad_norm"] = float(self.engine.get_global_grad_norm() or 0.0)
-        out["lr"] = float(self.engine.get_lr()[0])
-        return out
+            stats["loss"] = token_loss.detach()
+            if rollout is not None:
+                stats.update(mismatch_sums(old, rollout, mask, algo.tis_cap))
+            _sum_into(sums, stats, mask)
+        sums.update(self._step(finite))
+        return sums
 
     # ---- SFT -----------------------------------------------------------------------------------
     def sft_step(self, batch: TokenBatch, global_tokens: float) -> dict[str, float]:
         """Next-token cross-entropy on the masked (assistant) tokens of this rank's shard."""
         self.engine.train()
-        mbs = list(self._micro_batches(batch))
-        scale = self._scale(global_tokens)
-        total = 0.0
+        mbs = self._micro_batches(batch)
+        scale = self.spec.world_size / max(global_tokens, 1.0)
+        total, finite = 0.0, True
         for i, mb in enumerate(mbs):
             logprob, _ = self._forward(self.engine, mb)
             nll = -(logprob * mb.loss_mask.to(self.device)).sum()
+            finite = finite and bool(torch.isfinite(nll))
             self._backward(nll * scale, last=i == len(mbs) - 1)
             total += float(nll.detach())
-        self.engine.step()
-        return {"loss": total, "grad_norm": float(self.engine.get_global_grad_norm() or 0.0)}
+        return {"loss": total, **self._step(finite)}
 
     @torch.no_grad()
     def logprobs(self, batch: TokenBatch) -> list[list[float]]:
         """Per-target-position logprobs [B][L-1] of this batch under the current policy."""
         self.engine.eval()
         out = []
-        for mb in self._micro_batches(batch):
+        for mb in micro_batches(batch, self.cfg.micro_batch_size):
             lp, _ = self._forward(self.engine, mb)
             out.extend(lp.cpu().tolist())
         return out
 
     # ---- weights -------------------------------------------------------------------------------
     def named_weights(self) -> Iterator[tuple[str, torch.Tensor]]:
-        """Full (gathered under ZeRO-3) weights by Hugging Face name. Collective under ZeRO-3: every
-        rank must iterate; only rank 0's tensors are meaningful to send."""
+        """Full (gathered under ZeRO-3) weights by Hugging Face name; LoRA adapters merged in.
+        Collective under ZeRO-3: every rank must iterate; only rank 0's tensors are meaningful."""
         import deepspeed
 
-        for name, param in self.engine.module.named_parameters():
-            if self.spec.zero_stage == 3:
+        module = self.engine.module
+        if self.cfg.lora_rank > 0:
+            yield from _merged_lora_weights(module)
+            return
+        for name, param in module.named_parameters():
+            if self.cfg.zero_stage == 3:
                 with deepspeed.zero.GatheredParameters([param]):
                     yield name, param.detach().clone()
             else:
@@ -210,21 +341,60 @@ class Learner:
     def save(self, path: str) -> None:
         """Collective: every rank writes its DeepSpeed shard; rank 0 also writes the HF model."""
         target = Path(path)
-        self.engine.save_checkpoint(str(target / "deepspeed"), tag="state")
+        self.engine.save_checkpoint(
+            str(target / "deepspeed"), tag="state", client_state={"rl_steps": self.steps}
+        )
         state = dict(self.named_weights())
-        rng = {
-            "torch": torch.get_rng_state(),
-            "numpy": np.random.get_state(),
-            "python": random.getstate(),
-        }
-        torch.save(rng, target / f"rng_rank{self.spec.rank}.pt")
+        _save_rng(target / f"rng_rank{self.spec.rank}.pt")
         if self.spec.rank == 0:
-            self.engine.module.save_pretrained(target / "policy", state_dict=state)
+            module = self.engine.module
+            base = module.get_base_model() if self.cfg.lora_rank > 0 else module
+            base.save_pretrained(target / "policy", state_dict=state)
 
     def load(self, path: str) -> None:
         target = Path(path)
-        self.engine.load_checkpoint(str(target / "deepspeed"), tag="state")
-        rng = torch.load(target / f"rng_rank{self.spec.rank}.pt", weights_only=False)
-        torch.set_rng_state(rng["torch"])
-        np.random.set_state(rng["numpy"])
-        random.setstate(rng["python"])
+        _, client = self.engine.load_checkpoint(str(target / "deepspeed"), tag="state")
+        self.steps = int((client or {}).get("rl_steps", 0))
+        _load_rng(target / f"rng_rank{self.spec.rank}.pt")
+
+
+def _token_logprobs(
+    model: Any, inputs: dict[str, Any], temperature: float, impl: str
+) -> tuple[torch.Tensor, torch.Tensor]:
+    from rlcore.kernels.logprob import logprob_and_entropy
+
+    logits = model(**inputs).logits
+    return logprob_and_entropy(logits[:, :-1], inputs["input_ids"][:, 1:], temperature)
+
+
+def _cat_padded(parts: list[torch.Tensor], width: int) -> torch.Tensor:
+    return torch.cat([torch.nn.functional.pad(p, (0, width - p.shape[1])) for p in parts])
+
+
+def _merged_lora_weights(peft_model: Any) -> Iterator[tuple[str, torch.Tensor]]:
+    """The base model's weights with W + BA merged, under the base model's own names."""
+    peft_model.merge_adapter()
+    try:
+        base = peft_model.get_base_model()
+        for name, param in base.named_parameters():
+            if "lora_" in name:
+                continue
+            yield name.replace(".base_layer", ""), param.detach().clone()
+    finally:
+        peft_model.unmerge_adapter()
+
+
+def _save_rng(path: Path) -> None:
+    rng = {
+        "torch": torch.get_rng_state(),
+        "numpy": np.random.get_state(),
+        "python": random.getstate(),
+    }
+    torch.save(rng, path)
+
+
+def _load_rng(path: Path) -> None:
+    rng = torch.load(path, weights_only=False)
+    torch.set_rng_state(rng["torch"])
+    np.random.set_state(rng["numpy"])
+    random.setstate(rng["python"])

@@ -5,10 +5,12 @@ code) and a transformers `generate` fallback (`hf_engine.py`). `make_engine("aut
 when it imports. Text is never re-tokenized: prompts arrive as token ids and completions leave as
 token ids.
 
-Logprob semantics (both engines): `Completion.logprobs[i]` is log softmax of the model's RAW
-logits at that position (temperature 1, before top-k/top-p), evaluated at the sampled token. This
-is vLLM's default `logprobs_mode="raw_logprobs"`; the learner's logprobs of the same tokens with
-the same weights equal these (up to numerics), whatever temperature the rollout sampled with.
+Logprob semantics (both engines): `Completion.logprobs[i]` is the log-probability of the sampled
+token under the distribution it was SAMPLED from: logits / temperature, after top-k/top-p
+(`sampling_logprobs`; vLLM's `logprobs_mode="processed_logprobs"`). These are the behaviour policy's
+logprobs that truncated importance sampling and the mismatch metrics need; the learner scores the
+same tokens at the rollout temperature. `score` (the weight-sync probe) returns RAW logprobs
+(temperature 1), to compare with the learner's at temperature 1.
 
 Weight sync, receiving side: the trainer calls `init_weight_group` on every engine at the same time
 as `BroadcastSender.init_group` on the learner, then `receive_weights(meta, bucket_bytes)` on every
@@ -21,6 +23,8 @@ import importlib.util
 import logging
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+
+import torch
 
 from rlcore.sync.buckets import ParamMeta
 
@@ -41,7 +45,7 @@ class SamplingParams:
 @dataclass
 class Completion:
     token_ids: list[int]  # generated tokens only (no prompt)
-    logprobs: list[float]  # raw-model logprob of each generated token; len == len(token_ids)
+    logprobs: list[float]  # sampling-distribution logprob of each generated token (see above)
     finish_reason: str  # "stop" (a stop token) | "length" (max_tokens or the context limit)
     extra: dict = field(default_factory=dict)  # engine-specific details, never needed downstream
 
@@ -88,6 +92,26 @@ class RolloutEngine(ABC):
 
     def shutdown(self) -> None:  # noqa: B027 - optional hook
         """Frees the engine's memory and processes."""
+
+
+def sampling_logprobs(
+    logits: torch.Tensor, tokens: torch.Tensor, temperature: float, top_k: int, top_p: float
+) -> torch.Tensor:
+    """log p(token) under the sampling distribution: logits [N, V] / temperature (0 = greedy: raw),
+    top-k then top-p masked (the order vLLM applies them), renormalised. tokens [N] -> [N]."""
+    x = logits.float()
+    if temperature > 0:
+        x = x / temperature
+    if top_k > 0 and top_k < x.shape[-1]:
+        kth = x.topk(top_k, dim=-1).values[..., -1:]
+        x = x.masked_fill(x < kth, float("-inf"))
+    if top_p < 1.0:
+        sorted_x, idx = x.sort(dim=-1, descending=True)
+        probs = sorted_x.softmax(-1)
+        # drop a token when the mass strictly before it already reaches top_p
+        drop = (probs.cumsum(-1) - probs) >= top_p
+        x = x.scatter(-1, idx, sorted_x.masked_fill(drop, float("-inf")))
+    return x.log_softmax(-1).gather(-1, tokens[:, None])[:, 0]
 
 
 def _vllm_importable() -> bool:

@@ -2,9 +2,9 @@
 
 Sampling uses `model.generate` with the same parameters as vLLM (temperature, top-p, top-k, n,
 stop token ids; stops ONLY on `stop_token_ids`, never on the checkpoint's own eos). Logprobs are
-then computed by one forward pass over prompt + completion, with RAW logits (temperature 1, before
-top-k/top-p), which is what vLLM returns by default (`logprobs_mode="raw_logprobs"`); see
-rollout/engine.py. Slow next to vLLM, but exact and dependency-free.
+then computed by one forward pass over prompt + completion under the sampling distribution
+(temperature, top-k, top-p: `engine.sampling_logprobs`), as vLLM's "processed_logprobs"; `score`
+returns raw ones. See rollout/engine.py. Slow next to vLLM, but exact and dependency-free.
 
 Weight sync: joins the same stateless group as the vLLM engine and copies each received tensor
 into the parameter of that name (tied parameters are one tensor, so either name updates both).
@@ -17,7 +17,7 @@ import time
 
 import torch
 
-from rlcore.rollout.engine import Completion, RolloutEngine, SamplingParams
+from rlcore.rollout.engine import Completion, RolloutEngine, SamplingParams, sampling_logprobs
 from rlcore.sync.broadcast import receive_buckets
 from rlcore.sync.buckets import ParamMeta, plan_buckets
 from rlcore.sync.group import SyncGroup, backend_for, init_stateless_group
@@ -93,7 +93,8 @@ class HFEngine(RolloutEngine):
         stops = set(params.stop_token_ids)
         rows = [_trim(row, stops) for row in generated]
         prompts = [p for p in prompt_token_ids for _ in range(params.n)]
-        logprobs = self._logprobs([p + r for p, (r, _) in zip(prompts, rows, strict=True)])
+        seqs = [p + r for p, (r, _) in zip(prompts, rows, strict=True)]
+        logprobs = self._logprobs(seqs, params)
         completions = [
             Completion(token_ids=r, logprobs=lp[len(p) - 1 :], finish_reason=reason)
             for p, (r, reason), lp in zip(prompts, rows, logprobs, strict=True)
@@ -104,8 +105,11 @@ class HFEngine(RolloutEngine):
         return self._logprobs(sequences)
 
     @torch.no_grad()
-    def _logprobs(self, sequences: list[list[int]]) -> list[list[float]]:
-        """Raw logprob of seq[1:] given the prefix; right padding keeps positions exact."""
+    def _logprobs(
+        self, sequences: list[list[int]], params: SamplingParams | None = None
+    ) -> list[list[float]]:
+        """Logprob of seq[1:] given the prefix, raw (params None) or under params' sampling
+        distribution; right padding keeps positions exact."""
         result: list[list[float]] = []
         for i in range(0, len(sequences), self.score_batch_size):
             chunk = sequences[i : i + self.score_batch_size]
@@ -117,7 +121,19 @@ class HFEngine(RolloutEngine):
                 mask[row, : len(seq)] = 1
             ids, mask = ids.to(self.device), mask.to(self.device)
             logits = self.model(input_ids=ids, attention_mask=mask).logits[:, :-1].float()
-            lp = torch.log_softmax(logits, dim=-1).gather(-1, ids[:, 1:, None])[..., 0].cpu()
+            targets = ids[:, 1:]
+            if params is None:
+                lp = torch.log_softmax(logits, dim=-1).gather(-1, targets[..., None])[..., 0]
+            else:
+                flat = sampling_logprobs(
+                    logits.reshape(-1, logits.shape[-1]),
+                    targets.reshape(-1),
+                    params.temperature,
+                    params.top_k,
+                    params.top_p,
+                )
+                lp = flat.view(targets.shape)
+            lp = lp.cpu()
             result.extend(lp[row, : len(seq) - 1].tolist() for row, seq in enumerate(chunk))
         return result
 

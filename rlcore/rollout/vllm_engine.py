@@ -35,7 +35,7 @@ if not torch.cuda.is_available():
     os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
 
 import vllm  # noqa: E402 - after the environment defaults above
-from packaging.version import Version  # noqa: E402
+from packaging.version import InvalidVersion, Version  # noqa: E402
 
 from rlcore.rollout.engine import Completion, RolloutEngine, SamplingParams  # noqa: E402
 from rlcore.sync.broadcast import receive_buckets  # noqa: E402
@@ -47,13 +47,16 @@ log = logging.getLogger(__name__)
 SUPPORTED_VLLM = (Version("0.32"), Version("0.33"))  # [min, max)
 
 
-def check_vllm_version(version: str = vllm.__version__) -> None:
-    """Raises with an actionable message unless `version` is in SUPPORTED_VLLM."""
+def check_vllm_version(version: str | None = None) -> None:
+    """Raises with an actionable message unless `version` (default: the installed vLLM's) is in
+    SUPPORTED_VLLM; only warns when it is not a version number (a source build says "dev")."""
     lo, hi = SUPPORTED_VLLM
+    version = vllm.__version__ if version is None else version
     try:
         parsed = Version(version)
-    except Exception as e:
-        raise RuntimeError(f"cannot parse the vLLM version {version!r}") from e
+    except InvalidVersion:
+        log.warning("vLLM reports version %r; rlcore supports >=%s,<%s, untested", version, lo, hi)
+        return
     if not lo <= Version(parsed.base_version) < hi:
         raise RuntimeError(
             f"rlcore's vLLM engine supports vLLM >={lo},<{hi}, found {version}; install a "
@@ -135,7 +138,9 @@ class VLLMEngine(RolloutEngine):
             tensor_parallel_size=tensor_parallel_size,
             enforce_eager=not on_gpu,  # no torch.compile / graphs on CPU: slow start, no gain here
             worker_extension_cls=f"{__name__}.RlcoreWorkerExtension",
-            logprobs_mode="raw_logprobs",  # engine.py's documented semantics; vLLM's default
+            # the sampling distribution's logprobs (temperature, top-k/p): engine.py's semantics;
+            # prompt logprobs (`score`) stay raw
+            logprobs_mode="processed_logprobs",
             disable_log_stats=True,
             **kwargs,
         )

@@ -65,8 +65,10 @@ def test_micro_batches_sum_to_the_whole_batch_loss(name):
 
 
 def test_make_algorithm_errors_name_the_option():
-    with pytest.raises(ValueError, match="unknown algo.type 'ppo'"):
-        make_algorithm("ppo", group_size=2)
+    with pytest.raises(ValueError, match="unknown algo.type 'trpo'"):
+        make_algorithm("trpo", group_size=2)
+    with pytest.raises(ValueError, match="algo.type=grpo has no option gamma"):
+        make_algorithm("grpo", group_size=2, gamma=0.9)
     with pytest.raises(ValueError, match="algo.type=grpo has no option group_baseline"):
         make_algorithm("grpo", group_size=2, group_baseline=True)
     # None means "the algorithm's default"

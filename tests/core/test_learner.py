@@ -8,6 +8,7 @@ import ray
 import torch
 
 from rlcore.algo import GRPO, DrGRPO
+from rlcore.config import LearnerConfig
 from rlcore.learner.batch import pack, shard
 from rlcore.learner.worker import LearnerSpec
 from rlcore.workers import ActorGroup, LearnerWorker, free_port
@@ -37,33 +38,34 @@ def _spec(
     port: int,
     zero_stage: int = 2,
     needs_reference: bool = False,
+    **learner: object,
 ) -> LearnerSpec:
+    cfg = LearnerConfig(micro_batch_size=micro, zero_stage=zero_stage, lr=1e-2, **learner)
     return LearnerSpec(
         model_path=model_path,
         rank=rank,
         world_size=world_size,
         master_addr="127.0.0.1",
         master_port=port,
-        zero_stage=zero_stage,
-        micro_batch_size=micro,
-        lr=1e-2,
-        weight_decay=0.0,
-        grad_clip=1.0,
-        warmup_steps=0,
-        dtype="float32",
-        use_gpu=False,
-        seed=0,
+        cfg=cfg,
         needs_reference=needs_reference,
     )
 
 
 def _curve(
-    model_path: str, world_size: int, micro: int, zero_stage: int, algo: GRPO | None = None
+    model_path: str,
+    world_size: int,
+    micro: int,
+    zero_stage: int,
+    algo: GRPO | None = None,
+    **learner: object,
 ) -> list[dict]:
     port = free_port()
     group = ActorGroup(
         [
-            LearnerWorker.remote(_spec(model_path, r, world_size, micro, port, zero_stage))
+            LearnerWorker.remote(
+                _spec(model_path, r, world_size, micro, port, zero_stage, **learner)
+            )
             for r in range(world_size)
         ]
     )
@@ -124,3 +126,21 @@ def test_reference_model_gives_kl_only_after_the_policy_moves(tiny_chat_model, r
         assert second["kl"] / tokens > 1e-5  # after one update they differ, and k3 >= 0
     finally:
         ray.kill(actor)
+
+
+@pytest.mark.slow
+def test_packing_token_budget_and_checkpointing_keep_the_update(tiny_chat_model, ray_local):
+    plain = _curve(tiny_chat_model, world_size=1, micro=16, zero_stage=2)
+    packed = _curve(
+        tiny_chat_model,
+        world_size=1,
+        micro=16,
+        zero_stage=2,
+        packing=True,
+        max_tokens_per_micro_batch=60,  # several length-sorted micro-batches per step
+        gradient_checkpointing=True,
+    )
+    for a, b in zip(plain[:-1], packed[:-1], strict=True):
+        assert a["entropy"] == pytest.approx(b["entropy"], rel=1e-4)
+        assert a["grad_norm"] == pytest.approx(b["grad_norm"], rel=1e-3)
+    assert plain[-1]["probe"] == pytest.approx(packed[-1]["probe"], abs=1e-4)

@@ -46,12 +46,20 @@ def build_tiny_llama(path: Path, tie: bool, seed: int = 0) -> str:
     return str(path)
 
 
-def hf_logprobs(model, seq: list[int]) -> list[float]:
-    """Raw logprob of seq[1:] given the prefix, from a transformers forward pass."""
+def hf_logprobs(model, seq: list[int], params=None) -> list[float]:
+    """Logprob of seq[1:] given the prefix, from a transformers forward pass: raw (params None) or
+    under the sampling distribution of `params` (temperature, top-k, top-p)."""
+    from rlcore.rollout.engine import sampling_logprobs
+
     with torch.no_grad():
         logits = model(torch.tensor([seq])).logits[0, :-1].float()
+    targets = torch.tensor(seq[1:])
+    if params is not None:
+        return sampling_logprobs(
+            logits, targets, params.temperature, params.top_k, params.top_p
+        ).tolist()
     lp = torch.log_softmax(logits, dim=-1)
-    return lp.gather(-1, torch.tensor(seq[1:])[:, None])[:, 0].tolist()
+    return lp.gather(-1, targets[:, None])[:, 0].tolist()
 
 
 def max_abs_diff(a: list[float], b: list[float]) -> float:

@@ -34,7 +34,7 @@ def test_generate_shapes_and_logprobs_match_forward(setup):
     for prompt, samples in zip(PROMPTS, out, strict=True):
         for c in samples:
             assert len(c.token_ids) == len(c.logprobs) == 8 and c.finish_reason == "length"
-            expected = hf_logprobs(ref, prompt + c.token_ids)[len(prompt) - 1 :]
+            expected = hf_logprobs(ref, prompt + c.token_ids, params)[len(prompt) - 1 :]
             assert max_abs_diff(expected, c.logprobs) < TOL
     assert out == engine.generate(PROMPTS, params)  # same seed, same samples
 

@@ -43,7 +43,7 @@ def test_generate_shapes_and_logprobs_match_transformers(setup):
         for c in samples:
             assert len(c.token_ids) == len(c.logprobs) == 10
             assert c.finish_reason == "length"
-            expected = hf_logprobs(ref, prompt + c.token_ids)[len(prompt) - 1 :]
+            expected = hf_logprobs(ref, prompt + c.token_ids, params)[len(prompt) - 1 :]
             assert max_abs_diff(expected, c.logprobs) < TOL
         assert len({tuple(c.token_ids) for c in samples}) > 1  # n samples are not one sample
     # One seed per prompt: two different prompts must not share a random stream.

@@ -1,0 +1,241 @@
+"""One RL step's two halves, shared by every algorithm: `collect` (rollouts -> verified, shaped
+rewards, with DAPO's dynamic sampling) and `update` (learner/critic preparation -> advantages ->
+policy and critic updates over epochs x minibatches). rlcore/trainer.py calls them once per step.
+
+Nothing here branches on the algorithm's name: it asks the strategy object (rlcore/algo) what it
+needs (a critic, a reference, the KL in the reward) and how to shape, filter and estimate.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from rlcore.algo import GRPO
+from rlcore.algo.kl import kl_estimate
+from rlcore.config import TrainConfig
+from rlcore.learner.batch import TokenBatch, pack, shard
+from rlcore.rollout.engine import Completion, SamplingParams
+from rlcore.verifiers import Sample
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Collected:
+    """The groups kept for training (n contiguous samples per prompt) and what was sampled."""
+
+    rows: list[dict[str, Any]] = field(default_factory=list)  # one per kept group
+    prompt_ids: list[list[int]] = field(default_factory=list)
+    completions: list[Completion] = field(default_factory=list)  # flat, groups contiguous
+    rewards: list[float] = field(default_factory=list)  # shaped, flat
+    prompts_used: int = 0  # prompts drawn from the data this step (kept or not)
+    metrics: dict[str, float] = field(default_factory=dict)
+
+
+def make_sample(row: dict[str, Any], completion: Completion, tokenizer: Any) -> Sample:
+    return Sample(
+        prompt=row["prompt"],
+        response=tokenizer.decode(completion.token_ids, skip_special_tokens=True),
+        reference=row.get("reference", {}),
+        token_ids=tuple(completion.token_ids),
+        metadata={"id": row.get("id"), "bucket": row.get("bucket")},
+    )
+
+
+def collect(
+    cluster: Any,
+    algo: GRPO,
+    cfg: TrainConfig,
+    next_rows: Callable[[int], list[dict[str, Any]]],
+    encode: Callable[[dict[str, Any]], list[int]],
+    params: SamplingParams,
+    tokenizer: Any,
+) -> Collected:
+    """Rollout rounds until `rollout.prompts_per_step` groups are kept (one round unless dynamic
+    sampling drops groups; at most algo.max_sample_rounds). The kept count is cut so that the batch
+    splits over minibatches x learner ranks; it may be 0 (the step is then skipped)."""
+    want, n = cfg.rollout.prompts_per_step, cfg.rollout.n
+    out = Collected()
+    sampled: list[tuple[dict[str, Any], Completion]] = []
+    raw: list[dict[str, Any]] = []
+    rounds, t_generate, t_verify = 0, 0.0, 0.0
+    while len(out.rows) < want and rounds < (
+        algo.max_sample_rounds if algo.dynamic_sampling else 1
+    ):
+        rounds += 1
+        rows = next_rows(want)
+        out.prompts_used += len(rows)
+        prompt_ids = [encode(r) for r in rows]
+        t0 = time.time()
+        groups = cluster.generate(prompt_ids, params)
+        t1 = time.time()
+        flat = [(row, c) for row, g in zip(rows, groups, strict=True) for c in g]
+        spec = cfg.data.verifier
+        results = cluster.score(
+            [(row.get("verifier", spec), make_sample(row, c, tokenizer)) for row, c in flat]
+        )
+        t_generate, t_verify = t_generate + t1 - t0, t_verify + time.time() - t1
+        sampled += flat
+        raw += results
+        rewards = torch.tensor([r["reward"] for r in results], dtype=torch.float32)
+        lengths = torch.tensor([len(c.token_ids) for _, c in flat])
+        shaped = algo.shape_rewards(rewards, lengths)
+        keep = algo.keep_groups(shaped)
+        for g in torch.nonzero(keep).squeeze(-1).tolist():
+            if len(out.rows) == want:
+                break
+            out.rows.append(rows[g])
+            out.prompt_ids.append(prompt_ids[g])
+            out.completions += [c for _, c in flat[g * n : (g + 1) * n]]
+            out.rewards += shaped[g * n : (g + 1) * n].tolist()
+    unit = cfg.algo.minibatches * cfg.learner.world_size
+    kept = len(out.rows)
+    while kept and (kept * n) % unit:
+        kept -= 1
+    if kept < len(out.rows):
+        out.rows, out.prompt_ids = out.rows[:kept], out.prompt_ids[:kept]
+        out.completions, out.rewards = out.completions[: kept * n], out.rewards[: kept * n]
+    out.metrics = _sample_metrics(sampled, raw)
+    out.metrics.update(
+        sample_rounds=float(rounds),
+        groups_kept=float(kept),
+        time_rollout=t_generate,
+        time_verify=t_verify,
+    )
+    out.metrics["groups_dropped"] = float(out.prompts_used - kept)
+    return out
+
+
+def _sample_metrics(sampled: list[Any], results: list[dict[str, Any]]) -> dict[str, float]:
+    """Over everything sampled this step (dropped groups included): what the policy does now."""
+    n = max(len(results), 1)
+    return {
+        "reward_mean": sum(r["reward"] for r in results) / n,
+        "accuracy": sum(r["correct"] is True for r in results) / n,
+        "response_len": sum(len(c.token_ids) for _, c in sampled) / n,
+        "truncated_frac": sum(c.finish_reason == "length" for _, c in sampled) / n,
+        "verify_errors": float(sum(r["error"] is not None for r in results)),
+    }
+
+
+def update(
+    cluster: Any,
+    algo: GRPO,
+    cfg: TrainConfig,
+    data: Collected,
+    pad_id: int,
+    step: int,
+) -> dict[str, float]:
+    """Advantages and the policy (and critic) updates for one collected batch; returns metrics."""
+    world, temp = cfg.learner.world_size, cfg.rollout.temperature
+    prompts = [p for p in data.prompt_ids for _ in range(cfg.rollout.n)]
+    batch = pack(
+        prompts,
+        [c.token_ids for c in data.completions],
+        [0.0] * len(prompts),
+        pad_id,
+        [c.logprobs for c in data.completions],
+    )
+    truncated = torch.tensor([c.finish_reason == "length" for c in data.completions])
+    mask = algo.loss_mask(batch.loss_mask, truncated)
+    batch = batch.with_(loss_mask=mask)
+
+    # ---- what the estimate needs: learner "old" and reference logprobs, critic values --------
+    a = cfg.algo
+    if algo.needs_critic or algo.kl_in_reward or a.epochs * a.minibatches > 1:
+        shards = [(shard(batch, r, world), temp) for r in range(world)]
+        prepared = cluster.learners.call_each("prepare", shards)
+        batch = batch.with_(
+            old_logprobs=_cat([p["old_logprobs"] for p in prepared]),
+            ref_logprobs=_cat([p["ref_logprobs"] for p in prepared])
+            if "ref_logprobs" in prepared[0]
+            else None,
+        )
+    values = None
+    if algo.needs_critic:
+        values = _cat(
+            cluster.critics.call_each("values", [(shard(batch, r, world),) for r in range(world)])
+        )
+    kl = None
+    if algo.kl_in_reward and batch.old_logprobs is not None and batch.ref_logprobs is not None:
+        kl = kl_estimate(batch.old_logprobs, batch.ref_logprobs, algo.kl_estimator) * mask
+    rewards = torch.tensor(data.rewards, dtype=torch.float32)
+    advantages, returns = algo.estimate(rewards, mask, kl, values)
+    batch = batch.with_(advantages=advantages, returns=returns, old_values=values)
+
+    # ---- epochs x minibatches: one optimizer step per minibatch ----------------------------------
+    train_policy = step > a.critic_warmup_steps or not algo.needs_critic
+    gen = torch.Generator().manual_seed(cfg.seed * 100003 + step)
+    first_epoch: list[dict[str, float]] = []
+    for epoch in range(a.epochs):
+        order = torch.randperm(len(batch), generator=gen) if a.epochs * a.minibatches > 1 else None
+        size = len(batch) // a.minibatches
+        for m in range(a.minibatches):
+            idx = (
+                order[m * size : (m + 1) * size] if order is not None else torch.arange(len(batch))
+            )
+            mb = batch.select(idx)
+            outs = _update_minibatch(cluster, algo, cfg, mb, train_policy)
+            if epoch == 0:
+                first_epoch.append(outs)
+    return _update_metrics(first_epoch, float(mask.sum()), kl)
+
+
+def _update_minibatch(
+    cluster: Any, algo: GRPO, cfg: TrainConfig, mb: TokenBatch, train_policy: bool
+) -> dict[str, float]:
+    world = cfg.learner.world_size
+    tokens = float(mb.loss_mask.sum())
+    shards = [shard(mb, r, world) for r in range(world)]
+    calls = []
+    if train_policy:
+        args = [(s, tokens, algo, cfg.rollout.temperature, float(len(mb))) for s in shards]
+        calls += cluster.learners.submit_each("rl_step", args)
+    if algo.needs_critic:
+        clip = getattr(algo, "value_clip", None)
+        calls += cluster.critics.submit_each("value_step", [(s, tokens, clip) for s in shards])
+    import ray
+
+    results = ray.get(calls)
+    summed: dict[str, float] = {}
+    for r in results:
+        for k, v in r.items():
+            if k.endswith("_max"):
+                summed[k] = max(summed.get(k, 0.0), v)
+            elif k in ("grad_norm", "lr", "critic_grad_norm", "nonfinite", "critic_nonfinite"):
+                summed[k] = v  # the same on every rank
+            else:
+                summed[k] = summed.get(k, 0.0) + v
+    return summed
+
+
+def _update_metrics(
+    per_minibatch: list[dict[str, float]], tokens: float, kl: torch.Tensor | None
+) -> dict[str, float]:
+    """Token sums -> means over the batch; norms and lr averaged over the minibatch steps."""
+    out: dict[str, float] = {}
+    steps = max(len(per_minibatch), 1)
+    for outs in per_minibatch:
+        for k, v in outs.items():
+            if k.endswith("_max"):
+                out[k] = max(out.get(k, 0.0), v)
+            elif k in ("grad_norm", "lr", "critic_grad_norm"):
+                out[k] = out.get(k, 0.0) + v / steps
+            elif k in ("nonfinite", "critic_nonfinite"):
+                out[k] = out.get(k, 0.0) + v
+            else:
+                out[k] = out.get(k, 0.0) + v / max(tokens, 1.0)
+    if kl is not None:
+        out["kl_reward"] = float(kl.sum()) / max(tokens, 1.0)
+    return out
+
+
+def _cat(parts: list[torch.Tensor]) -> torch.Tensor:
+    width = max(p.shape[1] for p in parts)
+    return torch.cat([torch.nn.functional.pad(p, (0, width - p.shape[1])) for p in parts])
