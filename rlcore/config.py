@@ -68,6 +68,8 @@ class RolloutConfig:
     max_tokens: int = 64
     max_model_len: int = 256
     gpu_memory_utilization: float = 0.5
+    timeout_s: float = 900.0  # a generate call slower than this is an error naming the worker
+    max_restarts: int = 2  # a rollout worker that dies is restarted (and re-synced) this often
 
 
 @dataclass(frozen=True)
@@ -163,6 +165,17 @@ class SyncConfig:
 
 
 @dataclass(frozen=True)
+class ResourcesConfig:
+    # The cluster shape a run expects; rlcore/placement.py turns it into one Ray placement group.
+    # nodes = 0 (default): no placement group; actors go wherever Ray puts them (one machine).
+    nodes: int = 0  # nodes the run needs; checked against the cluster's alive nodes at start
+    gpus_per_node: int = 0  # GPUs on each node; one engine's tensor-parallel group must fit
+    cpus_per_node: int = 0  # CPUs on each node (verifier pools); 0 = do not check
+    strategy: str = "pack"  # pack: learner ranks side by side, then engines | spread: across nodes
+    timeout_s: float = 600.0  # wait this long for the placement group (other jobs, autoscaling)
+
+
+@dataclass(frozen=True)
 class TrainConfig:
     stages: list[str] = field(default_factory=lambda: ["sft", "rl"])  # ["rl"] = zero-style
     steps: int = 60  # RL steps (one rollout batch and its policy update each)
@@ -182,6 +195,7 @@ class TrainConfig:
     learner: LearnerConfig = field(default_factory=LearnerConfig)
     algo: AlgoConfig = field(default_factory=AlgoConfig)
     sync: SyncConfig = field(default_factory=SyncConfig)
+    resources: ResourcesConfig = field(default_factory=ResourcesConfig)
 
 
 def _valid_keys(cls: type, prefix: str = "") -> list[str]:
@@ -203,8 +217,12 @@ def _key_error(e: OmegaConfBaseException, source: str) -> ConfigError:
     return ConfigError(f"{source}: unknown config key '{full_key}'{hint}")
 
 
-def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> TrainConfig:
-    """Schema defaults <- YAML file <- `key=value` overrides, validated, as a frozen TrainConfig."""
+def load_config(
+    path: str | Path | None = None, overrides: list[str] | None = None, check_machine: bool = True
+) -> TrainConfig:
+    """Schema defaults <- YAML file <- `key=value` overrides, validated, as a frozen TrainConfig.
+    check_machine=False skips what depends on this machine (its GPU count): `rlcore submit` and CI
+    check a GPU config's schema and rules on a machine that will not run it."""
     cfg = OmegaConf.structured(TrainConfig)
     if path is not None:
         p = Path(path)
@@ -227,11 +245,11 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
             raise ConfigError(f"override {item!r}: {e}") from None
     obj = OmegaConf.to_object(cfg)
     assert isinstance(obj, TrainConfig)
-    validate(obj)
+    validate(obj, check_machine)
     return obj
 
 
-def validate(cfg: TrainConfig) -> None:
+def validate(cfg: TrainConfig, check_machine: bool = True) -> None:
     """Cross-field rules, checked once at launch."""
     bad = [s for s in cfg.stages if s not in ("sft", "rl")]
     if bad or not cfg.stages:
@@ -275,8 +293,12 @@ def validate(cfg: TrainConfig) -> None:
         )
     if cfg.sync.type != "broadcast":
         raise ConfigError(f"sync.type: {cfg.sync.type!r} is not one of: broadcast")
+    _validate_resources(cfg)
+    # On a cluster (ray_address, or a resources section) the driver's machine may have no GPU at
+    # all: rlcore/placement.py checks the cluster's resources when the run starts instead.
     needs_gpu = cfg.gpus > 0 or cfg.learner.gpus_per_rank > 0
-    if needs_gpu:
+    local = check_machine and not cfg.ray_address and cfg.resources.nodes == 0
+    if needs_gpu and local:
         import torch
 
         have = torch.cuda.device_count()
@@ -287,6 +309,18 @@ def validate(cfg: TrainConfig) -> None:
                 f"{cfg.learner.gpus_per_rank}) but this machine has {have}; run a CPU config "
                 "(configs/tiny_coldstart.yaml) or set gpus=0 learner.gpus_per_rank=0"
             )
+
+
+def _validate_resources(cfg: TrainConfig) -> None:
+    r = cfg.resources
+    if r.strategy not in ("pack", "spread"):
+        raise ConfigError(f"resources.strategy: {r.strategy!r} is not pack or spread")
+    if min(r.nodes, r.gpus_per_node, r.cpus_per_node) < 0:
+        raise ConfigError("resources.nodes, gpus_per_node and cpus_per_node must be >= 0")
+    if r.nodes:
+        from rlcore.placement import check_shape, plan
+
+        check_shape(cfg, plan(cfg, build_algorithm(cfg).needs_critic))
 
 
 def build_algorithm(cfg: TrainConfig) -> Any:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,17 +19,23 @@ import ray
 from rlcore.config import TrainConfig, to_yaml
 from rlcore.learner.batch import pack
 from rlcore.learner.worker import LearnerSpec
+from rlcore.placement import Placement
 from rlcore.workers import (
     ActorGroup,
     CriticWorker,
     LearnerWorker,
     RolloutWorker,
+    StaleWeightsError,
     VerifierWorker,
     free_port,
     init_ray,
 )
 
 log = logging.getLogger(__name__)
+
+
+class RolloutError(RuntimeError):
+    """A rollout worker hung past its timeout or died more often than allowed."""
 
 
 class SyncError(RuntimeError):
@@ -87,6 +94,9 @@ class Cluster:
     meta: list[Any]
     critics: ActorGroup | None = None  # PPO's value model ranks
     probe: list[int] | None = None
+    restarts: int = 0  # rollout worker recoveries so far
+    version: int = 0  # weight version the engines hold (one per sync)
+    placement: Placement | None = None  # the run's placement group (resources.nodes > 0)
 
     @classmethod
     def start(
@@ -98,14 +108,17 @@ class Cluster:
         needs_critic: bool = False,
     ) -> Cluster:
         init_ray(cfg.ray_address, cfg.num_cpus)
+        placement = Placement.create(cfg, needs_critic)
         rc, vc = cfg.rollout, cfg.verifier
         a = cfg.algo
         total_steps = cfg.steps * a.epochs * a.minibatches
-        learners = _learner_group(LearnerWorker, cfg, model_path, needs_reference, total_steps)
+        learners = _learner_group(
+            LearnerWorker, cfg, model_path, needs_reference, total_steps, placement
+        )
         critics = None
         if needs_critic:
             critics = _learner_group(
-                CriticWorker, cfg, model_path, False, total_steps, lr=a.critic_lr
+                CriticWorker, cfg, model_path, False, total_steps, placement, lr=a.critic_lr
             )
         engine_kwargs = {
             "dtype": cfg.model.dtype,
@@ -114,18 +127,24 @@ class Cluster:
             "gpu_memory_utilization": rc.gpu_memory_utilization,
             "tensor_parallel_size": rc.tensor_parallel_size,
         }
-        rollout_opts = {"num_gpus": rc.tensor_parallel_size} if cfg.gpus else {}
+        run_tag = uuid.uuid4().hex[:8]  # named actors: `ray list actors` shows who is who
         rollouts = ActorGroup(
             [
-                RolloutWorker.options(**rollout_opts).remote(rc.engine, model_path, engine_kwargs)
-                for _ in range(rc.num_workers)
+                RolloutWorker.options(
+                    **placement.options("rollout", i),
+                    max_restarts=rc.max_restarts,
+                    name=f"rollout-{i}-{run_tag}",
+                ).remote(rc.engine, model_path, engine_kwargs)
+                for i in range(rc.num_workers)
             ]
         )
         unique_specs = list({json.dumps(s, sort_keys=True): s for s in specs}.values())
         verifiers = ActorGroup(
             [
-                VerifierWorker.remote(unique_specs, dict(vc.options), vc.workers, vc.timeout_s)
-                for _ in range(vc.num_actors)
+                VerifierWorker.options(**placement.options("verifier", i)).remote(
+                    unique_specs, dict(vc.options), vc.workers, vc.timeout_s
+                )
+                for i in range(vc.num_actors)
             ]
         )
         meta = ray.get(learners.actors[0].param_meta.remote())
@@ -139,7 +158,7 @@ class Cluster:
             info,
             len(verifiers),
         )
-        return cls(cfg, learners, rollouts, verifiers, meta, critics)
+        return cls(cfg, learners, rollouts, verifiers, meta, critics, placement=placement)
 
     # ---- weight sync --------------------------------------------------------------------------
     def init_sync(self, probe: list[int]) -> None:
@@ -147,21 +166,29 @@ class Cluster:
         self.probe = probe
         ranks = self.rollouts.call("info")
         world = 1 + sum(i["ranks"] for i in ranks)
+        # the group's rank 0 is learner rank 0: its node's address (127.0.0.1 on one machine)
+        addr = self.placement.node_ip("learner", 0) if self.placement else "127.0.0.1"
         port = free_port()
-        calls = [
-            self.learners.actors[0].init_sync.remote(self.cfg.sync.type, "127.0.0.1", port, world)
-        ]
+        calls = [self.learners.actors[0].init_sync.remote(self.cfg.sync.type, addr, port, world)]
         next_rank = 1
         for actor, i in zip(self.rollouts.actors, ranks, strict=True):
-            calls.append(actor.init_weight_group.remote("127.0.0.1", port, next_rank, world))
+            calls.append(actor.init_weight_group.remote(addr, port, next_rank, world))
             next_rank += i["ranks"]
         ray.get(calls)
 
     def sync_weights(self) -> dict[str, float]:
-        """Stream the learner's weights to every engine; optionally check a probe's logprobs."""
+        """Stream the learner's weights to every engine; optionally check a probe's logprobs.
+        An engine that was restarted since the last sync (it left the sync group) is first brought
+        back into a new group, so the broadcast never waits on a member that is gone."""
+        if self.version and any(i["version"] != self.version for i in self._rollout_infos()):
+            self._recover_rollouts()
+        return self._send_weights()
+
+    def _send_weights(self) -> dict[str, float]:
         bucket = self.cfg.sync.bucket_mb * 2**20
         sends = self.learners.submit("send_weights", bucket)
-        receives = self.rollouts.submit("receive_weights", self.meta, bucket)
+        self.version += 1
+        receives = self.rollouts.submit("receive_weights", self.meta, bucket, self.version)
         sent = ray.get(sends)[0]
         ray.get(receives)
         out = {"sync_s": sent.get("seconds", 0.0), "sync_bytes": sent.get("bytes", 0.0)}
@@ -187,9 +214,65 @@ class Cluster:
 
     # ---- rollout and verification ------------------------------------------------------------
     def generate(self, prompt_ids: list[list[int]], params: Any) -> list[list[Any]]:
+        """Splits the prompts over the engines; a worker that dies is restarted by Ray, given the
+        current weights and its prompts again; one that hangs past rollout.timeout_s is an error."""
         parts = _split(prompt_ids, len(self.rollouts))
-        outs = self.rollouts.call_each("generate", [(p, params) for p in parts])
-        return [g for out in outs for g in out]
+        refs = self.rollouts.submit_each("generate", [(p, params, self.version) for p in parts])
+        out = []
+        for i, (part, ref) in enumerate(zip(parts, refs, strict=True)):
+            out.extend(self._rollout_result(i, part, params, ref))
+        return out
+
+    def _rollout_result(self, i: int, part: list[Any], params: Any, ref: Any) -> list[Any]:
+        rc = self.cfg.rollout
+        for attempt in range(rc.max_restarts + 1):
+            try:
+                return ray.get(ref, timeout=rc.timeout_s)
+            except ray.exceptions.GetTimeoutError:
+                raise RolloutError(
+                    f"rollout worker {i} ({self.rollouts.actors[i]}) did not finish generating "
+                    f"{len(part)} prompts within rollout.timeout_s={rc.timeout_s}; it may be hung "
+                    "(raise rollout.timeout_s for long generations)"
+                ) from None
+            except (ray.exceptions.RayActorError, ray.exceptions.RayTaskError) as e:
+                died = isinstance(e, ray.exceptions.RayActorError)
+                if not died and not isinstance(e.as_instanceof_cause(), StaleWeightsError):
+                    raise
+                if attempt == rc.max_restarts:
+                    raise RolloutError(
+                        f"rollout worker {i} died {attempt + 1} times (rollout.max_restarts="
+                        f"{rc.max_restarts}); last error: {e}"
+                    ) from None
+                log.warning(
+                    "rollout worker %d died (%s); restarting it, re-sending the weights and "
+                    "re-issuing its %d prompts",
+                    i,
+                    type(e).__name__,
+                    len(part),
+                )
+                self._recover_rollouts()
+                ref = self.rollouts.actors[i].generate.remote(part, params, self.version)
+        raise AssertionError("unreachable")
+
+    def _recover_rollouts(self) -> None:
+        """Waits until every engine answers (Ray restarts a dead one from the checkpoint on disk),
+        then rebuilds the weight-sync group and sends the learner's current weights."""
+        self._rollout_infos()
+        self.init_sync(self.probe or [])
+        self._send_weights()
+        self.restarts += 1
+        log.info("rollout workers recovered (%d recoveries so far)", self.restarts)
+
+    def _rollout_infos(self) -> list[dict[str, Any]]:
+        """Every engine's info, waiting (up to rollout.timeout_s) for any that Ray is restarting."""
+        deadline = time.time() + self.cfg.rollout.timeout_s
+        while True:
+            try:
+                return self.rollouts.call("info")
+            except ray.exceptions.RayActorError:
+                if time.time() > deadline:
+                    raise
+                time.sleep(1.0)
 
     def score(self, items: list[tuple[Any, Any]]) -> list[dict[str, Any]]:
         parts = _split(items, len(self.verifiers))
@@ -206,6 +289,8 @@ class Cluster:
             critics = self.critics.actors if self.critics is not None else []
             for a in self.learners.actors + critics + self.rollouts.actors + self.verifiers.actors:
                 ray.kill(a)
+            if self.placement is not None:
+                self.placement.remove()
 
 
 def _learner_group(
@@ -214,20 +299,21 @@ def _learner_group(
     model_path: str,
     needs_reference: bool,
     total_steps: int,
+    placement: Placement,
     lr: float | None = None,
 ) -> ActorGroup:
     """learner.world_size DeepSpeed ranks of `worker` (the policy's, or the critic's)."""
     lc = cfg.learner
+    role = "critic" if worker is CriticWorker else "learner"
     port = free_port()
-    opts = {"num_gpus": lc.gpus_per_rank} if lc.gpus_per_rank else {}
     return ActorGroup(
         [
-            worker.options(**opts).remote(
+            worker.options(**placement.options(role, r)).remote(
                 LearnerSpec(
                     model_path=model_path,
                     rank=r,
                     world_size=lc.world_size,
-                    master_addr="127.0.0.1",
+                    master_addr=placement.node_ip(role, 0),
                     master_port=port,
                     cfg=lc,
                     dtype=cfg.model.dtype,

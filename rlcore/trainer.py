@@ -175,6 +175,7 @@ def train(cfg: TrainConfig, progress: Progress | None = None) -> dict[str, Any]:
             sync = cluster.sync_weights() if data.rows else {}
             last.update(
                 sync_mismatch=sync.get("max_abs_diff", 0.0),
+                rollout_restarts=float(cluster.restarts),
                 time_learn=t2 - t1,
                 time_sync=time.time() - t2,
             )

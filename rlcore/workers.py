@@ -23,6 +23,10 @@ import ray
 log = logging.getLogger(__name__)
 
 
+class StaleWeightsError(RuntimeError):
+    """A rollout worker's weights are not the version the trainer expects (it was restarted)."""
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as s:
         s.bind((host, 0))
@@ -40,11 +44,22 @@ class RolloutWorker:
         from rlcore.rollout.engine import make_engine
 
         self.engine = make_engine(kind, model_path, **engine_kwargs)
+        self.version = 0  # weight version: 0 = the checkpoint on disk; each sync sets the learner's
 
     def info(self) -> dict[str, Any]:
-        return {"engine": self.engine.name, "ranks": self.engine.workers_per_engine}
+        return {
+            "engine": self.engine.name,
+            "ranks": self.engine.workers_per_engine,
+            "version": self.version,
+        }
 
-    def generate(self, prompt_ids: list[list[int]], params: Any) -> list[list[Any]]:
+    def generate(
+        self, prompt_ids: list[list[int]], params: Any, version: int | None = None
+    ) -> list[list[Any]]:
+        """`version`: the weight version the caller expects; a restarted worker (back at 0) refuses
+        to sample from stale weights instead of training the policy off-policy in silence."""
+        if version is not None and version != self.version:
+            raise StaleWeightsError(f"engine holds weight version {self.version}, not {version}")
         return self.engine.generate(prompt_ids, params)
 
     def score(self, sequences: list[list[int]]) -> list[list[float]]:
@@ -53,8 +68,12 @@ class RolloutWorker:
     def init_weight_group(self, addr: str, port: int, rank: int, world_size: int) -> None:
         self.engine.init_weight_group(addr, port, rank, world_size)
 
-    def receive_weights(self, meta: list[Any], bucket_bytes: int) -> dict[str, Any]:
-        return self.engine.receive_weights(meta, bucket_bytes)
+    def receive_weights(
+        self, meta: list[Any], bucket_bytes: int, version: int = 0
+    ) -> dict[str, Any]:
+        out = self.engine.receive_weights(meta, bucket_bytes)
+        self.version = version
+        return out
 
 
 @ray.remote(num_cpus=0)
