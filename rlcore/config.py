@@ -68,6 +68,9 @@ class RolloutConfig:
     max_tokens: int = 64
     max_model_len: int = 256
     gpu_memory_utilization: float = 0.5
+    # 1: one-step-off-policy: step t+1's rollouts run while the learner trains step t (needs
+    # algo.tis_cap); 0: synchronous (default). Staleness is bounded at this many policy versions.
+    async_steps: int = 0
     timeout_s: float = 900.0  # a generate call slower than this is an error naming the worker
     max_restarts: int = 2  # a rollout worker that dies is restarted (and re-synced) this often
 
@@ -283,6 +286,16 @@ def validate(cfg: TrainConfig, check_machine: bool = True) -> None:
         )
     if cfg.algo.kl_placement not in ("loss", "reward"):
         raise ConfigError(f"algo.kl_placement: {cfg.algo.kl_placement!r} is not loss or reward")
+    if cfg.rollout.async_steps not in (0, 1):
+        raise ConfigError(
+            f"rollout.async_steps: {cfg.rollout.async_steps} is not 0 (synchronous) or 1 "
+            "(one-step-off-policy); deeper pipelines are not supported"
+        )
+    if cfg.rollout.async_steps and cfg.algo.tis_cap is None:
+        raise ConfigError(
+            "rollout.async_steps=1 samples with weights one step old: set algo.tis_cap (e.g. 2.0) "
+            "so truncated importance sampling corrects for it"
+        )
     if cfg.algo.epochs < 1 or cfg.algo.minibatches < 1:
         raise ConfigError("algo.epochs and algo.minibatches must be >= 1")
     if batch % (cfg.algo.minibatches * cfg.learner.world_size):

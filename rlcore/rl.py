@@ -35,6 +35,8 @@ class Collected:
     completions: list[Completion] = field(default_factory=list)  # flat, groups contiguous
     rewards: list[float] = field(default_factory=list)  # shaped, flat
     prompts_used: int = 0  # prompts drawn from the data this step (kept or not)
+    version: int = 0  # the engines' weight version when sampled (staleness = learner's - this)
+    position_end: int = 0  # the data position after this batch's draws (for resume)
     metrics: dict[str, float] = field(default_factory=dict)
 
 

@@ -15,6 +15,7 @@ import logging
 import random
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -162,28 +163,50 @@ def train(cfg: TrainConfig, progress: Progress | None = None) -> dict[str, Any]:
             max_tokens=cfg.rollout.max_tokens,
             stop_token_ids=tuple(stop_ids),
         )
+
+        def collect() -> rl.Collected:
+            data = rl.collect(cluster, algo, cfg, next_rows, encode, params, tokenizer)
+            data.version, data.position_end = cluster.version, position
+            return data
+
+        # rollout.async_steps=1: the rollouts of step t+1 run (on the engines' current weights, in a
+        # driver thread) while the learner trains step t; the sync waits for both. Every sample is
+        # then one policy version old (logged as staleness), which TIS corrects (algo.tis_cap).
+        prefetch = ThreadPoolExecutor(max_workers=1) if cfg.rollout.async_steps else None
+        pending: Future[rl.Collected] | None = None
         first = state["step"] + 1 if state["stage"] == "rl" else 1
         for step in range(first, cfg.steps + 1):
-            data = rl.collect(cluster, algo, cfg, next_rows, encode, params, tokenizer)
+            t0 = time.time()
+            data = pending.result() if pending is not None else collect()
+            pending = None
+            if prefetch is not None and step < cfg.steps:
+                pending = prefetch.submit(collect)
             t1 = time.time()
-            last = dict(data.metrics)
+            last = dict(data.metrics, staleness=float(cluster.version - data.version))
             if data.rows:
                 last.update(rl.update(cluster, algo, cfg, data, pad_id, step))
             else:
                 log.warning("step %d: every sampled group was dropped; no update", step)
             t2 = time.time()
+            if pending is not None:
+                pending.result()  # the engines must be idle to take new weights
+            t3 = time.time()
             sync = cluster.sync_weights() if data.rows else {}
             last.update(
                 sync_mismatch=sync.get("max_abs_diff", 0.0),
                 rollout_restarts=float(cluster.restarts),
                 time_learn=t2 - t1,
-                time_sync=time.time() - t2,
+                time_wait_rollout=t3 - t2 + (t1 - t0 if prefetch is not None else 0.0),
+                time_sync=time.time() - t3,
+                time_step=time.time() - t0,
             )
             metrics.log(step, "rl", last)
             progress("rl", step, cfg.steps, last)
-            state.update(stage="rl", step=step, data_position=position)
+            state.update(stage="rl", step=step, data_position=data.position_end)
             if step % cfg.checkpoint_every == 0 and step < cfg.steps:
                 _save(cluster, run_dir, step, dict(state, wall_s=elapsed()), tokenizer)
+        if prefetch is not None:
+            prefetch.shutdown()
         evaluate("rl")
         state["stage"] = "rl_done"
 

@@ -125,3 +125,25 @@ def test_a_killed_rollout_worker_is_restarted_and_no_prompt_is_lost(
     assert [r["rollout_restarts"] for r in rl] == [0, 1, 1]
     assert all(r["groups_kept"] == 4 for r in rl)  # every prompt of every step was trained on
     assert all(r["sync_mismatch"] < 1e-3 for r in rl)  # the restarted engine got the weights
+
+
+@pytest.mark.slow
+def test_async_one_step_off_policy_run(tmp_path, tiny_chat_model, ray_local):
+    run_dir = tmp_path / "run"
+    cfg = load_config(
+        "configs/tiny_zero.yaml",
+        [
+            *SMALL,
+            f"model.path={tiny_chat_model}",
+            f"run_dir={run_dir}",
+            "steps=3",
+            "rollout.async_steps=1",
+            "algo.tis_cap=2.0",
+        ],
+    )
+    summary = train(cfg)
+    assert summary["steps"] == 3
+    rl = [json.loads(line) for line in (run_dir / "metrics.jsonl").open()]
+    # step 1 samples with the weights it trains; later steps with weights one update old
+    assert [r["staleness"] for r in rl] == [0, 1, 1]
+    assert all("tis_weight" in r and r["sync_mismatch"] < 1e-3 for r in rl)
