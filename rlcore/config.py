@@ -161,7 +161,9 @@ class AlgoConfig:
 
 @dataclass(frozen=True)
 class SyncConfig:
-    type: str = "broadcast"  # broadcast over a process group (gloo on CPU, NCCL on GPU)
+    # broadcast: over a process group (gloo on CPU, NCCL on GPU) | ipc: shared memory, learner and
+    # engines on one machine (CUDA IPC on a shared GPU; a shared-memory segment on CPU)
+    type: str = "broadcast"
     bucket_mb: int = 64
     verify: bool = True  # after each sync, compare engine and learner logprobs of a probe sequence
     verify_atol: float = 1e-3
@@ -304,9 +306,8 @@ def validate(cfg: TrainConfig, check_machine: bool = True) -> None:
             f"algo.minibatches={cfg.algo.minibatches} x learner.world_size="
             f"{cfg.learner.world_size} equal parts"
         )
-    if cfg.sync.type != "broadcast":
-        raise ConfigError(f"sync.type: {cfg.sync.type!r} is not one of: broadcast")
-    _validate_resources(cfg)
+    if cfg.sync.type not in ("broadcast", "ipc"):
+        raise ConfigError(f"sync.type: {cfg.sync.type!r} is not one of: broadcast, ipc")
     # On a cluster (ray_address, or a resources section) the driver's machine may have no GPU at
     # all: rlcore/placement.py checks the cluster's resources when the run starts instead.
     needs_gpu = cfg.gpus > 0 or cfg.learner.gpus_per_rank > 0
@@ -322,18 +323,27 @@ def validate(cfg: TrainConfig, check_machine: bool = True) -> None:
                 f"{cfg.learner.gpus_per_rank}) but this machine has {have}; run a CPU config "
                 "(configs/tiny_coldstart.yaml) or set gpus=0 learner.gpus_per_rank=0"
             )
+    _validate_resources(cfg)
 
 
 def _validate_resources(cfg: TrainConfig) -> None:
+    from rlcore.placement import check_shape, describe, plan
+
     r = cfg.resources
     if r.strategy not in ("pack", "spread"):
         raise ConfigError(f"resources.strategy: {r.strategy!r} is not pack or spread")
     if min(r.nodes, r.gpus_per_node, r.cpus_per_node) < 0:
         raise ConfigError("resources.nodes, gpus_per_node and cpus_per_node must be >= 0")
-    if r.nodes:
-        from rlcore.placement import check_shape, plan
-
-        check_shape(cfg, plan(cfg, build_algorithm(cfg).needs_critic))
+    bundles = plan(cfg, build_algorithm(cfg).needs_critic)
+    check_shape(cfg, bundles)
+    need = sum(b.gpus for b in bundles)
+    # NCCL broadcast needs every rank on its own GPU: a shortfall would leave an actor waiting
+    # for a GPU forever instead of failing
+    if cfg.gpus and cfg.sync.type == "broadcast" and need > cfg.gpus:
+        raise ConfigError(
+            f"gpus={cfg.gpus} but the roles need {need} GPUs (sync.type=broadcast gives every "
+            f"learner rank and engine GPUs of its own): {describe(bundles)}"
+        )
 
 
 def build_algorithm(cfg: TrainConfig) -> Any:

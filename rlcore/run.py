@@ -172,7 +172,9 @@ class Cluster:
         calls = [self.learners.actors[0].init_sync.remote(self.cfg.sync.type, addr, port, world)]
         next_rank = 1
         for actor, i in zip(self.rollouts.actors, ranks, strict=True):
-            calls.append(actor.init_weight_group.remote(addr, port, next_rank, world))
+            calls.append(
+                actor.init_weight_group.remote(addr, port, next_rank, world, self.cfg.sync.type)
+            )
             next_rank += i["ranks"]
         ray.get(calls)
 

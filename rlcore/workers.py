@@ -65,8 +65,10 @@ class RolloutWorker:
     def score(self, sequences: list[list[int]]) -> list[list[float]]:
         return self.engine.score(sequences)
 
-    def init_weight_group(self, addr: str, port: int, rank: int, world_size: int) -> None:
-        self.engine.init_weight_group(addr, port, rank, world_size)
+    def init_weight_group(
+        self, addr: str, port: int, rank: int, world_size: int, sync_type: str = "broadcast"
+    ) -> None:
+        self.engine.init_weight_group(addr, port, rank, world_size, sync_type)
 
     def receive_weights(
         self, meta: list[Any], bucket_bytes: int, version: int = 0

@@ -47,7 +47,8 @@ class Completion:
     token_ids: list[int]  # generated tokens only (no prompt)
     logprobs: list[float]  # sampling-distribution logprob of each generated token (see above)
     finish_reason: str  # "stop" (a stop token) | "length" (max_tokens or the context limit)
-    extra: dict = field(default_factory=dict)  # engine-specific details, never needed downstream
+    extra: dict = field(default_factory=dict)  # details for logging (multi-turn: episode stats)
+    mask: list[int] | None = None  # loss mask per token (0 on multi-turn tool tokens); None: all 1
 
 
 class RolloutEngine(ABC):
@@ -68,9 +69,15 @@ class RolloutEngine(ABC):
 
     @abstractmethod
     def init_weight_group(
-        self, master_addr: str, master_port: int, rank: int, world_size: int
+        self,
+        master_addr: str,
+        master_port: int,
+        rank: int,
+        world_size: int,
+        sync_type: str = "broadcast",
     ) -> None:
-        """Joins the weight-sync group as `rank` (>= 1; the learner's sender is rank 0).
+        """Joins the weight-sync group as `rank` (>= 1; the learner's sender is rank 0), for the
+        transport `sync_type` ("broadcast", or "ipc": shared memory on one machine).
 
         Blocks until the whole group has joined, so call it concurrently with the sender's
         `init_group`. An engine with several workers (tensor parallel) takes ranks

@@ -18,7 +18,7 @@ import time
 import torch
 
 from rlcore.rollout.engine import Completion, RolloutEngine, SamplingParams, sampling_logprobs
-from rlcore.sync.broadcast import receive_buckets
+from rlcore.sync.broadcast import receiver
 from rlcore.sync.buckets import ParamMeta, plan_buckets
 from rlcore.sync.group import SyncGroup, backend_for, init_stateless_group
 
@@ -138,11 +138,17 @@ class HFEngine(RolloutEngine):
         return result
 
     def init_weight_group(
-        self, master_addr: str, master_port: int, rank: int, world_size: int
+        self,
+        master_addr: str,
+        master_port: int,
+        rank: int,
+        world_size: int,
+        sync_type: str = "broadcast",
     ) -> None:
         if rank < 1:
             raise ValueError(f"engine ranks start at 1 (the sender is rank 0), got {rank}")
-        backend = backend_for(self.device)
+        backend, self.receive = receiver(sync_type)
+        backend = backend or backend_for(self.device)
         self.group = init_stateless_group(master_addr, master_port, rank, world_size, backend)
 
     @torch.no_grad()
@@ -152,7 +158,7 @@ class HFEngine(RolloutEngine):
         start = time.perf_counter()
         params = dict(self.model.named_parameters(remove_duplicate=False))
         unknown = [name for name, _, _ in meta if name not in params]
-        stream = receive_buckets(self.group, meta, bucket_bytes, self.device)
+        stream = self.receive(self.group, meta, bucket_bytes, self.device)
         for name, tensor in stream:  # received even when names are unknown, so the sender finishes
             if name in params:
                 params[name].copy_(tensor)

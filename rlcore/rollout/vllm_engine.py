@@ -38,7 +38,7 @@ import vllm  # noqa: E402 - after the environment defaults above
 from packaging.version import InvalidVersion, Version  # noqa: E402
 
 from rlcore.rollout.engine import Completion, RolloutEngine, SamplingParams  # noqa: E402
-from rlcore.sync.broadcast import receive_buckets  # noqa: E402
+from rlcore.sync.broadcast import receiver  # noqa: E402
 from rlcore.sync.buckets import ParamMeta, plan_buckets  # noqa: E402
 from rlcore.sync.group import SyncGroup, backend_for  # noqa: E402
 
@@ -68,12 +68,18 @@ class RlcoreWorkerExtension:
     """Mixed into vLLM's Worker; its methods run on every worker through `collective_rpc`."""
 
     def rlcore_init_weight_group(
-        self, master_addr: str, master_port: int, rank_offset: int, world_size: int
+        self,
+        master_addr: str,
+        master_port: int,
+        rank_offset: int,
+        world_size: int,
+        sync_type: str = "broadcast",
     ) -> None:
         from vllm.distributed.utils import stateless_init_torch_distributed_process_group
 
         rank = rank_offset + self.rank  # this worker's rank inside its engine (TP)
-        backend = backend_for(self.device)
+        backend, self._rlcore_receive = receiver(sync_type)
+        backend = backend or backend_for(self.device)
         pg, store = stateless_init_torch_distributed_process_group(
             master_addr, master_port, rank, world_size, backend, return_store=True
         )
@@ -84,7 +90,7 @@ class RlcoreWorkerExtension:
         if group is None:
             raise RuntimeError("receive_weights called before init_weight_group")
         start = time.perf_counter()
-        weights = receive_buckets(group, meta, bucket_bytes, self.device)
+        weights = self._rlcore_receive(group, meta, bucket_bytes, self.device)
         self.reload_weights(weights_iterator=weights, is_checkpoint_format=True)
         redispatched = _redispatch_cpu_gemms(self.model_runner.get_model())
         return {"seconds": time.perf_counter() - start, "redispatched": redispatched}
@@ -184,12 +190,18 @@ class VLLMEngine(RolloutEngine):
         return scores
 
     def init_weight_group(
-        self, master_addr: str, master_port: int, rank: int, world_size: int
+        self,
+        master_addr: str,
+        master_port: int,
+        rank: int,
+        world_size: int,
+        sync_type: str = "broadcast",
     ) -> None:
         if rank < 1:
             raise ValueError(f"engine ranks start at 1 (the sender is rank 0), got {rank}")
         self.llm.collective_rpc(
-            "rlcore_init_weight_group", args=(master_addr, master_port, rank, world_size)
+            "rlcore_init_weight_group",
+            args=(master_addr, master_port, rank, world_size, sync_type),
         )
 
     def receive_weights(self, meta: list[ParamMeta], bucket_bytes: int) -> dict:

@@ -52,6 +52,12 @@ class SyncGroup:
         opts.rootTensor = 0
         self.backend.broadcast([tensor], opts).wait()
 
+    def barrier(self) -> None:
+        """Returns once every member has called it."""
+        from torch.distributed import BarrierOptions
+
+        self.backend.barrier(BarrierOptions()).wait()
+
 
 def init_stateless_group(
     host: str,

@@ -11,11 +11,21 @@ from rlcore.run import Cluster
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("engine", ["vllm", "hf"])
-def test_engine_matches_learner_after_every_sync(engine, tiny_chat_model, ray_local):
+@pytest.mark.parametrize(
+    "engine, sync_type", [("vllm", "broadcast"), ("hf", "broadcast"), ("vllm", "ipc")]
+)
+def test_engine_matches_learner_after_every_sync(engine, sync_type, tiny_chat_model, ray_local):
     if engine == "vllm":
         pytest.importorskip("vllm")
-    cfg = load_config(None, [f"rollout.engine={engine}", "learner.lr=5e-2", "verifier.workers=1"])
+    cfg = load_config(
+        None,
+        [
+            f"rollout.engine={engine}",
+            f"sync.type={sync_type}",
+            "learner.lr=5e-2",
+            "verifier.workers=1",
+        ],
+    )
     cluster = Cluster.start(cfg, tiny_chat_model, ["math"], needs_reference=False)
     try:
         probe = [1, 7, 30, 31, 32, 2, 6, 1, 8, 40, 41, 42, 43, 44, 45]

@@ -1,5 +1,6 @@
 """BroadcastSender -> receivers in other processes over a stateless gloo group."""
 
+import io
 import multiprocessing as mp
 import socket
 
@@ -27,9 +28,20 @@ def _tensors():
 
 def _receiver(port: int, rank: int, world_size: int, meta, bucket_bytes: int, queue) -> None:
     group = init_stateless_group("127.0.0.1", port, rank, world_size, "gloo")
-    queue.put(
-        (rank, {name: t.clone() for name, t in receive_buckets(group, meta, bucket_bytes, "cpu")})
-    )
+    got = {name: t.clone() for name, t in receive_buckets(group, meta, bucket_bytes, "cpu")}
+    queue.put((rank, to_bytes(got)))
+
+
+def to_bytes(tensors: dict) -> bytes:
+    """Tensors through a multiprocessing queue by value: a queued tensor travels as a file
+    descriptor that dies with the sending process, which may exit before the test reads it."""
+    buf = io.BytesIO()
+    torch.save(tensors, buf)
+    return buf.getvalue()
+
+
+def from_bytes(data: bytes) -> dict:
+    return torch.load(io.BytesIO(data))
 
 
 def _free_port() -> int:
@@ -53,7 +65,7 @@ def test_send_reaches_every_receiver_bit_exact():
         sender = make_sender("broadcast", device="cpu")
         sender.init_group("127.0.0.1", port, world_size)
         metrics = sender.send(iter(tensors), bucket_bytes)
-        received = dict(queue.get(timeout=60) for _ in procs)
+        received = {r: from_bytes(b) for r, b in (queue.get(timeout=60) for _ in procs)}
     finally:
         for p in procs:
             p.join(timeout=30)
