@@ -71,6 +71,13 @@ class RolloutConfig:
     # 1: one-step-off-policy: step t+1's rollouts run while the learner trains step t (needs
     # algo.tis_cap); 0: synchronous (default). Staleness is bounded at this many policy versions.
     async_steps: int = 0
+    # Multi-turn tool use (rlcore/rollout/multiturn.py): > 1 runs the tool calls a turn makes (in
+    # `tool_format`) with the tools its data row names ("tools": ["calculator", "python"]), appends
+    # the results as tool messages and samples the next turn; only the policy's tokens get loss.
+    max_turns: int = 1
+    tool_format: str = "hermes"  # <tool_call>{"name": ..., "arguments": {...}}</tool_call>
+    max_tool_calls_per_turn: int = 8
+    tool_options: dict[str, Any] = field(default_factory=dict)  # {python: {timeout_s: 5}}
     timeout_s: float = 900.0  # a generate call slower than this is an error naming the worker
     max_restarts: int = 2  # a rollout worker that dies is restarted (and re-synced) this often
 
@@ -288,6 +295,14 @@ def validate(cfg: TrainConfig, check_machine: bool = True) -> None:
         )
     if cfg.algo.kl_placement not in ("loss", "reward"):
         raise ConfigError(f"algo.kl_placement: {cfg.algo.kl_placement!r} is not loss or reward")
+    from rlcore.rollout.multiturn import PARSERS
+
+    if cfg.rollout.tool_format not in PARSERS:
+        raise ConfigError(
+            f"rollout.tool_format: {cfg.rollout.tool_format!r} is not one of {sorted(PARSERS)}"
+        )
+    if cfg.rollout.max_turns < 1:
+        raise ConfigError(f"rollout.max_turns must be >= 1, got {cfg.rollout.max_turns}")
     if cfg.rollout.async_steps not in (0, 1):
         raise ConfigError(
             f"rollout.async_steps: {cfg.rollout.async_steps} is not 0 (synchronous) or 1 "

@@ -21,6 +21,8 @@ from rlcore.algo.kl import kl_estimate
 from rlcore.config import TrainConfig
 from rlcore.learner.batch import TokenBatch, pack, shard
 from rlcore.rollout.engine import Completion, SamplingParams
+from rlcore.rollout.multiturn import PARSERS, episode_metrics, generate_episodes
+from rlcore.rollout.tools import make_tools
 from rlcore.verifiers import Sample
 
 log = logging.getLogger(__name__)
@@ -41,9 +43,12 @@ class Collected:
 
 
 def make_sample(row: dict[str, Any], completion: Completion, tokenizer: Any) -> Sample:
+    """What the verifier sees. For a multi-turn episode, the response is the policy's LAST turn:
+    an answer a tool printed earlier in the episode is not the policy's answer."""
+    start = completion.extra.get("last_turn_start", 0)
     return Sample(
         prompt=row["prompt"],
-        response=tokenizer.decode(completion.token_ids, skip_special_tokens=True),
+        response=tokenizer.decode(completion.token_ids[start:], skip_special_tokens=True),
         reference=row.get("reference", {}),
         token_ids=tuple(completion.token_ids),
         metadata={"id": row.get("id"), "bucket": row.get("bucket")},
@@ -75,7 +80,7 @@ def collect(
         out.prompts_used += len(rows)
         prompt_ids = [encode(r) for r in rows]
         t0 = time.time()
-        groups = cluster.generate(prompt_ids, params)
+        groups = _generate(cluster, cfg, rows, prompt_ids, params, tokenizer)
         t1 = time.time()
         flat = [(row, c) for row, g in zip(rows, groups, strict=True) for c in g]
         spec = cfg.data.verifier
@@ -86,7 +91,7 @@ def collect(
         sampled += flat
         raw += results
         rewards = torch.tensor([r["reward"] for r in results], dtype=torch.float32)
-        lengths = torch.tensor([len(c.token_ids) for _, c in flat])
+        lengths = torch.tensor([_policy_tokens(c) for _, c in flat])
         shaped = algo.shape_rewards(rewards, lengths)
         keep = algo.keep_groups(shaped)
         for g in torch.nonzero(keep).squeeze(-1).tolist():
@@ -104,6 +109,8 @@ def collect(
         out.rows, out.prompt_ids = out.rows[:kept], out.prompt_ids[:kept]
         out.completions, out.rewards = out.completions[: kept * n], out.rewards[: kept * n]
     out.metrics = _sample_metrics(sampled, raw)
+    if cfg.rollout.max_turns > 1:
+        out.metrics.update(episode_metrics([c for _, c in sampled]))
     out.metrics.update(
         sample_rounds=float(rounds),
         groups_kept=float(kept),
@@ -114,13 +121,44 @@ def collect(
     return out
 
 
+def _generate(
+    cluster: Any,
+    cfg: TrainConfig,
+    rows: list[dict[str, Any]],
+    prompt_ids: list[list[int]],
+    params: SamplingParams,
+    tokenizer: Any,
+) -> list[list[Completion]]:
+    """n completions per prompt: one turn, or tool-using episodes when rollout.max_turns > 1."""
+    rc = cfg.rollout
+    if rc.max_turns <= 1:
+        return cluster.generate(prompt_ids, params)
+    tools = [make_tools(r.get("tools", []), rc.tool_options) for r in rows]
+    return generate_episodes(
+        cluster.generate,
+        prompt_ids,
+        tools,
+        params,
+        tokenizer,
+        rc.max_turns,
+        PARSERS[rc.tool_format],
+        max_model_len=rc.max_model_len,
+        max_calls_per_turn=rc.max_tool_calls_per_turn,
+    )
+
+
+def _policy_tokens(c: Completion) -> int:
+    """Tokens the policy wrote (a multi-turn episode's tool messages excluded)."""
+    return len(c.token_ids) if c.mask is None else int(sum(c.mask))
+
+
 def _sample_metrics(sampled: list[Any], results: list[dict[str, Any]]) -> dict[str, float]:
     """Over everything sampled this step (dropped groups included): what the policy does now."""
     n = max(len(results), 1)
     return {
         "reward_mean": sum(r["reward"] for r in results) / n,
         "accuracy": sum(r["correct"] is True for r in results) / n,
-        "response_len": sum(len(c.token_ids) for _, c in sampled) / n,
+        "response_len": sum(_policy_tokens(c) for _, c in sampled) / n,
         "truncated_frac": sum(c.finish_reason == "length" for _, c in sampled) / n,
         "verify_errors": float(sum(r["error"] is not None for r in results)),
     }
@@ -143,6 +181,7 @@ def update(
         [0.0] * len(prompts),
         pad_id,
         [c.logprobs for c in data.completions],
+        [c.mask for c in data.completions],
     )
     truncated = torch.tensor([c.finish_reason == "length" for c in data.completions])
     mask = algo.loss_mask(batch.loss_mask, truncated)

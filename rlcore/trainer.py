@@ -60,6 +60,8 @@ def train(cfg: TrainConfig, progress: Progress | None = None) -> dict[str, Any]:
             "sft",
         )[: d.sft_size]
 
+    _check_tools(train_rows + heldout, d.train)
+
     def encode(row: dict[str, Any]) -> list[int]:
         return render_prompt(tokenizer, row["prompt"], d.prompt_format, d.raw_template)
 
@@ -240,6 +242,18 @@ def _decontaminate(rows: list[dict[str, Any]], banned: set[str], name: str) -> l
             name,
         )
     return kept
+
+
+def _check_tools(rows: list[dict[str, Any]], source: str) -> None:
+    """A row naming a tool that does not exist fails at launch, not mid-episode."""
+    from rlcore.rollout.tools import make_tools
+
+    for row in rows:
+        if "tools" in row:
+            try:
+                make_tools(row["tools"])
+            except ValueError as e:
+                raise ValueError(f"{source}: row {row.get('id')!r}: {e}") from None
 
 
 def _stop_token_ids(tokenizer: Any, model_path: str) -> list[int]:

@@ -63,9 +63,12 @@ def pack(
     advantages: list[float],
     pad_id: int,
     old_logprobs: list[list[float]] | None = None,
+    masks: list[list[int] | None] | None = None,
 ) -> TokenBatch:
     """Concatenate prompt + completion per sample, right-pad, mask the completion's targets.
-    old_logprobs (per completion token) land in `rollout_logprobs`, aligned with the targets."""
+    old_logprobs (per completion token) land in `rollout_logprobs`, aligned with the targets.
+    masks (per completion token, e.g. 0 on a multi-turn episode's tool tokens; None = all 1)
+    multiply the completion's loss mask."""
     seqs = [p + c for p, c in zip(prompts, completions, strict=True)]
     width = max(map(len, seqs))
     n = len(seqs)
@@ -78,6 +81,11 @@ def pack(
         attn[i, : len(p) + len(c)] = 1
         # target position t predicts token t+1: completion tokens are targets len(p)-1 .. len(p)+len(c)-2
         mask[i, len(p) - 1 : len(p) + len(c) - 1] = 1.0
+        m = masks[i] if masks is not None else None
+        if m is not None:
+            if len(m) != len(c):
+                raise ValueError(f"sample {i}: {len(m)} mask entries for {len(c)} tokens")
+            mask[i, len(p) - 1 : len(p) + len(c) - 1] *= torch.tensor(m, dtype=torch.float32)
         if old is not None and old_logprobs is not None:
             old[i, len(p) - 1 : len(p) + len(c) - 1] = torch.tensor(old_logprobs[i])
     adv = torch.tensor(advantages, dtype=torch.float32)
