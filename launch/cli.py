@@ -2,6 +2,11 @@
 
 rlcore train [CONFIG.yaml] [key=value ...]     run the loop ([sft] -> rl) on Ray
 rlcore verify IN.jsonl [-o OUT.jsonl]          score responses with any verifier
+rlcore doctor MODEL [--json]                   check a chat template for silent problems
+rlcore eval CHECKPOINT... [--suite NAME]       pass@k sweeps over capability buckets
+rlcore data decontam TRAIN... --against SUITE  training rows that overlap an eval suite
+rlcore submit CONFIG [key=value ...] --address URL   run `rlcore train` as a Ray job on a cluster
+rlcore jobs list|status|logs|stop [JOB] --address URL   submitted jobs
 """
 
 from __future__ import annotations
@@ -89,10 +94,32 @@ def main(argv: list[str] | None = None) -> int:
     p_train.add_argument("overrides", nargs="*", help="key=value overrides, e.g. rollout.n=4")
     p_train.add_argument("-q", "--quiet", action="store_true", help="only warnings and the bar")
     sub.add_parser("verify", help="score a JSONL of responses (rlcore verify -h)", add_help=False)
+    sub.add_parser("doctor", help="check a chat template (rlcore doctor -h)", add_help=False)
+    sub.add_parser("eval", help="pass@k sweeps of checkpoints (rlcore eval -h)", add_help=False)
+    sub.add_parser("data", help="data tools: decontam (rlcore data -h)", add_help=False)
+    sub.add_parser("submit", help="train on a Ray cluster (rlcore submit -h)", add_help=False)
+    sub.add_parser("jobs", help="submitted jobs: list, logs, stop (rlcore jobs -h)", add_help=False)
+    if argv and argv[0] in ("submit", "jobs"):
+        if argv[0] == "submit":
+            from rlcore.launch.submit import main as cluster_main
+        else:
+            from rlcore.launch.jobs import main as cluster_main
+        return cluster_main(argv[1:])
     if argv and argv[0] == "verify":
         from rlcore.launch.verify import main as verify_main
 
         return verify_main(argv[1:])
+    if argv and argv[0] == "doctor":
+        from rlcore.launch.doctor import main as doctor_main
+
+        return doctor_main(argv[1:])
+    if argv and argv[0] in ("eval", "data"):
+        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+        if argv[0] == "eval":
+            from rlcore.launch.eval import main as sub_main
+        else:
+            from rlcore.launch.data import main as sub_main
+        return sub_main(argv[1:])
     args = parser.parse_args(argv)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     _setup_logging(verbose=not args.quiet)
