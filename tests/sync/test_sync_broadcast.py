@@ -14,6 +14,7 @@ from rlcore.sync import (
     param_meta,
     receive_buckets,
 )
+from rlcore.sync.broadcast import receiver
 
 
 def _tensors():
@@ -26,9 +27,10 @@ def _tensors():
     ]
 
 
-def _receiver(port: int, rank: int, world_size: int, meta, bucket_bytes: int, queue) -> None:
-    group = init_stateless_group("127.0.0.1", port, rank, world_size, "gloo")
-    got = {name: t.clone() for name, t in receive_buckets(group, meta, bucket_bytes, "cpu")}
+def _receiver(port, rank, world_size, meta, bucket_bytes, sync_type, device, queue) -> None:
+    backend, receive = receiver(sync_type)
+    group = init_stateless_group("127.0.0.1", port, rank, world_size, backend or "gloo")
+    got = {name: t.cpu().clone() for name, t in receive(group, meta, bucket_bytes, device)}
     queue.put((rank, to_bytes(got)))
 
 
@@ -50,19 +52,24 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_send_reaches_every_receiver_bit_exact():
-    tensors, bucket_bytes, world_size = _tensors(), 20_000, 3
-    meta = param_meta(tensors)
+def run_sync(sync_type: str, device: str, world_size: int) -> tuple[dict, dict]:
+    """One sync of _tensors() from this process to world_size - 1 receiver processes; checks that
+    every receiver got every tensor bit-exact, in order; returns (received by rank, metrics)."""
+    tensors = [(name, t.to(device)) for name, t in _tensors()]
+    meta, bucket_bytes = param_meta(tensors), 20_000
     ctx = mp.get_context("spawn")
     queue, port = ctx.Queue(), _free_port()
     procs = [
-        ctx.Process(target=_receiver, args=(port, rank, world_size, meta, bucket_bytes, queue))
+        ctx.Process(
+            target=_receiver,
+            args=(port, rank, world_size, meta, bucket_bytes, sync_type, device, queue),
+        )
         for rank in range(1, world_size)
     ]
     for p in procs:
         p.start()
     try:
-        sender = make_sender("broadcast", device="cpu")
+        sender = make_sender(sync_type, device=device)
         sender.init_group("127.0.0.1", port, world_size)
         metrics = sender.send(iter(tensors), bucket_bytes)
         received = {r: from_bytes(b) for r, b in (queue.get(timeout=60) for _ in procs)}
@@ -71,14 +78,19 @@ def test_send_reaches_every_receiver_bit_exact():
             p.join(timeout=30)
             if p.is_alive():
                 p.kill()
-    assert sorted(received) == [1, 2]
+    assert sorted(received) == list(range(1, world_size))
     for got in received.values():
         assert list(got) == [name for name, _ in tensors]
         for name, t in tensors:
-            assert got[name].dtype == t.dtype and torch.equal(got[name], t)
+            assert got[name].dtype == t.dtype and torch.equal(got[name], t.cpu())
+    return received, metrics
+
+
+def test_send_reaches_every_receiver_bit_exact():
+    _, metrics = run_sync("broadcast", "cpu", world_size=3)
     # embed (32 KiB) and lm_head each exceed the bucket: 3 buckets (embed | norm+counts | lm_head)
     assert metrics["buckets"] == 3
-    assert metrics["bytes"] >= sum(t.numel() * t.element_size() for _, t in tensors)
+    assert metrics["bytes"] >= sum(t.numel() * t.element_size() for _, t in _tensors())
 
 
 def test_send_before_init_group_fails():
