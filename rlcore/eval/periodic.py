@@ -1,0 +1,206 @@
+"""Evaluation inside training: the suite sampled through the trainer's own engines and verifiers,
+and the retention alarm (a capability bucket fell more than `margin` below the starting checkpoint).
+
+    evaluator = PeriodicEval.from_config(cfg.eval, tokenizer, stop_ids, window=256,
+                                         out_dir=run_dir / "eval")   # or .build(SuiteConfig, ...)
+    specs += evaluator.specs                                   # the verifier actors must know them
+    metrics, alarms = evaluator(cluster.generate, cluster.score, step)   # step 0 sets the baseline
+
+`generate_fn(prompt_ids, SamplingParams) -> [[Completion]]` and `score_fn([(spec, Sample)]) ->
+[result dicts]` are `Cluster.generate` / `Cluster.score` (rlcore/run.py), or an engine's generate and
+a Scorer's score. Nothing is cached here: the weights change every step.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rlcore.eval.items import (
+    Prepared,
+    benchmark_result,
+    bucket_results,
+    prepare,
+    record,
+    sample_for,
+    verdict,
+)
+from rlcore.eval.suite import SuiteConfig, selected, votes_on
+
+log = logging.getLogger(__name__)
+
+GenerateFn = Callable[[list[list[int]], Any], list[list[Any]]]
+ScoreFn = Callable[[list[tuple[Any, Any]]], list[Any]]
+
+
+@dataclass
+class PreparedSuite:
+    cfg: SuiteConfig
+    benchmarks: list[Prepared]
+    stop_ids: tuple[int, ...]
+    decode: Callable[[list[int]], str]
+
+
+def prepare_suite(
+    cfg: SuiteConfig,
+    tokenizer: Any,
+    stop_ids: tuple[int, ...],
+    window: int,
+    prompt_format: str = "chat",
+    raw_template: str = "Q: {prompt}\nA:",
+) -> PreparedSuite:
+    fmt = cfg.prompt_format or prompt_format
+    raw = cfg.raw_template or raw_template
+    benches = [prepare(cfg, b, tokenizer, window, fmt, raw) for b in selected(cfg)]
+    return PreparedSuite(
+        cfg,
+        [b for b in benches if b.problems],
+        tuple(stop_ids),
+        lambda ids: tokenizer.decode(ids, skip_special_tokens=True),
+    )
+
+
+def retention_alarms(
+    buckets: dict[str, Any], baseline: dict[str, float] | None, margin: float, metric: str
+) -> list[str]:
+    """One message per bucket whose `metric` is more than `margin` below its baseline value."""
+    alarms = []
+    for name, base in sorted((baseline or {}).items()):
+        now = buckets.get(name, {}).get("metrics", {}).get(metric)
+        if now is not None and base - now > margin:
+            alarms.append(
+                f"retention: bucket {name!r} {metric} fell from {base:.3f} at the start to "
+                f"{now:.3f} ({now - base:+.3f}, margin {margin})"
+            )
+    return alarms
+
+
+def periodic_eval(
+    generate_fn: GenerateFn,
+    score_fn: ScoreFn,
+    suite: PreparedSuite,
+    step: int,
+    baseline: dict[str, float] | None = None,
+) -> tuple[dict[str, Any], list[str]]:
+    """Samples n per problem, verifies, summarises. Returns (flat metrics, retention alarms):
+    metrics hold `<bucket>/<metric>` and `<benchmark>/<metric>` floats and a "_results" entry with
+    the full per-benchmark results."""
+    cfg = suite.cfg
+    n, ks = cfg.num_samples, sorted(set(cfg.k))
+    benchmarks: dict[str, Any] = {}
+    for prep in suite.benchmarks:
+        params = prep.params(n, suite.stop_ids)
+        groups = generate_fn([p.prompt_ids for p in prep.problems], params)
+        items, where = [], []
+        for i, (p, group) in enumerate(zip(prep.problems, groups, strict=True)):
+            for j, c in enumerate(group):
+                s = sample_for(p, prep.bench, suite.decode(c.token_ids), c.token_ids)
+                for v, spec in enumerate(prep.specs(p)):
+                    items.append((spec, s))
+                    where.append((i, v, j))
+        results = score_fn(items)
+        table: dict[tuple[int, int, int], dict[str, Any]] = {
+            w: verdict(r) for w, r in zip(where, results, strict=True)
+        }
+        records = []
+        for i, (p, group) in enumerate(zip(prep.problems, groups, strict=True)):
+            nspec = len(prep.specs(p))
+            vs = [[table[(i, v, j)] for j in range(len(group))] for v in range(nspec)]
+            finishes = [c.finish_reason for c in group]
+            records.append(
+                record(p, vs, finishes, prep.bench.extra_verifiers, votes_on(prep.bench))
+            )
+        benchmarks[prep.bench.name] = benchmark_result(prep, records, ks, cfg.bootstrap)
+    buckets = bucket_results(benchmarks, cfg.bootstrap)
+    flat: dict[str, Any] = {}
+    for name, b in list(buckets.items()) + list(benchmarks.items()):
+        flat.update({f"{name}/{m}": v for m, v in b.get("metrics", {}).items()})
+    flat["_results"] = {"step": step, "benchmarks": benchmarks, "buckets": buckets}
+    return flat, retention_alarms(buckets, baseline, cfg.margin, cfg.alarm_metric)
+
+
+class PeriodicEval:
+    """A prepared suite plus its baseline (the first evaluation, kept in out_dir across resumes)."""
+
+    def __init__(self, suite: PreparedSuite, out_dir: Path | None = None) -> None:
+        self.suite = suite
+        self.out_dir = out_dir
+        self.baseline: dict[str, float] | None = None
+        if out_dir is not None and (out_dir / "periodic_baseline.json").is_file():
+            self.baseline = json.loads((out_dir / "periodic_baseline.json").read_text())
+
+    @classmethod
+    def build(
+        cls,
+        cfg: SuiteConfig,
+        tokenizer: Any,
+        stop_ids: tuple[int, ...] | list[int],
+        window: int,
+        prompt_format: str = "chat",
+        raw_template: str = "Q: {prompt}\nA:",
+        out_dir: Path | None = None,
+    ) -> PeriodicEval:
+        suite = prepare_suite(cfg, tokenizer, tuple(stop_ids), window, prompt_format, raw_template)
+        return cls(suite, out_dir)
+
+    @classmethod
+    def from_config(
+        cls,
+        ecfg: Any,
+        tokenizer: Any,
+        stop_ids: tuple[int, ...] | list[int],
+        window: int,
+        prompt_format: str = "chat",
+        raw_template: str = "Q: {prompt}\nA:",
+        out_dir: Path | None = None,
+    ) -> PeriodicEval:
+        """From the trainer's `eval` section (suite, n, k, limit, max_tokens, margin, metric; 0 or
+        empty keeps the suite's value)."""
+        from rlcore.eval.suite import load_suite
+
+        pairs = [
+            ("n", ecfg.n),
+            ("limit", ecfg.limit),
+            ("sampling.max_tokens", ecfg.max_tokens),
+            ("margin", ecfg.margin),
+            ("alarm_metric", ecfg.metric),
+        ]
+        overrides = [f"{k}={v}" for k, v in pairs if v]
+        if ecfg.k:
+            overrides.append(f"k=[{','.join(map(str, ecfg.k))}]")
+        cfg = load_suite(ecfg.suite, overrides)
+        return cls.build(cfg, tokenizer, stop_ids, window, prompt_format, raw_template, out_dir)
+
+    @property
+    def specs(self) -> list[Any]:
+        """Every verifier spec the suite scores with (give them to Cluster.start)."""
+        return [s for b in self.suite.benchmarks for p in b.problems for s in b.specs(p)]
+
+    def __call__(
+        self, generate_fn: GenerateFn, score_fn: ScoreFn, step: int
+    ) -> tuple[dict[str, float], list[str]]:
+        t0 = time.time()
+        metrics, alarms = periodic_eval(generate_fn, score_fn, self.suite, step, self.baseline)
+        metrics["time_eval"] = time.time() - t0
+        results = metrics.pop("_results")
+        metric = self.suite.cfg.alarm_metric
+        if self.baseline is None:
+            self.baseline = {
+                b: m["metrics"][metric]
+                for b, m in results["buckets"].items()
+                if metric in m.get("metrics", {})
+            }
+            if self.out_dir is not None:
+                self.out_dir.mkdir(parents=True, exist_ok=True)
+                (self.out_dir / "periodic_baseline.json").write_text(json.dumps(self.baseline))
+        if self.out_dir is not None:
+            with (self.out_dir / "periodic.jsonl").open("a") as f:
+                f.write(json.dumps({**results, "alarms": alarms}, default=str) + "\n")
+        for a in alarms:
+            log.warning("step %d: %s", step, a)
+        return metrics, alarms

@@ -1,0 +1,102 @@
+"""In-training evaluation through generate/score functions, and the retention alarm."""
+
+import json
+
+import pytest
+from rlcore.verifiers import build
+
+from rlcore.eval.periodic import PeriodicEval, retention_alarms
+from rlcore.eval.suite import load_suite
+from rlcore.rollout.engine import Completion
+
+ROWS = [
+    {"id": "a", "prompt": "1+1=?", "reference": {"answer": "2"}},
+    {"id": "b", "prompt": "2+2=?", "reference": {"answer": "4"}},
+    {"id": "c", "prompt": "3+3=?", "reference": {"answer": "6"}},
+    {"id": "d", "prompt": "4+4=?", "reference": {"answer": "8"}},
+]
+
+
+def test_retention_alarm_only_beyond_the_margin():
+    buckets = {"math": {"metrics": {"mean@n": 0.50}}, "code": {"metrics": {"mean@n": 0.29}}}
+    base = {"math": 0.54, "code": 0.40, "gone": 0.9}
+    alarms = retention_alarms(buckets, base, margin=0.05, metric="mean@n")
+    assert len(alarms) == 1 and "'code'" in alarms[0] and "0.400" in alarms[0]
+    assert retention_alarms(buckets, None, 0.05, "mean@n") == []
+
+
+@pytest.fixture
+def evaluator(tmp_path, tiny_chat_model):
+    from transformers import AutoTokenizer
+
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text("".join(json.dumps(r) + "\n" for r in ROWS))
+    cfg = load_suite(
+        None,
+        [
+            "name=t",
+            "k=[1,2]",
+            "bootstrap=20",
+            "margin=0.1",
+            "sampling.max_tokens=16",
+            f"benchmarks=[{{name: arith, loader: jsonl, args: {{path: {rows}}}, bucket: math}}]",
+        ],
+    )
+    tok = AutoTokenizer.from_pretrained(tiny_chat_model)
+    return PeriodicEval.build(
+        cfg, tok, [tok.eos_token_id], window=256, out_dir=tmp_path / "ev"
+    ), tok
+
+
+def fake_cluster(tok, right: int):
+    """generate: the first `right` problems answered correctly (both samples), the rest wrong;
+    score: the row's verifier, in this process, as Cluster.score returns (dicts)."""
+    answers = {}
+
+    def generate(prompt_ids, params):
+        out = []
+        for i, _ in enumerate(prompt_ids):
+            ans = ROWS[i]["reference"]["answer"] if i < right else "0"
+            ids = tok(f"so \\boxed{{{ans}}}", add_special_tokens=False)["input_ids"]
+            out.append([Completion(ids, [0.0] * len(ids), "stop") for _ in range(params.n)])
+        answers["n"] = params.n
+        return out
+
+    def score(items):
+        return [build(spec).verify(sample).to_dict() for spec, sample in items]
+
+    return generate, score
+
+
+def test_periodic_eval_metrics_baseline_and_alarm(evaluator):
+    ev, tok = evaluator
+    assert ev.specs == ["math"] * 4
+    metrics, alarms = ev(*fake_cluster(tok, right=3), step=0)
+    assert metrics["math/pass@1"] == pytest.approx(0.75)
+    assert metrics["arith/maj@2"] == pytest.approx(0.75)
+    assert alarms == [] and ev.baseline == {"math": 0.75}
+    metrics, alarms = ev(*fake_cluster(tok, right=3), step=5)
+    assert alarms == []
+    metrics, alarms = ev(*fake_cluster(tok, right=1), step=10)  # 0.75 -> 0.25: beyond 0.1
+    assert metrics["math/mean@n"] == pytest.approx(0.25)
+    assert len(alarms) == 1 and "math" in alarms[0]
+    # the baseline survives a restart (resume) and every evaluation is logged
+    again = PeriodicEval(ev.suite, ev.out_dir)
+    assert again.baseline == {"math": 0.75}
+    logged = [json.loads(x) for x in (ev.out_dir / "periodic.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in logged] == [0, 5, 10] and logged[-1]["alarms"] == alarms
+
+
+def test_from_the_trainers_eval_section(tiny_chat_model):
+    from types import SimpleNamespace
+
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tiny_chat_model)
+    section = SimpleNamespace(
+        suite="embedded", n=2, k=[1, 2], limit=3, max_tokens=16, margin=0.1, metric="pass@1"
+    )
+    ev = PeriodicEval.from_config(section, tok, [tok.eos_token_id], window=256)
+    cfg = ev.suite.cfg
+    assert (cfg.n, cfg.k, cfg.limit, cfg.margin, cfg.alarm_metric) == (2, [1, 2], 3, 0.1, "pass@1")
+    assert cfg.sampling.max_tokens == 16 and len(ev.specs) == 3
