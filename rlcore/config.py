@@ -45,6 +45,10 @@ class DataConfig:
         default_factory=lambda: [{"name": "math", "weight": 1.0}, {"name": "format", "weight": 0.2}]
     )
     think: bool = True  # chat answers reason inside <think>...</think> (SFT data and format reward)
+    # An eval suite (name or YAML): refuse to start when a train/SFT row overlaps any of its items
+    # (normalised word n-grams of length decontam_n; `rlcore data decontam` writes a cleaned file)
+    decontam_against: str = ""
+    decontam_n: int = 13
 
 
 @dataclass(frozen=True)
@@ -188,6 +192,21 @@ class ResourcesConfig:
 
 
 @dataclass(frozen=True)
+class EvalConfig:
+    # In-training evaluation (rlcore/eval): a suite every `every` RL steps (and at step 0, the
+    # baseline, and at the last step), logged as stage "eval"; a bucket that falls more than
+    # `margin` below its step-0 value logs a capability-retention warning.
+    every: int = 0  # 0 = off
+    suite: str = "embedded"  # configs/eval_<name>.yaml or a YAML path
+    n: int = 0  # samples per problem (0 = the suite's)
+    k: list[int] = field(default_factory=list)  # pass@k reported (empty = the suite's)
+    limit: int = 0  # items per benchmark (0 = the suite's)
+    max_tokens: int = 0  # completion budget (0 = the suite's)
+    margin: float = 0.05
+    metric: str = "mean@n"  # the bucket metric the alarm watches
+
+
+@dataclass(frozen=True)
 class TrainConfig:
     stages: list[str] = field(default_factory=lambda: ["sft", "rl"])  # ["rl"] = zero-style
     steps: int = 60  # RL steps (one rollout batch and its policy update each)
@@ -207,6 +226,7 @@ class TrainConfig:
     learner: LearnerConfig = field(default_factory=LearnerConfig)
     algo: AlgoConfig = field(default_factory=AlgoConfig)
     sync: SyncConfig = field(default_factory=SyncConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
     resources: ResourcesConfig = field(default_factory=ResourcesConfig)
 
 
@@ -295,7 +315,19 @@ def validate(cfg: TrainConfig, check_machine: bool = True) -> None:
         )
     if cfg.algo.kl_placement not in ("loss", "reward"):
         raise ConfigError(f"algo.kl_placement: {cfg.algo.kl_placement!r} is not loss or reward")
+    from rlcore.eval.suite import SuiteError, load_suite
     from rlcore.rollout.multiturn import PARSERS
+
+    try:
+        if cfg.eval.every:
+            from rlcore.eval.periodic import suite_config
+
+            suite_config(cfg.eval)
+        if cfg.data.decontam_against:
+            load_suite(cfg.data.decontam_against)
+    except SuiteError as e:
+        key = "eval" if cfg.eval.every else "data.decontam_against"
+        raise ConfigError(f"{key}: {e}") from None
 
     if cfg.rollout.tool_format not in PARSERS:
         raise ConfigError(

@@ -61,6 +61,8 @@ def train(cfg: TrainConfig, progress: Progress | None = None) -> dict[str, Any]:
         )[: d.sft_size]
 
     _check_tools(train_rows + heldout, d.train)
+    if d.decontam_against:
+        _refuse_contaminated(train_rows + sft_rows, d.decontam_against, d.decontam_n)
 
     def encode(row: dict[str, Any]) -> list[int]:
         return render_prompt(tokenizer, row["prompt"], d.prompt_format, d.raw_template)
@@ -72,6 +74,20 @@ def train(cfg: TrainConfig, progress: Progress | None = None) -> dict[str, Any]:
     # ---- the Ray actors: learner ranks, rollout engines, verifiers; one weight-sync group ---------
     algo = build_algorithm(cfg)
     specs = [r.get("verifier", d.verifier) for r in train_rows + heldout]
+    evaluator = None
+    if cfg.eval.every:
+        from rlcore.eval import PeriodicEval
+
+        evaluator = PeriodicEval.from_config(
+            cfg.eval,
+            tokenizer,
+            stop_ids,
+            cfg.rollout.max_model_len,
+            d.prompt_format,
+            d.raw_template,
+            run_dir / "eval",
+        )
+        specs += evaluator.specs
     cluster = Cluster.start(
         cfg, model_path, specs, algo.needs_reference, needs_critic=algo.needs_critic
     )
@@ -176,7 +192,14 @@ def train(cfg: TrainConfig, progress: Progress | None = None) -> dict[str, Any]:
         # then one policy version old (logged as staleness), which TIS corrects (algo.tis_cap).
         prefetch = ThreadPoolExecutor(max_workers=1) if cfg.rollout.async_steps else None
         pending: Future[rl.Collected] | None = None
+
+        def periodic_eval(step: int) -> None:
+            if evaluator is not None:
+                metrics.log(step, "eval", evaluator(cluster.generate, cluster.score, step)[0])
+
         first = state["step"] + 1 if state["stage"] == "rl" else 1
+        if first == 1:
+            periodic_eval(0)  # the baseline the retention alarm compares with
         for step in range(first, cfg.steps + 1):
             t0 = time.time()
             data = pending.result() if pending is not None else collect()
@@ -205,6 +228,8 @@ def train(cfg: TrainConfig, progress: Progress | None = None) -> dict[str, Any]:
             metrics.log(step, "rl", last)
             progress("rl", step, cfg.steps, last)
             state.update(stage="rl", step=step, data_position=data.position_end)
+            if step % max(cfg.eval.every, 1) == 0 or step == cfg.steps:
+                periodic_eval(step)
             if step % cfg.checkpoint_every == 0 and step < cfg.steps:
                 _save(cluster, run_dir, step, dict(state, wall_s=elapsed()), tokenizer)
         if prefetch is not None:
@@ -242,6 +267,20 @@ def _decontaminate(rows: list[dict[str, Any]], banned: set[str], name: str) -> l
             name,
         )
     return kept
+
+
+def _refuse_contaminated(rows: list[dict[str, Any]], suite: str, n: int) -> None:
+    from rlcore.data.dataset import DataError
+    from rlcore.eval import find_contaminated, load_suite, suite_items
+
+    hits = find_contaminated(rows, suite_items(load_suite(suite)), n)
+    if hits:
+        first = hits[0]
+        raise DataError(
+            f"data.decontam_against={suite}: {len(hits)} training row(s) overlap its items, e.g. "
+            f"row {first.get('row_id')!r} ~ {first.get('matches', ['?'])[0]}; clean the data with "
+            "`rlcore data decontam` or unset data.decontam_against"
+        )
 
 
 def _check_tools(rows: list[dict[str, Any]], source: str) -> None:

@@ -159,21 +159,8 @@ class PeriodicEval:
         raw_template: str = "Q: {prompt}\nA:",
         out_dir: Path | None = None,
     ) -> PeriodicEval:
-        """From the trainer's `eval` section (suite, n, k, limit, max_tokens, margin, metric; 0 or
-        empty keeps the suite's value)."""
-        from rlcore.eval.suite import load_suite
-
-        pairs = [
-            ("n", ecfg.n),
-            ("limit", ecfg.limit),
-            ("sampling.max_tokens", ecfg.max_tokens),
-            ("margin", ecfg.margin),
-            ("alarm_metric", ecfg.metric),
-        ]
-        overrides = [f"{k}={v}" for k, v in pairs if v]
-        if ecfg.k:
-            overrides.append(f"k=[{','.join(map(str, ecfg.k))}]")
-        cfg = load_suite(ecfg.suite, overrides)
+        """From the trainer's `eval` section (see `suite_config`)."""
+        cfg = suite_config(ecfg)
         return cls.build(cfg, tokenizer, stop_ids, window, prompt_format, raw_template, out_dir)
 
     @property
@@ -204,3 +191,21 @@ class PeriodicEval:
         for a in alarms:
             log.warning("step %d: %s", step, a)
         return metrics, alarms
+
+
+def suite_config(ecfg: Any) -> SuiteConfig:
+    """The suite named by the trainer's `eval` section, with its fields (n, k, limit, max_tokens,
+    margin, metric; 0 or empty keeps the suite's value) applied; SuiteError if they do not fit."""
+    from rlcore.eval.suite import load_suite
+
+    pairs = [
+        ("n", ecfg.n),
+        ("limit", ecfg.limit),
+        ("sampling.max_tokens", ecfg.max_tokens),
+        ("margin", ecfg.margin),
+        ("alarm_metric", ecfg.metric),
+    ]
+    overrides = [f"{k}={v}" for k, v in pairs if v]
+    if ecfg.k:
+        overrides.append(f"k=[{','.join(map(str, ecfg.k))}]")
+    return load_suite(ecfg.suite, overrides)

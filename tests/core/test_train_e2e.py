@@ -166,3 +166,44 @@ def test_multi_turn_rollouts_run_through_the_loop(tmp_path, tiny_chat_model, ray
     assert train(cfg)["steps"] == 1
     row = json.loads((run_dir / "metrics.jsonl").read_text().splitlines()[0])
     assert row["turns_mean"] >= 1.0 and "tool_calls_mean" in row and "loss" in row
+
+
+def test_contaminated_training_data_refuses_to_start(tmp_path):
+    from rlcore.data.dataset import DataError
+    from rlcore.eval import load_suite, suite_items
+
+    item = next(i for i in suite_items(load_suite("tiny")) if i["benchmark"] == "aime24")
+    planted = "  " + item["text"].upper().replace(",", " ,") + "  "  # case, spacing, punctuation
+    train_file = tmp_path / "train.jsonl"
+    rows = [{"id": "clean", "prompt": "12+7-3=?", "reference": {"answer": "16"}}]
+    rows.append({"id": "planted", "prompt": planted, "reference": {"answer": "0"}})
+    train_file.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    cfg = load_config(
+        "configs/tiny_zero.yaml",
+        [f"data.train={train_file}", "data.decontam_against=tiny", f"run_dir={tmp_path / 'run'}"],
+    )
+    with pytest.raises(DataError, match="decontam_against=tiny: 1 training row.*planted"):
+        train(cfg)
+
+
+@pytest.mark.slow
+def test_periodic_eval_logs_buckets_from_step_zero(tmp_path, tiny_chat_model, ray_local):
+    run_dir = tmp_path / "run"
+    cfg = load_config(
+        "configs/tiny_zero.yaml",
+        [
+            *SMALL,
+            f"model.path={tiny_chat_model}",
+            f"run_dir={run_dir}",
+            "steps=2",
+            "eval.every=1",
+            "eval.limit=4",
+            "eval.n=2",
+            "eval.k=[1,2]",
+        ],
+    )
+    train(cfg)
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").open()]
+    evals = [r for r in rows if r["stage"] == "eval"]
+    assert [r["step"] for r in evals] == [0, 1, 2]
+    assert (run_dir / "eval" / "periodic_baseline.json").is_file()
