@@ -359,12 +359,20 @@ class Learner:
 
 
 def _token_logprobs(
-    model: Any, inputs: dict[str, Any], temperature: float, impl: str
+    model: Any, inputs: dict[str, Any], temperature: float, impl: Any
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    from rlcore.kernels.logprob import logprob_and_entropy
+    """learner.logprob_impl: the [B, L, V] logits are never materialised in fp32 unless
+    "reference" (rlcore/learner/logits.py, rlcore.kernels)."""
+    from rlcore.learner.logits import policy_logprobs
 
-    logits = model(**inputs).logits
-    return logprob_and_entropy(logits[:, :-1], inputs["input_ids"][:, 1:], temperature)
+    return policy_logprobs(
+        model,
+        inputs["input_ids"],
+        inputs.get("attention_mask"),
+        temperature,
+        impl,
+        position_ids=inputs.get("position_ids"),
+    )
 
 
 def _cat_padded(parts: list[torch.Tensor], width: int) -> torch.Tensor:

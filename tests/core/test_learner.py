@@ -144,3 +144,13 @@ def test_packing_token_budget_and_checkpointing_keep_the_update(tiny_chat_model,
         assert a["entropy"] == pytest.approx(b["entropy"], rel=1e-4)
         assert a["grad_norm"] == pytest.approx(b["grad_norm"], rel=1e-3)
     assert plain[-1]["probe"] == pytest.approx(packed[-1]["probe"], abs=1e-4)
+
+
+@pytest.mark.slow
+def test_logprob_impls_give_the_same_training_curve(tiny_chat_model, ray_local):
+    reference = _curve(tiny_chat_model, 1, 16, 2, logprob_impl="reference")
+    chunked = _curve(tiny_chat_model, 1, 16, 2, logprob_impl="chunked")
+    for a, b in zip(reference[:-1], chunked[:-1], strict=True):
+        assert a["entropy"] == pytest.approx(b["entropy"], rel=1e-4)
+        assert a["grad_norm"] == pytest.approx(b["grad_norm"], rel=1e-3)
+    assert reference[-1]["probe"] == pytest.approx(chunked[-1]["probe"], abs=1e-4)
