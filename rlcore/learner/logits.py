@@ -5,7 +5,8 @@
 "reference" runs the model to full logits and takes log_softmax over them (rlcore.kernels'
 `logprob_and_entropy`); "chunked" and "fused" ask the model for its last hidden states only and apply
 the output projection inside the kernel (`rlcore.kernels.token_logprobs`), so [B, L, V] logits never
-exist. "auto" is "fused" on CUDA and "chunked" on CPU (kernels/logprob.py).
+exist. "auto" is "fused" on CUDA and "chunked" on CPU (kernels/logprob.py), and "reference" for a
+vocabulary under SMALL_VOCAB.
 
 The hidden states come from the full model's forward with `output_hidden_states=True,
 logits_to_keep=1` (the last hidden state is the one after the final norm; logits for one position
@@ -40,6 +41,9 @@ from rlcore.kernels.logprob import (
 )
 
 _LOGIT_TRANSFORMS = ("final_logit_softcapping", "logit_scale", "logits_scaling")
+# "auto" below this vocabulary: the logits are small, and the chunked path's extra forward outputs
+# cost more than they save (the embedded tiny model: 11% slower per learner step, measured)
+SMALL_VOCAB = 8192
 
 
 def unwrap(model: Any) -> Any:
@@ -72,6 +76,8 @@ def policy_logprobs(
     -> (logprob [B, L-1] of input_ids[:, 1:], entropy [B, L-1]), fp32, under
     softmax(logits / temperature). Differentiable; chunk_size: see rlcore.kernels.token_logprobs.
     position_ids (and a 4-D block-diagonal attention_mask, or None) for a packed row."""
+    if impl == "auto" and getattr(unwrap(model).config, "vocab_size", SMALL_VOCAB) < SMALL_VOCAB:
+        impl = "reference"
     kind = resolve_impl(impl, input_ids.device)
     extra = {} if position_ids is None else {"position_ids": position_ids}
     if kind == "reference":
