@@ -19,7 +19,7 @@ import torch
 from rlcore.algo import GRPO
 from rlcore.algo.kl import kl_estimate
 from rlcore.config import TrainConfig
-from rlcore.learner.batch import TokenBatch, pack, shard
+from rlcore.learner.batch import TokenBatch, cat_padded, pack, shard
 from rlcore.rollout.engine import Completion, SamplingParams
 from rlcore.rollout.multiturn import PARSERS, episode_metrics, generate_episodes
 from rlcore.rollout.tools import make_tools
@@ -193,14 +193,14 @@ def update(
         shards = [(shard(batch, r, world), temp) for r in range(world)]
         prepared = cluster.learners.call_each("prepare", shards)
         batch = batch.with_(
-            old_logprobs=_cat([p["old_logprobs"] for p in prepared]),
-            ref_logprobs=_cat([p["ref_logprobs"] for p in prepared])
+            old_logprobs=cat_padded([p["old_logprobs"] for p in prepared]),
+            ref_logprobs=cat_padded([p["ref_logprobs"] for p in prepared])
             if "ref_logprobs" in prepared[0]
             else None,
         )
     values = None
     if algo.needs_critic:
-        values = _cat(
+        values = cat_padded(
             cluster.critics.call_each("values", [(shard(batch, r, world),) for r in range(world)])
         )
     kl = None
@@ -275,8 +275,3 @@ def _update_metrics(
     if kl is not None:
         out["kl_reward"] = float(kl.sum()) / max(tokens, 1.0)
     return out
-
-
-def _cat(parts: list[torch.Tensor]) -> torch.Tensor:
-    width = max(p.shape[1] for p in parts)
-    return torch.cat([torch.nn.functional.pad(p, (0, width - p.shape[1])) for p in parts])

@@ -92,6 +92,12 @@ def pack(
     return TokenBatch(ids, attn, mask, adv, rollout_logprobs=old)
 
 
+def cat_padded(parts: list[torch.Tensor], width: int | None = None) -> torch.Tensor:
+    """Row blocks [b_i, w_i] right-padded with 0 to `width` (default: the widest) and stacked."""
+    width = max(p.shape[1] for p in parts) if width is None else width
+    return torch.cat([torch.nn.functional.pad(p, (0, width - p.shape[1])) for p in parts])
+
+
 def shard(batch: TokenBatch, rank: int, world_size: int) -> TokenBatch:
     """Rank `rank`'s contiguous 1/world_size share (the batch size must divide evenly)."""
     n = len(batch)

@@ -16,8 +16,8 @@ import torch
 
 from rlcore.algo.policy_loss import aggregate
 from rlcore.algo.value_loss import clipped_value_loss
-from rlcore.learner.batch import TokenBatch, micro_batches
-from rlcore.learner.worker import Learner, _cat_padded, _dtype
+from rlcore.learner.batch import TokenBatch, cat_padded, micro_batches
+from rlcore.learner.worker import Learner, _dtype
 
 
 class ValueModel(torch.nn.Module):
@@ -59,7 +59,7 @@ class Critic(Learner):
         """V at every target position [B, L-1] (0 where padded) at the current weights."""
         self.engine.eval()
         parts = [self._values(mb).cpu() for mb in micro_batches(batch, self.cfg.micro_batch_size)]
-        return _cat_padded(parts, batch.input_ids.shape[1] - 1) * batch.loss_mask
+        return cat_padded(parts, batch.input_ids.shape[1] - 1) * batch.loss_mask
 
     def value_step(self, batch: TokenBatch, global_tokens: float, clip: float) -> dict[str, float]:
         """One critic update: clipped value loss against batch.returns, token mean over ALL ranks."""

@@ -25,7 +25,7 @@ import torch
 from rlcore.algo import GRPO
 from rlcore.algo.offpolicy import mismatch_sums
 from rlcore.config import LearnerConfig
-from rlcore.learner.batch import TokenBatch, micro_batches, to_packed
+from rlcore.learner.batch import TokenBatch, cat_padded, micro_batches, to_packed
 from rlcore.learner.schedule import lr_at
 
 log = logging.getLogger(__name__)
@@ -248,9 +248,9 @@ class Learner:
             if self.reference is not None:
                 ref.append(self._forward(self.reference, mb, temperature)[0].float().cpu())
         width = batch.input_ids.shape[1] - 1
-        out = {"old_logprobs": _cat_padded(old, width)}
+        out = {"old_logprobs": cat_padded(old, width)}
         if ref:
-            out["ref_logprobs"] = _cat_padded(ref, width)
+            out["ref_logprobs"] = cat_padded(ref, width)
         return out
 
     def rl_step(
@@ -373,10 +373,6 @@ def _token_logprobs(
         impl,
         position_ids=inputs.get("position_ids"),
     )
-
-
-def _cat_padded(parts: list[torch.Tensor], width: int) -> torch.Tensor:
-    return torch.cat([torch.nn.functional.pad(p, (0, width - p.shape[1])) for p in parts])
 
 
 def _merged_lora_weights(peft_model: Any) -> Iterator[tuple[str, torch.Tensor]]:
