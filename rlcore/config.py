@@ -109,7 +109,6 @@ class LearnerConfig:
     lr: float = 1e-4
     lr_schedule: str = "constant"  # constant | cosine (to min_lr_ratio * lr) | linear, after warmup
     min_lr_ratio: float = 0.0
-    weight_decay: float = 0.0
     grad_clip: float = 1.0
     warmup_steps: int = 0  # optimizer steps of linear warmup from 0
     gradient_checkpointing: bool = (
@@ -146,7 +145,8 @@ class AlgoConfig:
     std_normalize: bool | None = None  # GRPO divides by the group's reward std (default true)
     group_baseline: bool | None = None  # reinforce_pp only: subtract the group mean first
     loss_agg: str | None = None  # token-mean | seq-mean-token-mean | seq-mean-token-sum
-    loss_agg_constant: float | None = None  # seq-mean-token-sum divisor; None: rollout.max_tokens
+    # seq-mean-token-sum divisor; None: the episode budget, rollout.max_tokens x rollout.max_turns
+    loss_agg_constant: float | None = None
     kl_coef: float = 0.0  # > 0 loads a frozen reference model; 0 skips it entirely
     kl_estimator: str = "k3"  # k1 | k2 | k3 (rlcore/algo/kl.py)
     kl_placement: str = "loss"  # loss: added to the policy loss | reward: per-token reward penalty
@@ -313,8 +313,16 @@ def validate(cfg: TrainConfig, check_machine: bool = True) -> None:
             f"learner.logprob_impl: {cfg.learner.logprob_impl!r} is not auto, fused, chunked or "
             "reference"
         )
-    if cfg.algo.kl_placement not in ("loss", "reward"):
-        raise ConfigError(f"algo.kl_placement: {cfg.algo.kl_placement!r} is not loss or reward")
+    if "rl" in cfg.stages and cfg.rollout.temperature <= 0:
+        raise ConfigError(
+            f"rollout.temperature: {cfg.rollout.temperature} must be > 0 for RL (the policy is "
+            "sampled, and the learner scores tokens at this temperature); greedy evaluation is "
+            "eval_temperature=0"
+        )
+    if cfg.algo.critic_warmup_steps and not build_algorithm(cfg).needs_critic:
+        raise ConfigError(
+            f"algo.critic_warmup_steps: algo.type={cfg.algo.type} trains no critic; remove it"
+        )
     from rlcore.eval.suite import SuiteError, load_suite
     from rlcore.rollout.multiturn import PARSERS
 
@@ -401,16 +409,15 @@ def build_algorithm(cfg: TrainConfig) -> Any:
     return make_algorithm(
         a.type,
         group_size=cfg.rollout.n,
-        max_tokens=cfg.rollout.max_tokens,
+        # an episode's policy tokens: one turn is capped at max_tokens, an episode at max_turns turns
+        max_tokens=cfg.rollout.max_tokens * cfg.rollout.max_turns,
         clip_low=a.clip_low,
         clip_high=a.clip_high,
         dual_clip=a.dual_clip,
         std_normalize=a.std_normalize,
         group_baseline=a.group_baseline,
         loss_agg=a.loss_agg,
-        loss_agg_constant=a.loss_agg_constant
-        if a.loss_agg_constant is not None
-        else float(cfg.rollout.max_tokens),
+        loss_agg_constant=a.loss_agg_constant,
         kl_coef=a.kl_coef,
         kl_estimator=a.kl_estimator,
         kl_placement=a.kl_placement,

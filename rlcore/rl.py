@@ -9,6 +9,7 @@ needs (a critic, a reference, the KL in the reward) and how to shape, filter and
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -90,10 +91,10 @@ def collect(
         t_generate, t_verify = t_generate + t1 - t0, t_verify + time.time() - t1
         sampled += flat
         raw += results
-        rewards = torch.tensor([r["reward"] for r in results], dtype=torch.float32)
+        rewards = finite_rewards(results)
         lengths = torch.tensor([_policy_tokens(c) for _, c in flat])
         shaped = algo.shape_rewards(rewards, lengths)
-        keep = algo.keep_groups(shaped)
+        keep = algo.keep_groups(outcomes(results, rewards))
         for g in torch.nonzero(keep).squeeze(-1).tolist():
             if len(out.rows) == want:
                 break
@@ -119,6 +120,24 @@ def collect(
     )
     out.metrics["groups_dropped"] = float(out.prompts_used - kept)
     return out
+
+
+def finite_rewards(results: list[dict[str, Any]]) -> torch.Tensor:
+    """[N] float32 rewards; a non-finite one (a reward model can return NaN) becomes 0, so that
+    one bad score cannot turn its group's or the batch's advantages into NaN. The Scorer already
+    records such a score as a "nonfinite" error; this is the last guard, counted in the metrics
+    as nonfinite_rewards either way."""
+    rewards = torch.tensor([float(r["reward"]) for r in results], dtype=torch.float32)
+    return torch.where(torch.isfinite(rewards), rewards, torch.zeros_like(rewards))
+
+
+def outcomes(results: list[dict[str, Any]], rewards: torch.Tensor) -> torch.Tensor:
+    """[N] what dynamic sampling judges a group on: the verifier's `correct` as 0/1 where it has
+    one, else the unshaped reward (never the length-shaped one: DAPO's Eq. 11)."""
+    correct = [r["correct"] for r in results]
+    return torch.tensor(
+        [float(c) if c is not None else float(x) for c, x in zip(correct, rewards, strict=True)]
+    )
 
 
 def _generate(
@@ -156,12 +175,18 @@ def _sample_metrics(sampled: list[Any], results: list[dict[str, Any]]) -> dict[s
     """Over everything sampled this step (dropped groups included): what the policy does now."""
     n = max(len(results), 1)
     return {
-        "reward_mean": sum(r["reward"] for r in results) / n,
+        "reward_mean": float(finite_rewards(results).sum()) / n,
         "accuracy": sum(r["correct"] is True for r in results) / n,
         "response_len": sum(_policy_tokens(c) for _, c in sampled) / n,
         "truncated_frac": sum(c.finish_reason == "length" for _, c in sampled) / n,
         "verify_errors": float(sum(r["error"] is not None for r in results)),
+        "nonfinite_rewards": float(sum(_nonfinite(r) for r in results)),
     }
+
+
+def _nonfinite(result: dict[str, Any]) -> bool:
+    """A score the Scorer had to zero (its error says so), or one that arrives non-finite."""
+    return "nonfinite:" in (result["error"] or "") or not math.isfinite(result["reward"])
 
 
 def update(

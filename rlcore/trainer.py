@@ -105,6 +105,8 @@ def train(cfg: TrainConfig, progress: Progress | None = None) -> dict[str, Any]:
         cluster.learners.call("load", str(ckpt))
         if cluster.critics is not None:
             cluster.critics.call("load", str(ckpt))
+        if state.get("reference"):
+            cluster.learners.call("load_reference", str(_reference_path(run_dir, state)))
         cluster.sync_weights()
         truncate_metrics(run_dir, "rl", state["step"])
         log.info("resumed from %s (stage %s, step %d)", ckpt, state["stage"], state["step"])
@@ -159,6 +161,12 @@ def train(cfg: TrainConfig, progress: Progress | None = None) -> dict[str, Any]:
         cluster.sync_weights()
         evaluate("sft")
         state["stage"] = "sft_done"
+        if "rl" in cfg.stages:
+            # RL's KL reference is the policy RL starts from (the SFT weights), also on a resume:
+            # a checkpoint "step 0" holds them, and every later checkpoint's state names it
+            state["reference"] = checkpoint.step_dir(run_dir, 0).name
+            _save(cluster, run_dir, 0, dict(state, wall_s=elapsed()), tokenizer)
+            cluster.learners.call("load_reference", str(_reference_path(run_dir, state)))
 
     # ---- stage 2: RL: collect (rollout, verify, shape, filter) -> update -> sync ----------------
     last: dict[str, Any] = {}
@@ -349,6 +357,10 @@ def _evaluate(
                 + "\n"
             )
     return sum(res["correct"] is True for res in results) / len(results)
+
+
+def _reference_path(run_dir: Path, state: dict[str, Any]) -> Path:
+    return run_dir / "checkpoints" / state["reference"] / "policy"
 
 
 def _save(cluster: Any, run_dir: Path, step: int, state: dict[str, Any], tokenizer: Any) -> None:

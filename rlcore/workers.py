@@ -162,6 +162,9 @@ class LearnerWorker:
     def load(self, path: str) -> None:
         self.learner.load(path)
 
+    def load_reference(self, path: str) -> None:
+        self.learner.load_reference(path)
+
 
 @ray.remote(num_cpus=0)
 class CriticWorker:

@@ -25,6 +25,7 @@ by component and combined in the parent (composite.combine).
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -181,6 +182,8 @@ class Scorer:
                 scores[k] = r
             if progress is not None:
                 progress(len(ks))
+        for k, (_, n) in enumerate(flat):
+            scores[k] = self._finite(n, scores[k])  # type: ignore[arg-type]
         out: list[Result] = []
         k = 0
         for parts in specs:
@@ -191,6 +194,15 @@ class Scorer:
             else:
                 out.append(combine(mine))  # type: ignore[arg-type]
         return out
+
+    def _finite(self, name: str, r: Result) -> Result:
+        """A NaN or infinite score (a reward model can return one) would make a whole group's
+        advantages NaN: it is recorded as a "nonfinite" error with reward 0, and counted."""
+        if math.isfinite(r.reward):
+            return r
+        self._local_errors["nonfinite"] += 1
+        err = f"nonfinite: verifier {name!r} returned reward {r.reward}; scored 0"
+        return Result(reward=0.0, details=r.details, error=err, elapsed_s=r.elapsed_s)
 
     def _local_batch(self, name: str, samples: list[Sample]) -> list[Result]:
         t0 = time.perf_counter()

@@ -9,7 +9,7 @@ with `make_algorithm(type, ...)` from `algo.type` and never branches on its name
     drgrpo        Dr. GRPO: no std normalisation, token sums divided by a constant (max tokens)
     dapo          DAPO: clip-higher, token-mean loss, dynamic sampling, soft overlong penalty
     rloo          leave-one-out group baseline
-    reinforce_pp  REINFORCE++: global batch normalisation (optionally after a group baseline)
+    reinforce_pp  REINFORCE++: token-level whitening over the batch (optionally after a group baseline)
     gspo          GSPO: sequence-level importance ratio, clipped per sequence
     ppo           PPO with a critic: GAE advantages (whitened), clipped value loss
 """
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 
@@ -33,14 +34,16 @@ from rlcore.algo.advantages import (
 )
 from rlcore.algo.kl import kl_estimate
 from rlcore.algo.offpolicy import tis_weights
-from rlcore.algo.policy_loss import aggregate, clipped_surrogate, gspo_loss
+from rlcore.algo.policy_loss import AGG_MODES, aggregate, clipped_surrogate, gspo_loss
 from rlcore.algo.rewards import overlong_filter_mask, overlong_penalty
 
 
 @dataclass(frozen=True)
 class GRPO:
     group_size: int
-    max_tokens: int = 0  # the generation cap (DAPO's overlong penalty, Dr. GRPO's constant)
+    # the most tokens the policy writes in one episode (rollout.max_tokens x rollout.max_turns):
+    # L_max of the overlong penalty and Dr. GRPO's default loss constant, an upper bound either way
+    max_tokens: int = 0
     clip_low: float = 0.2
     clip_high: float = 0.2
     dual_clip: float | None = None  # > 1: cap the loss of negative-advantage tokens (dual-clip PPO)
@@ -50,14 +53,16 @@ class GRPO:
     kl_placement: str = "loss"  # loss | reward (a per-token penalty before the advantages)
     entropy_coef: float = 0.0
     loss_agg: str = "token-mean"  # token-mean | seq-mean-token-mean | seq-mean-token-sum
-    loss_agg_constant: float | None = None  # seq-mean-token-sum: divide token sums by this
+    loss_agg_constant: float | None = None  # seq-mean-token-sum divisor; None: max_tokens
     tis_cap: float | None = None  # truncated importance sampling cap C; None = off
     dynamic_sampling: bool = False  # drop groups whose rewards are all equal, sample more
     max_sample_rounds: int = 4  # dynamic sampling: rollout rounds per step at most
     overlong_buffer: int = 0  # > 0: soft overlong penalty over the last N tokens before the cap
     overlong_filter: bool = False  # truncated responses get no loss
 
-    needs_critic = False
+    needs_critic: ClassVar[bool] = False
+    # options of the shared schema this algorithm has but does not use: setting one is an error
+    ignores: ClassVar[frozenset[str]] = frozenset()
 
     @property
     def needs_reference(self) -> bool:
@@ -74,10 +79,14 @@ class GRPO:
             return rewards
         return rewards + overlong_penalty(lengths, self.max_tokens, self.overlong_buffer)
 
-    def keep_groups(self, rewards: torch.Tensor) -> torch.Tensor:
-        """rewards [G * group_size] -> bool [G]: False for a group with no reward variance when
-        dynamic sampling is on (it has zero advantage: no signal, only cost)."""
-        grouped = rewards.view(-1, self.group_size)
+    def keep_groups(self, outcomes: torch.Tensor) -> torch.Tensor:
+        """outcomes [G * group_size] -> bool [G]: with dynamic sampling, False for a group whose
+        outcomes are all equal (all correct or all wrong: no signal, only cost).
+
+        outcomes: each sample's correctness as 0/1 (the verifier's `correct`, else its UNSHAPED
+        reward), as DAPO's Eq. 11 and verl's recipe filter: judged before the overlong penalty, so
+        that length differences alone never keep an all-wrong group."""
+        grouped = outcomes.view(-1, self.group_size)
         if not self.dynamic_sampling:
             return torch.ones(grouped.shape[0], dtype=torch.bool)
         return (grouped.max(dim=1).values - grouped.min(dim=1).values) > 1e-6
@@ -155,13 +164,11 @@ class GRPO:
         self, token_loss: torch.Tensor, mask: torch.Tensor, num_tokens: float, num_seqs: float
     ) -> torch.Tensor:
         """This micro-batch's share of the whole batch's scalar loss (global denominators)."""
+        constant = self.loss_agg_constant
+        if constant is None and self.max_tokens > 0:
+            constant = float(self.max_tokens)
         return aggregate(
-            token_loss,
-            mask,
-            self.loss_agg,
-            self.loss_agg_constant,
-            num_tokens=num_tokens,
-            num_seqs=num_seqs,
+            token_loss, mask, self.loss_agg, constant, num_tokens=num_tokens, num_seqs=num_seqs
         )
 
 
@@ -171,6 +178,8 @@ class DrGRPO(GRPO):
 
     std_normalize: bool = False
     loss_agg: str = "seq-mean-token-sum"
+
+    ignores: ClassVar[frozenset[str]] = frozenset({"std_normalize"})
 
     def advantages(self, rewards: torch.Tensor) -> torch.Tensor:
         return drgrpo_advantages(rewards, self.group_size)
@@ -197,20 +206,26 @@ class DAPO(GRPO):
 class RLOO(GRPO):
     """RLOO: each response's baseline is the mean reward of the other responses to its prompt."""
 
+    ignores: ClassVar[frozenset[str]] = frozenset({"std_normalize"})
+
     def advantages(self, rewards: torch.Tensor) -> torch.Tensor:
         return rloo_advantages(rewards, self.group_size)
 
 
 @dataclass(frozen=True)
 class ReinforcePP(GRPO):
-    """REINFORCE++: advantages normalised over the whole batch; `group_baseline` subtracts each
-    prompt's mean first (REINFORCE++ with baseline). With kl_placement=reward the KL is a per-token
-    reward and the advantage is the whitened reward-to-go (the paper's token-level form)."""
+    """REINFORCE++ (Hu 2025): per-token rewards (the outcome on the last token, after subtracting
+    the prompt's group mean when `group_baseline`, "REINFORCE++ with baseline"; minus the per-token
+    KL penalty when kl_placement=reward), reward-to-go, whitened over every response token of the
+    batch, as verl (compute_reinforce_plus_plus_outcome_advantage, ..._baseline) and OpenRLHF do.
+
+    One rule on both paths: without a KL reward the reward-to-go of every token is the outcome
+    itself, so the advantage is the outcome whitened with token-weighted statistics (each response
+    counted once per loss token), exactly what the token path gives as kl_coef -> 0."""
 
     group_baseline: bool = True
 
-    def advantages(self, rewards: torch.Tensor) -> torch.Tensor:
-        return reinforce_pp_advantages(rewards, self.group_size if self.group_baseline else None)
+    ignores: ClassVar[frozenset[str]] = frozenset({"std_normalize"})
 
     def estimate(
         self,
@@ -219,14 +234,18 @@ class ReinforcePP(GRPO):
         kl: torch.Tensor | None = None,
         values: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        group = self.group_size if self.group_baseline else None
         if kl is None or not self.kl_in_reward:
-            return self.advantages(rewards), None
+            return reinforce_pp_advantages(rewards, group, mask=mask), None
         r = rewards.float()
-        if self.group_baseline:
-            grouped = r.view(-1, self.group_size)
+        if group is not None:
+            grouped = r.view(-1, group)
             r = (grouped - grouped.mean(dim=1, keepdim=True)).reshape(-1)
         token_rewards = outcome_token_rewards(r, mask) - self.kl_coef * kl * mask
         return reinforce_pp_token_advantages(token_rewards, mask), None
+
+    def advantages(self, rewards: torch.Tensor) -> torch.Tensor:
+        raise TypeError("ReinforcePP normalises over tokens: call estimate(rewards, mask)")
 
 
 @dataclass(frozen=True)
@@ -236,6 +255,8 @@ class GSPO(GRPO):
     clip_low: float = 3e-4
     clip_high: float = 4e-4
     loss_agg: str = "seq-mean-token-mean"
+
+    ignores: ClassVar[frozenset[str]] = frozenset({"dual_clip"})
 
     def policy_loss(
         self,
@@ -257,7 +278,8 @@ class PPO(GRPO):
     lam: float = 0.95
     value_clip: float = 0.2
 
-    needs_critic = True
+    needs_critic: ClassVar[bool] = True
+    ignores: ClassVar[frozenset[str]] = frozenset({"std_normalize"})
 
     def estimate(
         self,
@@ -287,7 +309,8 @@ ALGORITHMS: dict[str, type[GRPO]] = {
 
 
 def make_algorithm(type: str, **fields: object) -> GRPO:  # noqa: A002 - the config key's name
-    """The algorithm named by `algo.type`; fields left out (or None) keep its own defaults."""
+    """The algorithm named by `algo.type`; fields left out (or None) keep its own defaults.
+    An option the algorithm does not have, or has and would ignore, is a ValueError naming both."""
     if type not in ALGORITHMS:
         raise ValueError(f"unknown algo.type {type!r}; known: {', '.join(ALGORITHMS)}")
     cls = ALGORITHMS[type]
@@ -296,9 +319,39 @@ def make_algorithm(type: str, **fields: object) -> GRPO:  # noqa: A002 - the con
     unknown = sorted(set(given) - known)
     if unknown:
         raise ValueError(f"algo.type={type} has no option {', '.join(unknown)}")
+    ignored = sorted(set(given) & cls.ignores)
+    if ignored:
+        raise ValueError(f"algo.type={type} does not use {', '.join(ignored)}; remove it")
     algo = cls(**given)  # type: ignore[arg-type]
+    _check(algo, type, given)
+    return algo
+
+
+def _check(algo: GRPO, name: str, given: dict[str, object]) -> None:
+    """Value rules, and options that only mean something beside another one."""
     if algo.kl_estimator not in ("k1", "k2", "k3"):
         raise ValueError(f"kl_estimator {algo.kl_estimator!r} is not k1, k2 or k3")
+    if algo.kl_placement not in ("loss", "reward"):
+        raise ValueError(f"kl_placement {algo.kl_placement!r} is not loss or reward")
+    if algo.loss_agg not in AGG_MODES:
+        raise ValueError(f"loss_agg {algo.loss_agg!r} is not one of {', '.join(AGG_MODES)}")
+    if "loss_agg_constant" in given and algo.loss_agg != "seq-mean-token-sum":
+        raise ValueError(
+            f"loss_agg_constant divides token sums under loss_agg=seq-mean-token-sum; "
+            f"algo.type={name} aggregates by {algo.loss_agg}"
+        )
     if algo.tis_cap is not None and algo.tis_cap <= 0:
         raise ValueError(f"tis_cap must be > 0, got {algo.tis_cap}")
-    return algo
+    if algo.clip_low < 0 or algo.clip_high < 0:
+        raise ValueError(
+            f"clip_low and clip_high must be >= 0, got {algo.clip_low}, {algo.clip_high}"
+        )
+    if algo.dual_clip is not None and algo.dual_clip <= 1:
+        raise ValueError(f"dual_clip must be > 1, got {algo.dual_clip}")
+    if "max_sample_rounds" in given and not algo.dynamic_sampling:
+        raise ValueError(
+            f"max_sample_rounds limits dynamic sampling, which algo.type={name} has off here; "
+            "set dynamic_sampling: true or remove it"
+        )
+    if algo.max_sample_rounds < 1:
+        raise ValueError(f"max_sample_rounds must be >= 1, got {algo.max_sample_rounds}")

@@ -5,8 +5,8 @@
 "reference" runs the model to full logits and takes log_softmax over them (rlcore.kernels'
 `logprob_and_entropy`); "chunked" and "fused" ask the model for its last hidden states only and apply
 the output projection inside the kernel (`rlcore.kernels.token_logprobs`), so [B, L, V] logits never
-exist. "auto" is "fused" on CUDA and "chunked" on CPU (kernels/logprob.py), and "reference" for a
-vocabulary under SMALL_VOCAB.
+exist. "auto" is "chunked" (kernels/logprob.py; the Triton kernel, "fused", only by name until it
+has run compiled on a GPU), and "reference" for a vocabulary under SMALL_VOCAB.
 
 The hidden states come from the full model's forward with `output_hidden_states=True,
 logits_to_keep=1` (the last hidden state is the one after the final norm; logits for one position

@@ -97,12 +97,20 @@ class Learner:
             self.reference = ref.to(self.device).eval().requires_grad_(False)
 
     # ---- construction --------------------------------------------------------------------------
-    def _load_causal_lm(self) -> Any:
+    def _load_causal_lm(self, path: str | None = None) -> Any:
         from transformers import AutoModelForCausalLM
 
         return AutoModelForCausalLM.from_pretrained(
-            self.spec.model_path, dtype=_dtype(self.spec.dtype)
+            path or self.spec.model_path, dtype=_dtype(self.spec.dtype)
         )
+
+    def load_reference(self, path: str) -> None:
+        """The KL anchor becomes the model saved at `path` (a checkpoint's policy/). A cold start
+        calls this after SFT: the reference of RL is the policy RL starts from, the SFT weights, as
+        in DeepSeek-R1 and every reference trainer. No-op when the algorithm has no reference."""
+        if self.reference is not None:
+            ref = self._load_causal_lm(path)
+            self.reference = ref.to(self.device).eval().requires_grad_(False)
 
     def _build_model(self) -> torch.nn.Module:
         model = self._load_causal_lm()

@@ -25,14 +25,24 @@ def _rewards(n: int = 16) -> torch.Tensor:
         (GRPO(group_size=4), lambda r: grpo_advantages(r, 4, True)),
         (DrGRPO(group_size=4), lambda r: drgrpo_advantages(r, 4)),
         (RLOO(group_size=4), lambda r: rloo_advantages(r, 4)),
-        (ReinforcePP(group_size=4), lambda r: reinforce_pp_advantages(r, 4)),
-        (ReinforcePP(group_size=4, group_baseline=False), lambda r: reinforce_pp_advantages(r)),
         (GSPO(group_size=4), lambda r: grpo_advantages(r, 4, True)),
     ],
 )
 def test_each_algorithm_uses_its_estimator(algo, reference):
     r = _rewards()
     assert torch.allclose(algo.advantages(r), reference(r))
+
+
+@pytest.mark.parametrize("baseline", [True, False])
+def test_reinforce_pp_whitens_over_tokens(baseline):
+    r = _rewards()
+    mask = torch.zeros(16, 5)
+    for i in range(16):
+        mask[i, : 1 + i % 5] = 1  # ragged: a response weighs by its loss tokens
+    adv, _ = ReinforcePP(group_size=4, group_baseline=baseline).estimate(r, mask)
+    want = reinforce_pp_advantages(r, 4 if baseline else None, mask=mask)
+    assert torch.allclose(adv, want)
+    assert not torch.allclose(adv, reinforce_pp_advantages(r, 4 if baseline else None))
 
 
 def test_policy_losses_and_defaults():
@@ -50,13 +60,13 @@ def test_policy_losses_and_defaults():
 
 @pytest.mark.parametrize("name", sorted(ALGORITHMS))
 def test_micro_batches_sum_to_the_whole_batch_loss(name):
-    algo = make_algorithm(name, group_size=2, loss_agg_constant=8.0)
+    algo = make_algorithm(name, group_size=2, max_tokens=8)  # Dr. GRPO's constant: max_tokens
     torch.manual_seed(1)
     token_loss = torch.randn(6, 8)
     mask = torch.zeros(6, 8)
     for i, n in enumerate([8, 3, 5, 1, 7, 2]):  # ragged responses
         mask[i, :n] = 1
-    whole = aggregate(token_loss, mask, algo.loss_agg, algo.loss_agg_constant)
+    whole = aggregate(token_loss, mask, algo.loss_agg, 8.0)
     tokens, seqs = float(mask.sum()), 6.0
     parts = sum(
         algo.aggregate(token_loss[s : s + 2], mask[s : s + 2], tokens, seqs) for s in (0, 2, 4)
@@ -73,3 +83,30 @@ def test_make_algorithm_errors_name_the_option():
         make_algorithm("grpo", group_size=2, group_baseline=True)
     # None means "the algorithm's default"
     assert make_algorithm("gspo", group_size=2, clip_low=None).clip_low == 3e-4
+
+
+@pytest.mark.parametrize(
+    "name, option, value, message",
+    [
+        ("drgrpo", "std_normalize", True, "algo.type=drgrpo does not use std_normalize"),
+        ("rloo", "std_normalize", False, "algo.type=rloo does not use std_normalize"),
+        ("reinforce_pp", "std_normalize", True, "does not use std_normalize"),
+        ("ppo", "std_normalize", True, "algo.type=ppo does not use std_normalize"),
+        ("gspo", "dual_clip", 3.0, "algo.type=gspo does not use dual_clip"),
+        ("grpo", "loss_agg", "seq-sum", "loss_agg 'seq-sum' is not one of token-mean"),
+        ("grpo", "loss_agg_constant", 512.0, "algo.type=grpo aggregates by token-mean"),
+        ("grpo", "max_sample_rounds", 3, "max_sample_rounds limits dynamic sampling"),
+        ("grpo", "dual_clip", 0.5, "dual_clip must be > 1"),
+        ("grpo", "kl_placement", "both", "kl_placement 'both' is not loss or reward"),
+    ],
+)
+def test_an_option_the_algorithm_would_ignore_is_an_error(name, option, value, message):
+    with pytest.raises(ValueError, match=message):
+        make_algorithm(name, group_size=2, **{option: value})
+
+
+def test_options_that_are_used_are_accepted():
+    assert make_algorithm("grpo", group_size=2, std_normalize=False).std_normalize is False
+    assert make_algorithm("drgrpo", group_size=2, loss_agg_constant=512.0).loss_agg_constant == 512
+    assert make_algorithm("dapo", group_size=2, max_sample_rounds=2).max_sample_rounds == 2
+    assert make_algorithm("ppo", group_size=2, dual_clip=3.0).dual_clip == 3.0

@@ -82,3 +82,61 @@ def test_ppo_estimate_is_whitened_gae_of_the_outcome_on_the_last_token():
     assert algo.needs_critic and not GRPO(group_size=1).needs_critic
     with pytest.raises(ValueError, match="critic"):
         algo.estimate(rewards, mask)
+
+
+def test_reinforce_pp_with_a_vanishing_kl_reward_equals_no_kl():
+    """One normalisation on both paths: the per-token KL-reward path with kl_coef -> 0 gives the
+    advantages of the path without KL (before the fix, one whitened per response, one per token)."""
+    lengths = [2, 6, 3, 5, 1, 4]
+    mask = _mask(lengths)
+    rewards = torch.tensor([1.0, 0.0, 0.0, 1.0, 1.0, 1.0])
+    kl = torch.rand(6, 6)
+    for baseline in (True, False):
+        plain, _ = ReinforcePP(group_size=2, group_baseline=baseline).estimate(rewards, mask)
+        tiny = ReinforcePP(
+            group_size=2, group_baseline=baseline, kl_coef=1e-9, kl_placement="reward"
+        )
+        with_kl, _ = tiny.estimate(rewards, mask, kl)
+        assert with_kl.shape == (6, 6)
+        assert torch.allclose(with_kl, plain.unsqueeze(1) * mask, atol=1e-6)
+
+
+def test_dapo_keeps_groups_by_correctness_not_by_the_length_shaped_reward():
+    """DAPO Eq. 11: an all-wrong group stays dropped however its lengths (and so its overlong
+    penalties) differ; a mixed group is kept."""
+    from rlcore.rl import outcomes
+
+    dapo = DAPO(group_size=3, max_tokens=16)  # penalty over the last 4 tokens
+    results = [{"reward": 0.0, "correct": False}] * 3 + [
+        {"reward": 1.0, "correct": True},
+        {"reward": 0.0, "correct": False},
+        {"reward": 0.0, "correct": False},
+    ]
+    rewards = torch.tensor([r["reward"] for r in results])
+    lengths = torch.tensor([5, 14, 15, 5, 5, 5])  # the all-wrong group's lengths differ
+    shaped = dapo.shape_rewards(rewards, lengths)
+    assert shaped[:3].unique().numel() == 3  # the penalty alone gives the group "variance"
+    assert dapo.keep_groups(outcomes(results, rewards)).tolist() == [False, True]
+    # a reward model's score (correct None): the unshaped reward decides
+    judged = [{"reward": 0.7, "correct": None}] * 3 + [
+        {"reward": x, "correct": None} for x in (0.1, 0.5, 0.9)
+    ]
+    r2 = torch.tensor([r["reward"] for r in judged])
+    assert dapo.keep_groups(outcomes(judged, r2)).tolist() == [False, True]
+
+
+def test_multi_turn_length_shaping_uses_the_episode_budget():
+    """rollout.max_tokens caps one turn: an untruncated three-turn episode may hold more policy
+    tokens than that, and is not overlong; Dr. GRPO's constant stays an upper bound."""
+    from rlcore.config import build_algorithm, load_config
+
+    cfg = load_config(None, ["algo.type=dapo", "rollout.max_tokens=64", "rollout.max_turns=3"])
+    dapo = build_algorithm(cfg)
+    assert dapo.max_tokens == 192
+    shaped = dapo.shape_rewards(torch.ones(2), torch.tensor([3 * 40, 190]))
+    assert shaped[0] == 1.0 and shaped[1] < 1.0  # 120 tokens in 3 turns: no penalty
+    cfg = load_config(None, ["algo.type=drgrpo", "rollout.max_tokens=64", "rollout.max_turns=3"])
+    drgrpo = build_algorithm(cfg)
+    mask = torch.ones(1, 150)  # 150 policy tokens over three turns
+    loss = drgrpo.aggregate(torch.ones(1, 150), mask, 150.0, 1.0)
+    assert loss.item() == pytest.approx(150 / 192)  # token sum / constant <= 1

@@ -33,6 +33,15 @@ def test_misspelled_key_names_the_nearest(override, fragment):
         load_config(None, [override])
 
 
+def test_sft_only_may_leave_temperature_at_zero_and_weight_decay_is_declared_once():
+    assert load_config(None, ["stages=[sft]", "rollout.temperature=0"]).rollout.temperature == 0
+    import inspect
+
+    from rlcore.config import LearnerConfig
+
+    assert inspect.getsource(LearnerConfig).count("weight_decay:") == 1
+
+
 def test_misspelled_key_in_yaml_names_the_file(tmp_path):
     y = tmp_path / "bad.yaml"
     y.write_text("rollout:\n  temprature: 0.5\n")
@@ -48,11 +57,18 @@ def test_misspelled_key_in_yaml_names_the_file(tmp_path):
         ("learner.zero_stage=4", "zero_stage"),
         ("gpus=8", "this machine has 0"),
         ("learner.gpus_per_rank=1", "GPU"),
+        ("rollout.temperature=0", "rollout.temperature: 0.0 must be > 0 for RL"),
+        ("rollout.temperature=-1", "rollout.temperature"),
+        ("algo.loss_agg=seq-sum", "algo: loss_agg 'seq-sum' is not one of"),
+        ("algo.std_normalize=true algo.type=rloo", "algo.type=rloo does not use std_normalize"),
+        ("algo.dual_clip=3 algo.type=gspo", "algo.type=gspo does not use dual_clip"),
+        ("algo.loss_agg_constant=64", "algo.type=grpo aggregates by token-mean"),
+        ("algo.critic_warmup_steps=5", "algo.critic_warmup_steps: algo.type=grpo trains no critic"),
     ],
 )
 def test_cross_field_rules(override, fragment):
     with pytest.raises(ConfigError, match=fragment):
-        load_config(None, [override])
+        load_config(None, override.split())
 
 
 def test_missing_config_file():

@@ -38,6 +38,7 @@ def test_two_step_coldstart_run_then_resume(tmp_path, tiny_chat_model, ray_local
             f"run_dir={run_dir}",
             "steps=2",
             "checkpoint_every=1",
+            "algo.kl_coef=0.05",
         ],
     )
     summary = train(cfg)
@@ -73,8 +74,13 @@ def test_two_step_coldstart_run_then_resume(tmp_path, tiny_chat_model, ray_local
     # the engine serves exactly the learner's weights after every sync (checked in the loop)
     assert all(r["sync_mismatch"] < 1e-3 for r in rl)
     assert any(r["stage"] == "sft" for r in rows)
+    # the KL reference is the policy RL starts from (the SFT weights, saved as step 0), not the
+    # pre-SFT base: at the first RL step the policy IS the reference
+    assert rl[0]["kl"] < 1e-6 < rl[1]["kl"]
     ckpts = sorted(p.name for p in (run_dir / "checkpoints").iterdir())
-    assert ckpts == ["step_000001", "step_000002"]
+    assert ckpts == ["step_000000", "step_000001", "step_000002"]
+    sft_state = json.loads((run_dir / "checkpoints/step_000000/trainer_state.json").read_text())
+    assert sft_state["stage"] == "sft_done" and sft_state["reference"] == "step_000000"
     policy = run_dir / "checkpoints" / "step_000002" / "policy"
     assert (policy / "config.json").is_file() and (policy / "tokenizer.json").is_file()
 
@@ -87,6 +93,7 @@ def test_two_step_coldstart_run_then_resume(tmp_path, tiny_chat_model, ray_local
             f"resume={run_dir}",
             "steps=4",
             "checkpoint_every=1",
+            "algo.kl_coef=0.05",
         ],
     )
     summary2 = train(cfg2)
@@ -96,6 +103,11 @@ def test_two_step_coldstart_run_then_resume(tmp_path, tiny_chat_model, ray_local
     assert sum(r["stage"] == "sft" for r in rows) == sum(1 for r in rows if r["stage"] == "sft")
     state = json.loads((run_dir / "checkpoints" / "step_000004" / "trainer_state.json").read_text())
     assert state["step"] == 4 and state["stage"] == "rl_done"
+    assert state["reference"] == "step_000000"  # the resumed learners reloaded the SFT reference
+    kl = [r["kl"] for r in rows if r["stage"] == "rl"]
+    # one update per step at a small lr: the resumed steps stay as close to the SFT reference as
+    # step 2 was (the pre-SFT base, two SFT steps at lr 1e-3 away, is orders of magnitude further)
+    assert kl[2] < 20 * kl[1], kl
     assert not list(Path(run_dir / "checkpoints").glob(".*.tmp"))
 
 

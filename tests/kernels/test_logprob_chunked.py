@@ -115,8 +115,11 @@ def test_reference_impl_and_shapes_and_errors():
         token_logprobs(p["hidden"][..., :4], p["weight"], p["targets"])
 
 
-def test_auto_is_chunked_on_cpu_and_chunk_sizes_stay_bounded():
+def test_auto_is_chunked_on_every_device_and_chunk_sizes_stay_bounded():
     assert resolve_impl("auto", torch.device("cpu")) == "chunked"
+    # the fused kernel has not yet run compiled on a GPU: auto does not pick it there either
+    assert resolve_impl("auto", torch.device("cuda")) == "chunked"
+    assert resolve_impl("fused", torch.device("cuda")) == "fused"
     assert resolve_impl("reference", torch.device(DEVICE)) == "reference"
     assert default_chunk_size(256, 152064) * 256 == 2**20
     assert default_chunk_size(2048, 152064) == 2048

@@ -36,6 +36,13 @@ def test_unknown_key_is_named_with_nearest(tmp_path):
     assert not (tmp_path / "runs").exists()
 
 
+def test_zero_temperature_is_a_config_error_before_anything_is_written(tmp_path):
+    r = rlcore(["rollout.temperature=0"], tmp_path)
+    assert r.returncode == 2
+    assert "config error: rollout.temperature: 0.0 must be > 0" in r.stderr
+    assert not (tmp_path / "runs").exists()
+
+
 def test_gpu_config_on_cpu_machine(tmp_path, gpu_config):
     r = rlcore([str(gpu_config)], tmp_path)
     assert r.returncode == 2

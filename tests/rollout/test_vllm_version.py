@@ -37,3 +37,22 @@ def test_engine_refuses_an_unsupported_vllm_before_loading(monkeypatch, tmp_path
     monkeypatch.setattr(vllm, "__version__", "0.40.1")
     with pytest.raises(RuntimeError, match="found 0.40.1"):
         VLLMEngine(str(tmp_path / "no-model-here"))
+
+
+def test_the_gpu_extra_admits_only_versions_the_engine_accepts():
+    """pyproject's `gpu` extra and SUPPORTED_VLLM must agree, or `pip install .[gpu]` resolves a
+    vLLM that the engine refuses at start (the registry has 0.33 while the engine takes 0.32.x)."""
+    import tomllib
+    from pathlib import Path
+
+    from packaging.requirements import Requirement
+    from packaging.version import Version
+
+    pyproject = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())
+    reqs = [Requirement(r) for r in pyproject["project"]["optional-dependencies"]["gpu"]]
+    (spec,) = [r.specifier for r in reqs if r.name == "vllm"]
+    lo, hi = SUPPORTED_VLLM
+    candidates = ["0.31.9", "0.32.0", "0.32.1", "0.32.9", "0.33.0", "0.33.1", "0.34.0", "1.0.0"]
+    for v in candidates:
+        accepted = lo <= Version(v) < hi
+        assert spec.contains(v) == accepted, f"vllm {v}: extra {spec} vs engine >={lo},<{hi}"

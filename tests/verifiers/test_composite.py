@@ -144,3 +144,38 @@ class Slow(Verifier):
 
         time.sleep(1000)
         raise AssertionError
+
+
+class NaNScore(Verifier):
+    """A reward model that returns NaN for every other sample (batched in process, as one)."""
+
+    name = "nanscore"
+
+    def verify_batch(self, samples: list[Sample], workers: int = 1) -> list[Result]:
+        return [Result(reward=float("nan") if i % 2 else 0.5) for i in range(len(samples))]
+
+
+def test_a_non_finite_score_is_a_recorded_error_scored_zero() -> None:
+    """One NaN would make its group's (or the batch's) advantages NaN and skip the update."""
+    name = f"{__name__}:NaNScore"
+    with Scorer([name, "format"], workers=1) as scorer:
+        res = scorer.score([(name, GOOD), (name, GOOD), ([name, "format"], GOOD)])
+        assert [r.reward for r in res] == pytest.approx([0.5, 0.0, 1.5])
+        assert res[1].error is not None and res[1].error.startswith("nonfinite: verifier")
+        assert "nan" in res[1].error and res[2].error is None
+        assert scorer.stats()["errors/nonfinite"] == 1
+
+
+def test_the_trainer_zeroes_and_counts_non_finite_rewards() -> None:
+    import torch
+
+    from rlcore.rl import _sample_metrics, finite_rewards
+
+    results = [
+        {"reward": 1.0, "correct": True, "error": None},
+        {"reward": float("inf"), "correct": None, "error": None},
+        {"reward": 0.0, "correct": None, "error": "nonfinite: verifier 'rm' returned reward nan"},
+    ]
+    assert finite_rewards(results).tolist() == [1.0, 0.0, 0.0]
+    assert torch.isfinite(finite_rewards(results)).all()
+    assert _sample_metrics([], results)["nonfinite_rewards"] == 2
