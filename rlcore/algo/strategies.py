@@ -55,7 +55,7 @@ class GRPO:
     loss_agg: str = "token-mean"  # token-mean | seq-mean-token-mean | seq-mean-token-sum
     loss_agg_constant: float | None = None  # seq-mean-token-sum divisor; None: max_tokens
     tis_cap: float | None = None  # truncated importance sampling cap C; None = off
-    dynamic_sampling: bool = False  # drop groups whose rewards are all equal, sample more
+    dynamic_sampling: bool = False  # drop all-correct and all-wrong groups, sample more
     max_sample_rounds: int = 4  # dynamic sampling: rollout rounds per step at most
     overlong_buffer: int = 0  # > 0: soft overlong penalty over the last N tokens before the cap
     overlong_filter: bool = False  # truncated responses get no loss
