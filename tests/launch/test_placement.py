@@ -20,16 +20,27 @@ def node(gpus: float, cpus: float, alive: bool = True) -> dict:
 
 
 def test_default_keeps_the_one_machine_options():
-    cpu = Placement.create(load_config(None, []), needs_critic=False)
+    from rlcore.threads import runtime_env
+
+    cpu = Placement.create(load_config(None, ["resources.cpus_per_node=4"]), needs_critic=False)
     assert cpu.pg is None
-    assert [cpu.options(r, 0) for r in ("learner", "critic", "rollout", "verifier")] == [{}] * 4
+    four = runtime_env(4)  # each role's threads travel in its environment (rlcore/threads.py)
+    roles = ("learner", "critic", "rollout", "verifier")
+    assert [cpu.options(r, 0) for r in roles] == [four, four, four, {}]
     assert cpu.node_ip("learner", 0) == "127.0.0.1"
     gpu_cfg = load_config(
-        None, ["gpus=3", "learner.gpus_per_rank=1", "rollout.tensor_parallel_size=2"], False
+        None,
+        [
+            "gpus=3",
+            "learner.gpus_per_rank=1",
+            "rollout.tensor_parallel_size=2",
+            "resources.cpus_per_node=4",
+        ],
+        False,
     )
     gpu = Placement.create(gpu_cfg, needs_critic=False)
-    assert gpu.options("learner", 0) == {"num_gpus": 1}
-    assert gpu.options("rollout", 0) == {"num_gpus": 2}
+    assert gpu.options("learner", 0) == {"num_gpus": 1, **four}
+    assert gpu.options("rollout", 0) == {"num_gpus": 2, **four}
     assert gpu.options("verifier", 0) == {}
     with pytest.raises(ValueError, match="unknown role"):
         gpu.options("reward", 0)

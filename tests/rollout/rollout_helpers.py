@@ -94,8 +94,12 @@ def perturbed_reference(model_path: str):
     return model
 
 
-def learner_main(model_path: str, port: int, world_size: int, bucket_bytes: int, queue) -> None:
+def learner_main(
+    model_path: str, port: int, world_size: int, bucket_bytes: int, queue, stale=()
+) -> None:
     """The learner side of one sync: perturbed checkpoint tensors, streamed by BroadcastSender.
+    Tensors named in `stale` are sent as they are on disk: the engine keeps serving them unchanged
+    while the expected model (`perturbed_reference`) moved them.
 
     Reads the safetensors file directly (no transformers import), to keep the process cheap.
     """
@@ -104,21 +108,24 @@ def learner_main(model_path: str, port: int, world_size: int, bucket_bytes: int,
     from rlcore.sync import make_sender, param_meta
 
     tensors = load_file(f"{model_path}/model.safetensors")
-    named = [(name, t + noise(name, t.shape)) for name, t in tensors.items()]
+    named = [(n, t if n in stale else t + noise(n, t.shape)) for n, t in tensors.items()]
     queue.put(param_meta(named))
     sender = make_sender("broadcast", device="cpu")
     sender.init_group("127.0.0.1", port, world_size)
     queue.put(sender.send(iter(named), bucket_bytes))
 
 
-def sync_from_learner(engine, model_path: str, bucket_bytes: int = 4096) -> tuple[dict, dict]:
+def sync_from_learner(
+    engine, model_path: str, bucket_bytes: int = 4096, stale=()
+) -> tuple[dict, dict]:
     """Runs a learner process against `engine`; returns the send and receive metrics."""
     import multiprocessing as mp
 
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
     port = free_port()
-    proc = ctx.Process(target=learner_main, args=(model_path, port, 2, bucket_bytes, queue))
+    args = (model_path, port, 2, bucket_bytes, queue, tuple(stale))
+    proc = ctx.Process(target=learner_main, args=args)
     proc.start()
     try:
         meta = queue.get(timeout=120)

