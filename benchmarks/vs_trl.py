@@ -15,8 +15,8 @@ learn, sync; TRL's generate, reward and the rest), the whole run's wall time and
 memory of its process tree (sampled every 0.2 s; rlcore's includes Ray's own processes).
 
 The learner floor: a bare torch forward + backward + AdamW step of the same model, in the same
-dtype, on a batch shaped like the learner's (the step's prompts x n, each completion as long as
-rlcore's mean response length, right-padded as the learner pads), timed in a fresh process with
+dtype, on a batch of the learner's shape (the step's prompts x n rows, as wide as the learner's
+padded batch, `learn_width` in metrics.jsonl, median over steps), timed in a fresh process with
 the threads a learner rank gets. rlcore's learn phase over that floor is its learner overhead.
 """
 
@@ -141,8 +141,11 @@ def run_rlcore(case: dict[str, Any], steps: int, work: Path) -> dict[str, Any]:
         "wall_s": wall,
         "peak_rss_mib": peak,
         "response_len": statistics.mean(r["response_len"] for r in rl),
+        "learn_width": round(statistics.median(r["learn_width"] for r in rl[1:] or rl)),
         "reward_mean": statistics.mean(r["reward_mean"] for r in rl),
         "sync_mismatch_max": max(r.get("sync_mismatch", 0.0) for r in rl),
+        "sync_load_s": median_after_first([r["time_sync_load"] for r in rl]),
+        "sync_check_s": median_after_first([r["time_sync_check"] for r in rl]),
     }
 
 
@@ -244,7 +247,7 @@ def run_trl(case_name: str, steps: int, work: Path) -> dict[str, Any]:
 
 
 # ---- the learner floor -------------------------------------------------------------------------
-def floor_child(case: dict[str, Any], work: Path, response_len: int, threads: int) -> None:
+def floor_child(case: dict[str, Any], work: Path, width: int, threads: int) -> None:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -258,12 +261,12 @@ def floor_child(case: dict[str, Any], work: Path, response_len: int, threads: in
     model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
     rows = [json.loads(line) for line in (work / "train.jsonl").open()][: case["prompts"]]
     prompts = [render_prompt(tok, r["prompt"], "chat", "") for r in rows for _ in range(case["n"])]
-    width = max(len(p) for p in prompts) + response_len
     ids = torch.full((len(prompts), width), tok.pad_token_id or 0)
     mask = torch.zeros_like(ids)
     loss_mask = torch.zeros(len(prompts), width - 1)
     for i, p in enumerate(prompts):
-        seq = p + torch.randint(0, len(tok), (response_len,)).tolist()
+        # every row as wide as the learner's padded batch: the matmuls cost B x width either way
+        seq = p + torch.randint(0, len(tok), (width - len(p),)).tolist()
         ids[i, : len(seq)] = torch.tensor(seq)
         mask[i, : len(seq)] = 1
         loss_mask[i, len(p) - 1 : len(seq) - 1] = 1
@@ -282,9 +285,9 @@ def floor_child(case: dict[str, Any], work: Path, response_len: int, threads: in
     (work / "floor.json").write_text(json.dumps({"times": times, "width": width}))
 
 
-def run_floor(case_name: str, work: Path, response_len: float, threads: int) -> dict[str, Any]:
-    cmd = [sys.executable, __file__, "--floor-child", case_name, str(work)]
-    cmd += [str(round(response_len)), str(threads)]
+def run_floor(case_name: str, work: Path, width: int, threads: int) -> dict[str, Any]:
+    cmd = [sys.executable, __file__, "--floor-child", case_name, str(work), str(width)]
+    cmd += [str(threads)]
     run_measured(cmd, work / "floor.log")
     got = json.loads((work / "floor.json").read_text())
     return {"step_s": median_after_first(got["times"]), "width": got["width"]}
@@ -309,7 +312,7 @@ def run_case(
         print(f"  {name}: {side} ...", flush=True)
         got[side] = run_trl(name, steps, work) if side == "trl" else run_rlcore(case, steps, work)
     cpus = len(os.sched_getaffinity(0))
-    floor = run_floor(name, work, got["rlcore"]["response_len"], cpus)
+    floor = run_floor(name, work, got["rlcore"]["learn_width"], cpus)
     return {
         "case": name,
         **case,

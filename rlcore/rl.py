@@ -250,7 +250,10 @@ def update(
             outs = _update_minibatch(cluster, algo, cfg, mb, train_policy)
             if epoch == 0:
                 first_epoch.append(outs)
-    return _update_metrics(first_epoch, float(mask.sum()), kl)
+    out = _update_metrics(first_epoch, float(mask.sum()), kl)
+    # the learner's batch as it computes it (padded width), for benchmarks/vs_trl.py's floor
+    out.update(learn_seqs=float(len(batch)), learn_width=float(batch.input_ids.shape[1]))
+    return out
 
 
 def _update_minibatch(

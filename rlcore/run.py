@@ -209,10 +209,16 @@ class Cluster:
         self.version += 1
         receives = self.rollouts.submit("receive_weights", self.meta, bucket, self.version)
         sent = ray.get(sends)[0]
-        ray.get(receives)
-        out = {"sync_s": sent.get("seconds", 0.0), "sync_bytes": sent.get("bytes", 0.0)}
+        got = ray.get(receives)
+        out = {
+            "sync_s": sent.get("seconds", 0.0),
+            "sync_bytes": sent.get("bytes", 0.0),
+            "load_s": max(r.get("load_seconds", r.get("seconds", 0.0)) for r in got),
+        }
         if self.probe_check is not None:
+            t0 = time.perf_counter()
             out["max_abs_diff"] = self.check_probe()
+            out["check_s"] = time.perf_counter() - t0
         return out
 
     def _probe_logprobs(self) -> tuple[list[list[float]], list[float]]:

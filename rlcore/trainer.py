@@ -227,6 +227,8 @@ def train(cfg: TrainConfig, progress: Progress | None = None) -> dict[str, Any]:
             sync = cluster.sync_weights() if data.rows else {}
             last.update(
                 sync_mismatch=sync.get("max_abs_diff", 0.0),
+                time_sync_load=sync.get("load_s", 0.0),  # the engines' receive + weight load
+                time_sync_check=sync.get("check_s", 0.0),  # the probe check (sync.verify)
                 rollout_restarts=float(cluster.restarts),
                 time_learn=t2 - t1,
                 time_wait_rollout=t3 - t2 + (t1 - t0 if prefetch is not None else 0.0),

@@ -14,6 +14,7 @@ import logging
 import math
 import os
 import random
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -274,6 +275,7 @@ class Learner:
         temperature: the rollout's; the policy being optimised is the one the engine sampled from.
         Returns SUMS over this rank's loss tokens (the driver divides by global_tokens), plus
         grad_norm, lr and nonfinite."""
+        start = time.perf_counter()
         self.engine.train()
         mbs = self._micro_batches(batch)
         seqs = float(len(batch) * self.spec.world_size) if global_seqs is None else global_seqs
@@ -302,6 +304,7 @@ class Learner:
                 stats.update(mismatch_sums(old, rollout, mask, algo.tis_cap))
             _sum_into(sums, stats, mask)
         sums.update(self._step(finite))
+        sums["compute_s_max"] = time.perf_counter() - start  # this rank's forward/backward/step
         return sums
 
     # ---- SFT -----------------------------------------------------------------------------------
