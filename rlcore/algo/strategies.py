@@ -25,6 +25,7 @@ import torch
 from rlcore.algo.advantages import (
     drgrpo_advantages,
     gae,
+    group_centered,
     grpo_advantages,
     masked_whiten,
     outcome_token_rewards,
@@ -237,10 +238,7 @@ class ReinforcePP(GRPO):
         group = self.group_size if self.group_baseline else None
         if kl is None or not self.kl_in_reward:
             return reinforce_pp_advantages(rewards, group, mask=mask), None
-        r = rewards.float()
-        if group is not None:
-            grouped = r.view(-1, group)
-            r = (grouped - grouped.mean(dim=1, keepdim=True)).reshape(-1)
+        r = rewards.float() if group is None else group_centered(rewards, group)
         token_rewards = outcome_token_rewards(r, mask) - self.kl_coef * kl * mask
         return reinforce_pp_token_advantages(token_rewards, mask), None
 

@@ -142,7 +142,7 @@ class Learner:
             "gradient_clipping": self.cfg.grad_clip,
             "zero_optimization": zero,
             "bf16": {"enabled": self.spec.dtype == "bfloat16"},
-            # torch's Adam: no fused-Adam compile on CPU (DESIGN.md)
+            # torch's Adam: DeepSpeed's fused Adam would compile a C++ op first on CPU
             "optimizer": {
                 "type": "AdamW",
                 "params": {

@@ -43,14 +43,14 @@ class ProbeCheck:
 
     def statistic(self, engine: Sequence[float], learner: Sequence[float]) -> float:
         """max (float32) or mean (lower dtypes) |engine - learner| over the probe's tokens."""
-        diffs = [abs(a - b) for a, b in zip(engine, learner, strict=True)]
+        diffs = _abs_diffs(engine, learner)
         if not diffs:
             return 0.0
         return max(diffs) if self.exact else sum(diffs) / len(diffs)
 
     def calibrated(self, engine: Sequence[float], learner: Sequence[float]) -> ProbeCheck:
-        """This check with its noise floor measured on logprobs of the same weights."""
-        diffs = [abs(a - b) for a, b in zip(engine, learner, strict=True)]
+        """This check with its noise floor (the mean difference) measured on the same weights."""
+        diffs = _abs_diffs(engine, learner)
         mean = sum(diffs) / len(diffs) if diffs else 0.0
         return ProbeCheck(self.dtype, self.atol, self.factor, mean)
 
@@ -71,3 +71,7 @@ class ProbeCheck:
             f"({kind} difference over the probe, {self.dtype}; limit {self.limit:.2e} = {how}); "
             "refusing to train off-policy"
         )
+
+
+def _abs_diffs(engine: Sequence[float], learner: Sequence[float]) -> list[float]:
+    return [abs(a - b) for a, b in zip(engine, learner, strict=True)]

