@@ -1,5 +1,5 @@
 """Trains every algorithm config on the embedded task and tabulates held-out accuracy before/after
-and RL steps per second, one run each on this machine (README's algorithm table).
+and RL steps per second, one run each on this machine (docs/algorithms.md's table).
 
     python benchmarks/algorithms.py                      # all of configs/tiny_{grpo,...,ppo}.yaml
     python benchmarks/algorithms.py --algos ppo dapo --json benchmarks/results/algorithms.json
