@@ -1,10 +1,12 @@
 """`math`: is the response's final answer mathematically equal to the reference `answer`?
 
-What it checks: the final answer is the content of the LAST complete `\\boxed{...}` (or `\\fbox{...}`)
-in the response, nested braces included; when there is no box and `answer_pattern` is configured,
-the last match of that regex (its first group). The answer is compared with the reference by
-math-verify (sympy underneath): `1/2` = `0.5` = `\\frac{1}{2}`, `x=2` = `2`, `\\{1,2\\}` = `\\{2,1\\}`,
-intervals, percentages, LaTeX variants.
+What it checks: the final answer is the content of the LAST `\\boxed{...}` (or `\\fbox{...}`) in the
+response, nested braces included; when there is no box and `answer_pattern` is configured, the last
+match of that regex (its first group). A response that ends inside a box never closed
+(`\\boxed{4} ... \\boxed{5`) has no final answer: it does not fall back to an earlier box or the pattern.
+The answer is compared with the reference by math-verify (sympy underneath): `1/2` = `0.5` =
+`\\frac{1}{2}`, `x=2` = `2`, `\\{1,2\\}` = `\\{2,1\\}`, intervals, percentages, LaTeX variants, and
+constants spelled in ASCII on either side (`pi`, `oo`, `inf`, `Infinity`, `sqrt2`, `exp(1)`).
 
 What it does NOT do: look for an answer anywhere else - an answer stated in the text but not boxed
 (or matched by the pattern) earns nothing, and the whole response is never used as the answer. It
@@ -15,7 +17,8 @@ main thread: the worker pool does that), answers over `max_answer_chars` are rej
 towers (`9^{9^{9^9}}`) and huge factorials are rejected before sympy sees them (string comparison
 only), and the pool's `timeout_s` kills anything that still hangs.
 
-Reference: {"answer": "..."} (a string or number; a `\\boxed{}` in it is unwrapped).
+Reference: {"answer": "..."} (a string or number, a float written out without an exponent; a
+`\\boxed{}` in it is unwrapped).
 Details: `extracted` (the answer string or None), `reason` when the reward is not the correct one.
 """
 
@@ -66,6 +69,17 @@ _UNICODE = {
     "\u03c0": r"\pi ",
     "\u221e": r"\infty ",
 }
+# Constants and roots spelled in ASCII. math-verify's LaTeX parser reads `pi` as p*i, `oo` as o*o,
+# `sqrt2` as s*q*r*t*2 and `exp(1)` as E*x*p(1). A name with a letter (or a backslash) on either
+# side is left alone: api, pie, spin, \pi, \infty, \inf. So is `e`: math-verify reads it as Euler's.
+_CONSTANT_NAME = "pi|Pi|PI|oo|inf|Inf|INF|infinity|Infinity|INFINITY"
+_CONSTANT = re.compile(
+    rf"\\(?:text|mathrm)\{{\s*({_CONSTANT_NAME})\s*\}}|(?<![\\A-Za-z])({_CONSTANT_NAME})(?![A-Za-z])"
+)
+_ROOT = re.compile(
+    r"(?:(?<![\\A-Za-z])sqrt|\u221a)\s*(\d+(?:\.\d+)?)"
+)  # sqrt23, √23: not \sqrt23 = 3√2
+_FUNCTION = re.compile(r"(?<![\\A-Za-z])(sqrt(?=\s*[{\[])|exp(?=\s*\())")  # sqrt( parses already
 
 
 def _braced(text: str, start: int) -> tuple[str, int] | None:
@@ -106,11 +120,21 @@ def boxes(text: str) -> list[tuple[int, int, str | None]]:
     return out
 
 
+def ends_in_open_box(text: str, found: list[tuple[int, int, str | None]] | None = None) -> bool:
+    """The text ends inside a box never closed (`\\boxed{5`, or a bare `\\boxed` at the very end).
+    `found`: boxes(text), when the caller has it."""
+    found = boxes(text) if found is None else found
+    return any(c is None and end == len(text) for _, end, c in found)
+
+
 def last_boxed(text: str) -> str | None:
     """Content of the last complete top-level \\boxed{...} (or `\\boxed 5`) in text, else None.
-    A box that is nothing but another box (`\\boxed{\\boxed{3}}`) is unwrapped."""
-    complete = [(end, start, c) for start, end, c in boxes(text) if c is not None]
-    if not complete:
+    None too when the text ends inside an unclosed box: an answer cut off (`\\boxed{4} then \\boxed{5`)
+    is not the earlier one, as in MATH's `last_boxed_only_string`. A box that is nothing but
+    another box (`\\boxed{\\boxed{3}}`) is unwrapped."""
+    found = boxes(text)
+    complete = [(end, start, c) for start, end, c in found if c is not None]
+    if not complete or ends_in_open_box(text, found):
         return None
     content = max(complete)[2]
     inner = boxes(content.strip())
@@ -123,6 +147,21 @@ def last_boxed(text: str) -> str | None:
 def normalize_unicode(s: str) -> str:
     s = unicodedata.normalize("NFKC", s)
     return "".join(_UNICODE.get(c, c) for c in s)
+
+
+def normalize(s: str) -> str:
+    """Unicode symbols, then constants spelled in ASCII, as LaTeX (`pi` -> `\\pi`, `oo` -> `\\infty`)."""
+    s = normalize_unicode(_ROOT.sub(r"\\sqrt{\1}", s))
+    s = _CONSTANT.sub(lambda m: r"\pi " if (m[1] or m[2]).lower() == "pi" else r"\infty ", s)
+    return _FUNCTION.sub(r"\\\1", s)
+
+
+def _reference_text(answer: Any) -> str:
+    """The reference as a string; a finite float without an exponent (str(1e-05) is "1e-05", which
+    math-verify reads as 1*e - 5, Euler's e)."""
+    if isinstance(answer, float) and Decimal(repr(answer)).is_finite():
+        return format(Decimal(repr(answer)), "f")
+    return str(answer)
 
 
 def _exponents(s: str) -> list[str]:
@@ -214,6 +253,8 @@ class MathVerifier(Verifier):
             boxed = last_boxed(text)
             if boxed is not None:
                 return boxed.strip()
+            if ends_in_open_box(text):
+                return None
         if self._pattern is not None:
             matches = list(self._pattern.finditer(text))
             if matches:
@@ -243,17 +284,21 @@ class MathVerifier(Verifier):
                 error="bad_reference: no 'answer' in reference",
                 details={"extracted": None},
             )
-        gold = normalize_unicode(str(sample.reference["answer"])).strip()
+        gold = normalize(_reference_text(sample.reference["answer"])).strip()
         gold = last_boxed(gold) or gold
         extracted = self.extract(sample.response)
         if extracted is None or not extracted:
             why = "empty \\boxed{}" if extracted == "" else "no final answer (\\boxed{} or pattern)"
+            tail = sample.response[-c.max_response_chars :]
+            if extracted is None and c.use_boxed and ends_in_open_box(tail):
+                why = "no final answer: the last \\boxed{ is never closed"
             return Result(
                 reward=c.reward_no_answer,
                 correct=False,
                 details={"extracted": extracted, "reason": why},
             )
-        answer = normalize_unicode(extracted)
+        # An answer over max_answer_chars is rejected unparsed below: not worth normalising.
+        answer = normalize(extracted) if len(extracted) <= c.max_answer_chars else extracted
         bad = pathological(answer, c.max_answer_chars)
         if bad is not None or pathological(gold, c.max_answer_chars) is not None:
             same = _squash(answer) == _squash(gold)

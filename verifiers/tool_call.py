@@ -6,18 +6,22 @@ accepted), and `ground_truth`: the expected calls, each either BFCL style `{"fn"
 or `{"name": "fn", "arguments": {"arg": [ok values]}}`. Every argument lists its acceptable values;
 "" among them means the argument may be omitted. An empty `ground_truth` means no call is correct.
 
-Parsed formats: `<tool_call>{json}</tool_call>` blocks (Qwen/Hermes; an unclosed last block too), a JSON
-list of calls, one JSON object (optionally in a ```json fence or after some text), each as
-{"name", "arguments"|"parameters"} with arguments as an object or a JSON string, or OpenAI style
-{"type": "function", "function": {...}}; and Python call syntax `[f(a=1), g(b="x")]` parsed with `ast`
-(never executed).
+Parsed formats: `<tool_call>{json}</tool_call>` blocks (Qwen/Hermes), a JSON list of calls, one JSON
+object (optionally in a ```json fence or after some text), each as {"name", "arguments"|"parameters"}
+with arguments as an object or a JSON string, or OpenAI style {"type": "function", "function": {...}};
+and Python call syntax `[f(a=1), g(b="x")]` parsed with `ast` (never executed). Unterminated markup is
+unparseable, not a call: a `<tool_call>` never closed, calls followed by a ``` fence never closed (the
+response was cut off mid-block). `<think>...</think>` is dropped, and an unclosed `<think>` drops the
+rest of the response.
 
 Matching: each call's function must exist in `tools`, its arguments must validate against the schema
 (jsonschema: types, required, enums) and name no unknown parameter; then the calls are matched to the
 expected calls as a bipartite matching (parallel calls in any order), each pair requiring the same
 function, no missing required-by-ground-truth argument, no extra argument, and every value among the
-acceptable ones. Strings compare as BFCL does (case-insensitive, ignoring spaces and ",./-_*^"); an
-integer is accepted where a number is expected. Reward 1 for a perfect matching with no extra calls;
+acceptable ones. Strings compare as BFCL does (case-insensitive, ignoring spaces and ",./-_*^").
+Numbers as BFCL's checker types them: a float is not an integer (5.0 is rejected where the schema or
+the acceptable value says integer), an int is accepted where a float is (and under a float schema
+5.0 matches an acceptable 5), a bool is neither. Reward 1 for a perfect matching with no extra calls;
 with `partial_credit`, matched / max(expected, produced).
 
 Does NOT check: whether a call would succeed when executed, multi-turn state, the text around the
@@ -29,15 +33,21 @@ from __future__ import annotations
 import ast
 import json
 import re
+import reprlib
 from dataclasses import dataclass
 from typing import Any
 
 import jsonschema
 from rlcore.verifiers.base import Result, Sample, Verifier, VerifierConfig
 
-_TAG = re.compile(r"<tool_call>(.*?)(?:</tool_call>|\Z)", re.DOTALL)
 _FENCE = re.compile(r"```[a-zA-Z]*\s*\n?(.*?)```", re.DOTALL)
-_THINK = re.compile(r"<think>.*?</think>", re.DOTALL)
+_THINK = re.compile(r"<think>.*?(?:</think>|\Z)", re.DOTALL)
+# Model text is hostile: a 5,000-digit integer raises ValueError in json/ast (Python's int limit),
+# deep nesting raises RecursionError. Either means "does not decode".
+_UNDECODABLE = (ValueError, RecursionError)
+_CALL_START = re.compile(r"\{(?=\s*\")|\[(?=\s*\{)")  # where an embedded call can begin
+_MAX_TRIES = 256  # fences and JSON openers tried, from the end: bounds the work on hostile text
+_MAX_DEPTH = 32  # argument nesting; JSON decodes ~1000 levels, which the checks would recurse into
 _BFCL_TYPES = {
     "dict": "object",
     "float": "number",
@@ -49,6 +59,13 @@ _BFCL_TYPES = {
     "list": "array",
 }
 _STRIP = re.compile(r"[ ,./\-_*^]")
+# JSON Schema counts 5.0 as an integer; BFCL's checker (type(value) == int) and Python do not.
+_Validator = jsonschema.validators.extend(
+    jsonschema.Draft202012Validator,
+    type_checker=jsonschema.Draft202012Validator.TYPE_CHECKER.redefine(
+        "integer", lambda _, x: isinstance(x, int) and not isinstance(x, bool)
+    ),
+)
 
 
 class Unparseable(ValueError):
@@ -73,10 +90,12 @@ def _as_call(obj: Any) -> dict[str, Any]:
     if isinstance(args, str):
         try:
             args = json.loads(args) if args.strip() else {}
-        except json.JSONDecodeError as e:
+        except _UNDECODABLE as e:
             raise Unparseable(f"arguments string of {name!r} is not JSON: {e}") from e
     if not isinstance(name, str) or not isinstance(args, dict):
-        raise Unparseable(f"a call needs a string 'name' and object 'arguments': {str(obj)[:120]}")
+        raise Unparseable(
+            f"a call needs a string 'name' and object 'arguments': {reprlib.repr(obj)}"
+        )
     return {"name": name, "arguments": args}
 
 
@@ -97,7 +116,7 @@ def _python_calls(text: str) -> list[dict[str, Any]] | None:
     """`[f(a=1), g(b=2)]` or `f(a=1)` as calls, values by ast.literal_eval; None if not that form."""
     try:
         node = ast.parse(text.strip(), mode="eval").body
-    except (SyntaxError, ValueError):
+    except (SyntaxError, MemoryError, *_UNDECODABLE):
         return None
     elts = node.elts if isinstance(node, ast.List | ast.Tuple) else [node]
     calls = []
@@ -118,35 +137,67 @@ def _python_calls(text: str) -> list[dict[str, Any]] | None:
 def parse_calls(response: str) -> list[dict[str, Any]]:
     """The calls in `response` as [{"name", "arguments"}]; [] for no call; raises Unparseable."""
     text = _THINK.sub("", response).strip()
-    blocks = _TAG.findall(text)
-    if blocks:
-        calls = []
-        for b in blocks:
-            b = _FENCE.sub(lambda m: m.group(1), b).strip()
-            try:
-                calls += _calls_from_json(json.loads(b))
-            except json.JSONDecodeError as e:
-                raise Unparseable(f"<tool_call> block is not JSON: {e}: {b[:120]!r}") from e
-        return calls
-    for candidate in [m.group(1) for m in _FENCE.finditer(text)][::-1] + [text]:
+    blocks = _tagged(text)
+    calls = []
+    for b in blocks:
+        b = _FENCE.sub(lambda m: m.group(1), b).strip()
+        try:
+            calls += _calls_from_json(json.loads(b))
+        except _UNDECODABLE as e:
+            raise Unparseable(f"<tool_call> block is not JSON: {e}: {b[:120]!r}") from e
+    if not blocks:
+        calls = _untagged_calls(text)
+        if calls and text.count("```") % 2:
+            raise Unparseable("a ``` fence is never closed (the response is cut off mid-block)")
+    if not all(_within_depth(c["arguments"], _MAX_DEPTH) for c in calls):
+        raise Unparseable(f"arguments nested deeper than {_MAX_DEPTH} levels")
+    return calls
+
+
+def _within_depth(v: Any, levels: int) -> bool:
+    if isinstance(v, dict | list):
+        items = v.values() if isinstance(v, dict) else v
+        return levels > 0 and all(_within_depth(x, levels - 1) for x in items)
+    return True
+
+
+def _tagged(text: str) -> list[str]:
+    """The contents of the <tool_call>...</tool_call> blocks (str.find: linear on hostile text)."""
+    blocks, i = [], text.find("<tool_call>")
+    while i >= 0:
+        j = text.find("</tool_call>", i)
+        if j < 0:
+            raise Unparseable("a <tool_call> block is never closed (no </tool_call>)")
+        blocks.append(text[i + len("<tool_call>") : j])
+        i = text.find("<tool_call>", j)
+    return blocks
+
+
+def _untagged_calls(text: str) -> list[dict[str, Any]]:
+    fenced = [m.group(1) for m in _FENCE.finditer(text)][-_MAX_TRIES:]
+    for candidate in fenced[::-1] + [text]:
         candidate = candidate.strip()
         try:
             obj = json.loads(candidate)
-        except json.JSONDecodeError:
+        except _UNDECODABLE:
             py = _python_calls(candidate)
             if py is not None:
                 return py
             continue
         if _looks_like_call(obj):
             return _calls_from_json(obj)
-    decoder = json.JSONDecoder()  # a JSON call embedded in prose: the last one that decodes
-    for m in reversed(list(re.finditer(r"[\[{]", text))):
+    # JSON embedded in prose: of the calls that decode from the last openers, the one ending last
+    # and, of those, the outermost (a list of calls, not its last member).
+    decoder, found = json.JSONDecoder(), []
+    for m in list(_CALL_START.finditer(text))[-_MAX_TRIES:]:
         try:
-            obj, _ = decoder.raw_decode(text, m.start())
-        except json.JSONDecodeError:
+            obj, end = decoder.raw_decode(text, m.start())
+        except _UNDECODABLE:
             continue
         if _looks_like_call(obj):
-            return _calls_from_json(obj)
+            found.append((end, -m.start(), obj))
+    if found:
+        return _calls_from_json(max(found, key=lambda f: f[:2])[2])
     if re.search(r'"name"\s*:', text) and ('"arguments"' in text or '"parameters"' in text):
         raise Unparseable("the response looks like a JSON tool call but does not decode")
     return []
@@ -201,6 +252,40 @@ def _expected(ground_truth: list[dict[str, Any]]) -> list[tuple[str, dict[str, l
 
 
 # ---------------------------------------------------------------- comparison
+def _float_schema_ints(value: Any, schema: Any) -> Any:
+    """`value` with each integral float under a "number" (BFCL "float") schema made an int: BFCL
+    casts ints to float there, so 5.0 is the 5 its data lists. Elsewhere a float stays a float."""
+    if not isinstance(schema, dict):
+        return value
+    t = schema.get("type")
+    if (
+        isinstance(value, float)
+        and value.is_integer()
+        and "number" in (t if isinstance(t, list) else [t])
+    ):
+        return int(value)
+    if isinstance(value, list):
+        return [_float_schema_ints(v, schema.get("items")) for v in value]
+    if isinstance(value, dict):
+        props = schema.get("properties") or {}
+        return {k: _float_schema_ints(v, props.get(k)) for k, v in value.items()}
+    return value
+
+
+def _same(value: Any, ok: Any) -> bool:
+    """`value == ok` without Python's numeric coercion, at any depth: a bool is not a number, and a
+    float is not an acceptable integer (an int is an acceptable float, as in BFCL)."""
+    if isinstance(value, bool) or isinstance(ok, bool):
+        return type(value) is type(ok) and value == ok
+    if isinstance(value, float) and isinstance(ok, int):
+        return False
+    if isinstance(value, list) and isinstance(ok, list):
+        return len(value) == len(ok) and all(map(_same, value, ok))
+    if isinstance(value, dict) and isinstance(ok, dict):
+        return value.keys() == ok.keys() and all(_same(value[k], ok[k]) for k in value)
+    return bool(value == ok)
+
+
 def _norm(v: Any, strings: bool) -> Any:
     if isinstance(v, str):
         return _STRIP.sub("", v).lower().replace("'", '"') if strings else v
@@ -234,11 +319,7 @@ def _value_ok(value: Any, options: list[Any], strings: bool) -> bool:
             if all(_value_ok(x, [o], strings) for x, o in zip(value, opt, strict=True)):
                 return True
             continue
-        a, b = _norm(value, strings), _norm(opt, strings)
-        if type(a) is bool or type(b) is bool:
-            if type(a) is type(b) and a == b:
-                return True
-        elif a == b:
+        if _same(_norm(value, strings), _norm(opt, strings)):
             return True
     return False
 
@@ -309,6 +390,13 @@ class ToolCallVerifier(Verifier):
             )
             return Result(float(ok), ok, details)
         call_errors = [self._call_errors(c, tools) for c in calls]
+        calls = [
+            {
+                "name": c["name"],
+                "arguments": _float_schema_ints(c["arguments"], tools.get(c["name"])),
+            }
+            for c in calls
+        ]
         strings = self.config.normalize_strings
         pair = [
             [
@@ -360,7 +448,7 @@ class ToolCallVerifier(Verifier):
             if props and k not in props
         ]
         if self.config.validate_schema:
-            validator = jsonschema.Draft202012Validator(schema)
+            validator = _Validator(schema)
             for e in validator.iter_errors(call["arguments"]):
                 where = "/".join(str(p) for p in e.absolute_path) or "arguments"
                 kind = (

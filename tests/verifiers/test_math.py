@@ -34,12 +34,52 @@ EQUIVALENT = [  # (response, reference answer)
     ("\\boxed{\u22123}", "-3"),  # unicode minus
     ("\\boxed{\u00bd}", "0.5"),  # vulgar fraction
     ("\\boxed{\uff15}", "5"),  # full-width digit
-    (
-        r"\boxed{4} then \boxed{5",
-        "4",
-    ),  # an unclosed last box is not an answer; the last complete is
     (r"\boxed{7}", r"\boxed{7}"),  # boxed reference unwrapped
+    (r"\boxed{4}. (I used \boxed.)", "4"),  # a bare mention of \boxed is no box
 ]
+
+ASCII_CONSTANTS = [  # (response, reference): constants spelled in plain ASCII; * failed before
+    (r"\boxed{pi}", r"\pi"),  # *
+    (r"\boxed{Pi}", "\u03c0"),  # *
+    (r"\boxed{2pi}", r"2\pi"),  # *
+    (r"\boxed{pi/2}", r"\frac{\pi}{2}"),  # *
+    (r"\boxed{x = pi}", r"\pi"),  # *
+    (r"\boxed{\pi}", "2*pi/2"),  # * the reference in ASCII
+    (r"\boxed{oo}", r"\infty"),  # *
+    (r"\boxed{Infinity}", r"\infty"),  # *
+    (r"\boxed{\text{infinity}}", r"\infty"),  # *
+    (r"\boxed{(-oo, 2]}", r"(-\infty, 2]"),  # *
+    (r"\boxed{sqrt2}", r"\sqrt{2}"),  # *
+    (r"\boxed{3sqrt{2}}", r"3\sqrt{2}"),  # *
+    (r"\boxed{exp(1)}", "e"),  # *
+    (r"\boxed{e}", "e"),
+    (r"\boxed{inf}", r"\infty"),
+    (r"\boxed{[1, infinity)}", r"[1,\infty)"),
+    (r"\boxed{sqrt(2)/2}", r"\frac{\sqrt{2}}{2}"),
+    ("\\boxed{\u221a23}", r"\sqrt{23}"),  # * the Unicode root too: it became \sqrt23 = 3*sqrt(2)
+    ("\\boxed{2\u221a3}", r"2\sqrt{3}"),
+]
+
+
+@pytest.mark.parametrize(("response", "answer"), ASCII_CONSTANTS)
+def test_ascii_constants_are_the_constants(response: str, answer: object) -> None:
+    r = _run(response, answer)
+    assert (r.reward, r.correct, r.error) == (1.0, True, None), r
+
+
+NUMERIC_REFERENCES = [  # (response, numeric reference, correct); str(1e-05) is "1e-05", read as 1*e - 5
+    (r"\boxed{0.00001}", 1e-05, True),  # * failed
+    (r"\boxed{e-5}", 1e-05, False),  # * passed
+    (r"\boxed{10^{16}}", 1e16, True),  # * failed
+    (r"\boxed{0.5}", 0.5, True),
+    (r"\boxed{\infty}", float("inf"), True),
+    (r"\boxed{-\infty}", float("inf"), False),
+]
+
+
+@pytest.mark.parametrize(("response", "answer", "correct"), NUMERIC_REFERENCES)
+def test_numeric_references_keep_their_value(response: str, answer: float, correct: bool) -> None:
+    assert _run(response, answer).correct is correct
 
 
 @pytest.mark.parametrize(("response", "answer"), EQUIVALENT)
@@ -55,6 +95,17 @@ WRONG = [  # (response, reference answer, reason contains)
     ("", "5", "no final answer"),  # empty response
     (r"\boxed{}", "5", "empty"),
     (r"\boxed{5", "5", "no final answer"),  # unclosed
+    (r"\boxed{4} then \boxed{5", "4", "never closed"),  # * the answer changed, cut off: not 4
+    (r"\boxed{ \boxed{4}", "4", "never closed"),  # *
+    (r"\boxed{4} and finally \boxed", "4", "never closed"),  # *
+    (r"\boxed{pie}", r"\pi", "not equal"),  # letters around a constant's name: not the constant
+    (r"\boxed{api}", r"a\pi", "not equal"),
+    (r"\boxed{spin}", r"s\pi n", "not equal"),
+    (r"\boxed{sqrt23}", r"3\sqrt{2}", "not equal"),  # not LaTeX's \sqrt23 = 3*sqrt(2)
+    ("\\boxed{\u221a23}", r"3\sqrt{2}", "not equal"),  # * passed
+    (r"\boxed{pi}", r"\infty", "not equal"),
+    (r"\boxed{-oo}", r"\infty", "not equal"),
+    (r"\boxed{\text{oops}}", r"\text{ops}", "not equal"),
     (r"\boxed{1, 2, 3}", "2", "not equal"),  # hedging with a list
     (r"\boxed{2 \text{ or } 3}", "2", "not equal"),
     (r"\boxed{0.333}", "1/3", "not equal"),
@@ -84,6 +135,7 @@ def test_pathological_identical_strings_still_match() -> None:
 
 def test_answer_pattern_used_only_without_box() -> None:
     cfg = {"answer_pattern": r"Answer:\s*([^\n]+)"}
+    assert _run("Answer: 3\n\\boxed{4", "3", **cfg).correct is False  # * a cut-off box: no fallback
     assert _run("Answer: 1/2", "0.5", **cfg).correct is True
     assert _run("Answer: 3\n\\boxed{4}", "4", **cfg).correct is True  # box wins
     assert _run("Answer: 3", "3", use_boxed=False, answer_pattern=r"Answer:\s*(\d+)").correct
@@ -107,6 +159,7 @@ def test_last_boxed_handles_nesting_and_escapes() -> None:
     assert last_boxed(r"\boxed{\{1,2\}}") == r"\{1,2\}"
     assert last_boxed(r"\boxed{x \boxed{5} + 1}") == r"x \boxed{5} + 1"
     assert last_boxed(r"\boxedx{3}") is None
+    assert last_boxed(r"\boxed{4} then \boxed{5") is None  # * was "4"
     assert pathological("2^{2^n}", 100) is None
 
 

@@ -195,3 +195,121 @@ def test_parse_calls_never_executes_python():
     assert parse_calls("[__import__('os').system('echo hi')]") == []
     with pytest.raises(Unparseable):
         parse_calls("<tool_call>not json</tool_call>")
+
+
+# ---------------------------------------------------------------- unterminated markup, numbers, bad input
+def _block(call: dict) -> str:
+    return f"<tool_call>\n{json.dumps(call)}\n</tool_call>"
+
+
+PARIS = {"name": "get_weather", "arguments": {"city": "Paris"}}
+EUR = {"name": "convert", "arguments": {"amount": 10.0, "to": "EUR"}}
+
+UNTERMINATED = [  # (name, response, ground truth); each was rewarded as correct before the fix
+    ("unclosed_block", f"<tool_call>\n{json.dumps(PARIS)}", [WEATHER]),
+    ("unclosed_last_block", _block(PARIS) + f"<tool_call>{json.dumps(EUR)}", [WEATHER, CONVERT]),
+    ("unclosed_fence", f"```json\n{json.dumps(PARIS)}\n", [WEATHER]),
+    (
+        "closed_fence_then_unclosed",
+        f"```json\n{json.dumps(PARIS)}\n```\nOr rather:\n```json\n{json.dumps(EUR)}",
+        [WEATHER],
+    ),
+    ("call_inside_unclosed_think", f"<think>I could send {json.dumps(PARIS)}", [WEATHER]),
+]
+
+
+@pytest.mark.parametrize("name,response,gt", UNTERMINATED, ids=[c[0] for c in UNTERMINATED])
+def test_unterminated_markup_is_not_a_correct_call(name, response, gt):
+    r = verify(response, gt)
+    assert (r.correct, r.reward) == (False, 0.0), r
+
+
+def test_closed_markup_still_parses():
+    assert verify(f"```json\n{json.dumps(PARIS)}\n```", [WEATHER]).correct is True
+    assert verify(f"<think>hm</think>\n{json.dumps(PARIS)}", [WEATHER]).correct is True
+
+
+NUM_TOOL = {
+    "name": "f",
+    "parameters": {
+        "type": "dict",
+        "properties": {
+            "n": {"type": "integer"},
+            "x": {"type": "float"},
+            "a": {"type": "any"},
+            "ns": {"type": "array", "items": {"type": "integer"}},
+            "xs": {"type": "array", "items": {"type": "float"}},
+        },
+    },
+}
+# (argument, value given, acceptable values, correct). BFCL's checker: a float is not an integer; an
+# int is a float ("float" accepts ints, as Python does); bools are neither. Rows marked * were
+# accepted before the fix. BFCL's checker gives the same verdicts on every typed row; on "any" it
+# types one level deep only (it accepts the nested `a` rows) and rejects 5 for [5.0].
+NUMBERS = [
+    ("n", 5, [5], True),
+    ("n", 5.0, [5], False),  # * integer schema and integer reference
+    ("n", True, [1], False),
+    ("n", "5", [5], False),
+    ("x", 5, [5.0], True),
+    ("x", 5.0, [5], True),  # float schema: 5.0 is the 5 BFCL's data lists (e.g. parallel_84)
+    ("x", 5.5, [5], False),
+    ("a", 5.0, [5], False),  # * untyped parameter, integer reference
+    ("a", 5, [5.0], True),
+    ("a", [1.0, 2], [[1, 2]], False),  # * nested: the reference says integer
+    ("a", [True], [[1]], False),  # * nested bool is not an integer
+    ("a", {"k": 1.0}, [{"k": 1}], False),  # * inside a dict too
+    ("ns", [1.0, 2], [[1, 2]], False),  # * array of integer
+    ("xs", [23.0, 45.0], [[23, 45]], True),  # array of float, int reference (parallel_multiple_187)
+]
+
+
+@pytest.mark.parametrize("arg,value,options,correct", NUMBERS)
+def test_integers_and_floats_as_bfcl_checks_them(arg, value, options, correct):
+    ref = {"tools": [NUM_TOOL], "ground_truth": [{"f": {arg: options}}]}
+    response = _block({"name": "f", "arguments": {arg: value}})
+    r = ToolCallVerifier().verify(Sample(prompt="", response=response, reference=ref))
+    assert r.correct is correct, r.details
+
+
+def test_python_syntax_float_for_integer():
+    gt = [{"get_weather": {"city": ["Paris"], "days": [3]}}]
+    assert verify("[get_weather(city='Paris', days=3.0)]", gt).correct is False  # * passed
+
+
+HUGE_INT = (
+    '{"name": "get_weather", "arguments": {"days": ' + "9" * 5000 + "}}"
+)  # over Python's limit
+HOSTILE = [  # raised out of verify before the fix (ValueError, RecursionError)
+    f"<tool_call>{HUGE_INT}</tool_call>",
+    f"Sure: {HUGE_INT}",
+    "<tool_call>" + "[" * 50_000 + "</tool_call>",
+    "x " + "[" * 50_000,
+    "f(n=" + "[" * 50_000,
+]
+
+
+@pytest.mark.parametrize("response", HOSTILE, ids=range(len(HOSTILE)))
+def test_hostile_input_is_a_result_not_an_exception(response):
+    r = verify(response, [WEATHER])
+    assert r.correct is False and r.reward == 0.0
+
+
+def test_calls_in_prose_are_the_whole_list_not_its_last_member():
+    text = "Here you go: " + json.dumps([PARIS, EUR]) + " Done."
+    assert verify(text, [WEATHER, CONVERT]).correct is True  # only EUR was read before
+    assert verify(text, [CONVERT]).correct is False  # ... which passed with an extra call
+    nested = {"name": "convert", "arguments": {"amount": 10.0, "to": "EUR", "note": PARIS}}
+    assert parse_calls("ok " + json.dumps(nested))[0]["name"] == "convert"
+
+
+@pytest.mark.parametrize("depth", [40, 700, 990])
+def test_deeply_nested_arguments_are_unparseable(depth):
+    value = "[" * depth + "]" * depth  # decodes, then overflowed the checks' recursion before
+    r = verify(
+        f'<tool_call>{{"name": "get_weather", "arguments": {{"city": {value}}}}}</tool_call>',
+        [WEATHER],
+    )
+    assert r.correct is False and "unparseable" in r.error  # too deep, or too deep to decode
+    r = verify(f'<tool_call>{{"name": {value}, "arguments": 1}}</tool_call>', [WEATHER])
+    assert r.correct is False and "unparseable" in r.error
