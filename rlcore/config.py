@@ -32,9 +32,12 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class DataConfig:
-    train: str = "builtin:chain_sum"  # prompt rows: builtin:chain_sum or a .jsonl / .parquet path
-    heldout: str = "builtin:chain_sum"  # held-out rows for the accuracy after each stage
-    sft: str = "builtin:chain_sum"  # SFT rows with worked solutions (row["completion"])
+    # A source: builtin:chain_sum | builtin:reasoning_gym/<dataset> | builtin:if_constraints |
+    # builtin:tool_calls | a .jsonl / .parquet path; or {source, options, verifier, bucket}; or a
+    # mixture: a list of those mappings with a `weight` each (rlcore/data/dataset.py)
+    train: Any = "builtin:chain_sum"  # prompt rows for RL
+    heldout: Any = "builtin:chain_sum"  # held-out rows for the accuracy after each stage
+    sft: Any = "builtin:chain_sum"  # SFT rows with worked solutions (row["completion"])
     train_size: int = 4000  # rows drawn from a builtin generator
     heldout_size: int = 200
     sft_size: int = 200  # the cold start is a SMALL set of worked, correctly formatted solutions

@@ -107,7 +107,9 @@ class Cluster:
         specs: list[Any],
         needs_reference: bool,
         needs_critic: bool = False,
+        verifier_options: dict[str, Any] | None = None,
     ) -> Cluster:
+        """verifier_options: more per-verifier options (an eval suite's), under the config's."""
         init_ray(cfg.ray_address, cfg.num_cpus)
         placement = Placement.create(cfg, needs_critic)
         rc, vc = cfg.rollout, cfg.verifier
@@ -143,7 +145,10 @@ class Cluster:
         verifiers = ActorGroup(
             [
                 VerifierWorker.options(**placement.options("verifier", i)).remote(
-                    unique_specs, dict(vc.options), vc.workers, vc.timeout_s
+                    unique_specs,
+                    {**(verifier_options or {}), **dict(vc.options)},
+                    vc.workers,
+                    vc.timeout_s,
                 )
                 for i in range(vc.num_actors)
             ]

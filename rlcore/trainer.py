@@ -22,7 +22,8 @@ from typing import Any
 from rlcore import checkpoint, rl
 from rlcore.config import TrainConfig, build_algorithm
 from rlcore.data.chat import completion_ids, render_prompt
-from rlcore.data.dataset import load_rows, sft_completion
+from rlcore.data.dataset import load_source, sft_completion
+from rlcore.eval.retention import bucket_table
 from rlcore.learner.batch import pack, shard
 from rlcore.metrics import MetricsLogger, plot_rewards, truncate_metrics
 from rlcore.rollout.engine import SamplingParams
@@ -43,19 +44,19 @@ def train(cfg: TrainConfig, progress: Progress | None = None) -> dict[str, Any]:
 
     tokenizer = AutoTokenizer.from_pretrained(model_path)
     d = cfg.data
-    heldout = load_rows(
+    heldout = load_source(
         d.heldout, key="data.heldout", size=d.heldout_size, seed=cfg.seed + 1, split="heldout"
     )
     banned = {str(r["prompt"]) for r in heldout}
     train_rows = _decontaminate(
-        load_rows(d.train, key="data.train", size=d.train_size, seed=cfg.seed, split="train"),
+        load_source(d.train, key="data.train", size=d.train_size, seed=cfg.seed, split="train"),
         banned,
         "train",
     )
     sft_rows = []
     if "sft" in cfg.stages:
         sft_rows = _decontaminate(
-            load_rows(d.sft, key="data.sft", size=d.sft_size, seed=cfg.seed + 2, split="train"),
+            load_source(d.sft, key="data.sft", size=d.sft_size, seed=cfg.seed + 2, split="train"),
             banned,
             "sft",
         )[: d.sft_size]
@@ -89,7 +90,12 @@ def train(cfg: TrainConfig, progress: Progress | None = None) -> dict[str, Any]:
         )
         specs += evaluator.specs
     cluster = Cluster.start(
-        cfg, model_path, specs, algo.needs_reference, needs_critic=algo.needs_critic
+        cfg,
+        model_path,
+        specs,
+        algo.needs_reference,
+        needs_critic=algo.needs_critic,
+        verifier_options=dict(evaluator.suite.cfg.verifier_options) if evaluator else None,
     )
     cluster.init_sync(probe=encode(heldout[0]) + encode(heldout[1]))
     metrics = MetricsLogger(run_dir)
@@ -260,6 +266,10 @@ def train(cfg: TrainConfig, progress: Progress | None = None) -> dict[str, Any]:
         "final_accuracy": last.get("accuracy"),
         "verifier_stats": cluster.verifier_stats(),
     }
+    if evaluator is not None:
+        trained = sorted({str(r.get("bucket", "")) for r in train_rows})
+        summary.update(evaluator.finish(trained))
+        log.info("capability buckets (first vs last evaluation):\n%s", bucket_table(summary))
     plot = plot_rewards(run_dir, state["heldout"])
     summary["plot"] = str(plot) if plot else None
     write_summary(run_dir, summary)

@@ -21,6 +21,7 @@ BUILTINS: dict[str, str] = {
     "language": "rlcore.verifiers.language:LanguageVerifier",
     "similarity": "rlcore.verifiers.similarity:SimilarityVerifier",
     "reward_model": "rlcore.verifiers.reward_model:RewardModelVerifier",
+    "reasoning_gym": "rlcore.verifiers.gym:GymVerifier",
 }
 
 

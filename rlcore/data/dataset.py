@@ -2,17 +2,29 @@
 
 A row: {"id", "prompt": str | messages, "bucket", "verifier": name | [{name, weight}],
 "reference": {...}, "meta": {...}} (only "prompt" is required). SFT rows also carry "completion".
+
+A source (`data.train`, `data.heldout`, `data.sft`) is a string (a builtin or a file), a mapping
+{source, options, verifier, bucket} (options go to a builtin generator; verifier and bucket
+replace the rows'), or a mixture: a list of such mappings with a `weight` each, the rows drawn in
+proportion to the weights.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from rlcore.data.tasks import chain_sum_rows
 
-BUILTINS = ("builtin:chain_sum",)
+BUILTINS = (
+    "builtin:chain_sum",
+    "builtin:reasoning_gym/<dataset>",
+    "builtin:if_constraints",
+    "builtin:tool_calls",
+)
+SOURCE_KEYS = ("source", "weight", "options", "verifier", "bucket")
 
 
 class DataError(ValueError):
@@ -62,10 +74,76 @@ def read_parquet(path: Path) -> list[dict[str, Any]]:
     return [_check_row(r, f"{path}:row {i}") for i, r in enumerate(rows)]
 
 
-def load_rows(source: str, *, key: str, size: int, seed: int, split: str) -> list[dict[str, Any]]:
+def load_source(spec: Any, *, key: str, size: int, seed: int, split: str) -> list[dict[str, Any]]:
+    """Rows from a source spec (a string, a mapping or a weighted list; see the module doc);
+    `key` is the config key, named in errors. A mixture draws round(size * weight / total) rows
+    from each part (files give all their rows)."""
+    if isinstance(spec, str):
+        return load_rows(spec, key=key, size=size, seed=seed, split=split)
+    if isinstance(spec, Mapping):
+        unknown = sorted(set(spec) - set(SOURCE_KEYS))
+        if unknown or "source" not in spec:
+            raise DataError(
+                f"{key}: a source mapping needs 'source' and takes only {', '.join(SOURCE_KEYS)}"
+                f"{'; unknown: ' + ', '.join(unknown) if unknown else ''}"
+            )
+        options = dict(spec.get("options") or {})
+        rows = load_rows(
+            str(spec["source"]),
+            key=f"{key}.source",
+            size=size,
+            seed=seed,
+            split=split,
+            options=options,
+        )
+        for r in rows:
+            for field in ("verifier", "bucket"):
+                if spec.get(field) is not None:
+                    r[field] = spec[field]
+        return rows
+    if isinstance(spec, Sequence) and spec:
+        weights = [
+            float(part.get("weight", 1.0)) if isinstance(part, Mapping) else 1.0 for part in spec
+        ]
+        if min(weights) <= 0:
+            raise DataError(f"{key}: every mixture weight must be > 0, got {weights}")
+        rows = []
+        for i, (part, w) in enumerate(zip(spec, weights, strict=True)):
+            n = max(1, round(size * w / sum(weights)))
+            rows += load_source(part, key=f"{key}[{i}]", size=n, seed=seed + 1000 * i, split=split)
+        return rows
+    raise DataError(f"{key}: expected a source string, a mapping or a list of them, got {spec!r}")
+
+
+def load_rows(
+    source: str,
+    *,
+    key: str,
+    size: int,
+    seed: int,
+    split: str,
+    options: dict[str, Any] | None = None,
+) -> list[dict[str, Any]]:
     """Rows from `source` (the config value at `key`, named in errors)."""
+    if (
+        source.startswith("builtin:")
+        and options
+        and not source.startswith("builtin:reasoning_gym/")
+    ):
+        raise DataError(f"{key}: {source} takes no options (only builtin:reasoning_gym/* does)")
     if source == "builtin:chain_sum":
         return chain_sum_rows(size, seed=seed, split=split)
+    if source.startswith("builtin:reasoning_gym/"):
+        from rlcore.data.gym import GymError, gym_rows
+
+        try:
+            return gym_rows(source.split("/", 1)[1], size, seed, split, options)
+        except GymError as e:
+            raise DataError(f"{key}: {e}") from None
+    if source in ("builtin:if_constraints", "builtin:tool_calls"):
+        from rlcore.data.generated import generated_rows
+
+        return generated_rows(source.split(":", 1)[1], size, seed, split)
     if source.startswith("builtin:"):
         raise DataError(f"{key}: unknown builtin {source!r}; known: {', '.join(BUILTINS)}")
     path = Path(source)

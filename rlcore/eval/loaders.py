@@ -15,6 +15,8 @@ A loader is `fn(args: dict, ctx: LoadContext) -> list[item]`; an item is a plain
 | bfcl | BFCL v4 simple (python), multiple, parallel, parallel_multiple, irrelevance | bfcl-eval |
 | longctx | generated retrieval + instruction persistence at several lengths | - |
 | chain_sum | the embedded task's held-out split (rlcore/data/tasks.py) | reasoning-gym |
+| reasoning_gym | any reasoning-gym dataset's held-out split (rlcore/data/gym.py) | reasoning-gym |
+| chat | 40 everyday requests with reference answers | benchmarks/data/chat_reference.jsonl (repo) |
 | jsonl | your own rows (`path`), in the training row format | - |
 
 A user's loader is named by import path (`my_pkg.mod:load`). Instructions appended to prompts are
@@ -35,6 +37,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from rlcore.data.generated import TOOL_SYSTEM
 
 Item = dict[str, Any]
 log = logging.getLogger(__name__)
@@ -199,11 +203,6 @@ BFCL_FILES = {
     "parallel_multiple": "parallel_multiple",
     "irrelevance": "irrelevance",
 }
-TOOL_SYSTEM = (
-    "You can call these functions (JSON schemas):\n{tools}\n\nTo call functions, reply with one "
-    '<tool_call>{{"name": ..., "arguments": {{...}}}}</tool_call> block per call. If none of the '
-    "functions fits the request, do not call any: answer in plain text."
-)
 
 
 def bfcl(args: dict[str, Any], ctx: LoadContext) -> list[Item]:
@@ -317,6 +316,32 @@ def chain_sum(args: dict[str, Any], ctx: LoadContext) -> list[Item]:
     return [r | {"text": r["prompt"]} for r in rows]
 
 
+def reasoning_gym(args: dict[str, Any], ctx: LoadContext) -> list[Item]:
+    """args: dataset, options (the dataset's config), size (default 100), seed (default 1, as the
+    trainer's held-out split): the held-out split of a reasoning-gym task (rlcore/data/gym.py)."""
+    from rlcore.data.gym import gym_rows
+
+    if "dataset" not in args:
+        raise ValueError("reasoning_gym loader: args.dataset is required")
+    rows = gym_rows(
+        str(args["dataset"]),
+        int(args.get("size", 100)),
+        seed=int(args.get("seed", 1)),
+        split="heldout",
+        options=dict(args.get("options") or {}),
+    )
+    return [r | {"text": r["reference"]["entry"]["question"]} for r in rows]
+
+
+CHAT_DATA = Path(__file__).resolve().parents[2] / "benchmarks" / "data" / "chat_reference.jsonl"
+
+
+def chat(args: dict[str, Any], ctx: LoadContext) -> list[Item]:
+    """args: path (default: benchmarks/data/chat_reference.jsonl, 40 everyday requests with a
+    reference answer this project wrote): for the `similarity` verifier."""
+    return jsonl({"path": str(args.get("path") or CHAT_DATA)}, ctx)
+
+
 def jsonl(args: dict[str, Any], ctx: LoadContext) -> list[Item]:
     """args: path (.jsonl or .parquet in the training row format; a row may name its verifier)."""
     from rlcore.data.dataset import load_rows
@@ -340,6 +365,8 @@ LOADERS: dict[str, Callable[[dict[str, Any], LoadContext], list[Item]]] = {
     "bfcl": bfcl,
     "longctx": longctx,
     "chain_sum": chain_sum,
+    "reasoning_gym": reasoning_gym,
+    "chat": chat,
     "jsonl": jsonl,
 }
 

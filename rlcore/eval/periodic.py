@@ -94,6 +94,7 @@ def periodic_eval(
     n, ks = cfg.num_samples, sorted(set(cfg.k))
     benchmarks: dict[str, Any] = {}
     for prep in suite.benchmarks:
+        t0 = time.time()
         params = prep.params(n, suite.stop_ids)
         groups = generate_fn([p.prompt_ids for p in prep.problems], params)
         items, where = [], []
@@ -116,6 +117,14 @@ def periodic_eval(
                 record(p, vs, finishes, prep.bench.extra_verifiers, votes_on(prep.bench))
             )
         benchmarks[prep.bench.name] = benchmark_result(prep, records, ks, cfg.bootstrap)
+        log.info(
+            "eval at step %d: %s (%d problems x %d) in %.1f s",
+            step,
+            prep.bench.name,
+            len(records),
+            n,
+            time.time() - t0,
+        )
     buckets = bucket_results(benchmarks, cfg.bootstrap)
     flat: dict[str, Any] = {}
     for name, b in list(buckets.items()) + list(benchmarks.items()):
@@ -131,8 +140,13 @@ class PeriodicEval:
         self.suite = suite
         self.out_dir = out_dir
         self.baseline: dict[str, float] | None = None
+        self.history: list[dict[str, Any]] = []  # {"step", "buckets"} of every evaluation so far
         if out_dir is not None and (out_dir / "periodic_baseline.json").is_file():
             self.baseline = json.loads((out_dir / "periodic_baseline.json").read_text())
+        if out_dir is not None and (out_dir / "periodic.jsonl").is_file():
+            for line in (out_dir / "periodic.jsonl").read_text().splitlines():
+                r = json.loads(line)
+                self.history.append({"step": r["step"], "buckets": r["buckets"]})
 
     @classmethod
     def build(
@@ -185,12 +199,29 @@ class PeriodicEval:
             if self.out_dir is not None:
                 self.out_dir.mkdir(parents=True, exist_ok=True)
                 (self.out_dir / "periodic_baseline.json").write_text(json.dumps(self.baseline))
+        self.history = [h for h in self.history if h["step"] < step]  # a resume repeats steps
+        self.history.append({"step": step, "buckets": results["buckets"]})
         if self.out_dir is not None:
             with (self.out_dir / "periodic.jsonl").open("a") as f:
                 f.write(json.dumps({**results, "alarms": alarms}, default=str) + "\n")
         for a in alarms:
             log.warning("step %d: %s", step, a)
         return metrics, alarms
+
+    def finish(self, trained: list[str]) -> dict[str, Any]:
+        """The run's bucket summary (first vs last evaluation; rlcore/eval/retention.py), also
+        written as out_dir/buckets.md and a plot of every bucket against step, buckets.png."""
+        from rlcore.eval.plots import plot_buckets
+        from rlcore.eval.retention import bucket_summary, bucket_table
+
+        out = bucket_summary(self.history, trained, list(self.suite.cfg.k))
+        if self.out_dir is not None and self.history:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            (self.out_dir / "buckets.md").write_text(bucket_table(out) + "\n")
+            plot_buckets(self.history, self.out_dir / "buckets.png")
+            out["table"] = str(self.out_dir / "buckets.md")
+            out["bucket_plot"] = str(self.out_dir / "buckets.png")
+        return out
 
 
 def suite_config(ecfg: Any) -> SuiteConfig:

@@ -219,3 +219,10 @@ def test_periodic_eval_logs_buckets_from_step_zero(tmp_path, tiny_chat_model, ra
     evals = [r for r in rows if r["stage"] == "eval"]
     assert [r["step"] for r in evals] == [0, 1, 2]
     assert (run_dir / "eval" / "periodic_baseline.json").is_file()
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["trained_buckets"] == ["math"]  # the chain-sum rows' bucket, in the suite
+    start, end = summary["buckets"]["math"]["start"], summary["buckets"]["math"]["end"]
+    assert {"pass@1", "ci95", "pass@2", "truncated"} <= set(start) and set(start) == set(end)
+    assert (run_dir / "eval" / "buckets.md").is_file() and (
+        run_dir / "eval" / "buckets.png"
+    ).is_file()

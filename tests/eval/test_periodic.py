@@ -85,6 +85,14 @@ def test_periodic_eval_metrics_baseline_and_alarm(evaluator):
     assert again.baseline == {"math": 0.75}
     logged = [json.loads(x) for x in (ev.out_dir / "periodic.jsonl").read_text().splitlines()]
     assert [r["step"] for r in logged] == [0, 5, 10] and logged[-1]["alarms"] == alarms
+    # the run's capability table: first vs last evaluation, also after a restart
+    out = again.finish(trained=["math", "tool"])
+    assert out["trained_buckets"] == ["math"]
+    math = out["buckets"]["math"]
+    assert (math["start"]["pass@1"], math["end"]["pass@1"]) == (0.75, 0.25)
+    assert (math["start_step"], math["end_step"]) == (0, 10)
+    assert "| math | yes | 0.750" in (ev.out_dir / "buckets.md").read_text()
+    assert (ev.out_dir / "buckets.png").stat().st_size > 0
 
 
 def test_from_the_trainers_eval_section(tiny_chat_model):

@@ -1,0 +1,64 @@
+"""`reasoning_gym`: a reasoning-gym dataset's own scorer on the response's last \\boxed{} answer.
+
+Reference fields (written by rlcore/data/gym.py): `dataset` (the reasoning-gym dataset name) and
+`entry` ({"question", "answer", "metadata"}: what the dataset's `score_answer` reads).
+
+Try it:
+    from rlcore.verifiers.base import Sample
+    from rlcore.verifiers.gym import GymVerifier
+    GymVerifier().verify(Sample(prompt="", response="... \\\\boxed{12}",
+        reference={"dataset": "basic_arithmetic", "entry": {"question": "", "answer": "12",
+                                                            "metadata": {}}}))
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from rlcore.verifiers.base import Result, Sample, Verifier, VerifierConfig
+from rlcore.verifiers.math import last_boxed
+
+
+@dataclass(frozen=True)
+class GymConfig(VerifierConfig):
+    max_response_chars: int = 20000  # only the tail is searched for the final \boxed{}
+
+
+class GymVerifier(Verifier):
+    """Reward = the dataset's `score_answer(answer, entry)` in [0, 1]; correct = reward is 1.
+
+    Does NOT check: the reasoning (only the final boxed answer), nor a final answer given without
+    \\boxed{} (reward 0, reason recorded). Partial credit is the dataset's own (some reasoning-gym
+    scorers give 0.01-0.5 for near misses); `correct` is strict."""
+
+    name: ClassVar[str] = "reasoning_gym"
+    config_cls: ClassVar[type[VerifierConfig]] = GymConfig
+    config: GymConfig
+
+    def setup(self) -> None:
+        import reasoning_gym  # noqa: F401  (imported once per worker, not per sample)
+
+    def verify(self, sample: Sample) -> Result:
+        import reasoning_gym
+
+        ref = sample.reference
+        dataset, entry = ref.get("dataset"), ref.get("entry")
+        if not isinstance(dataset, str) or not isinstance(entry, dict) or "answer" not in entry:
+            return Result(reward=0.0, error="bad_reference: needs 'dataset' and 'entry.answer'")
+        answer = last_boxed(sample.response[-self.config.max_response_chars :])
+        if answer is None or not answer.strip():
+            return Result(
+                reward=0.0, correct=False, details={"extracted": answer, "reason": "no \\boxed{}"}
+            )
+        try:
+            score_fn = reasoning_gym.get_score_answer_fn(dataset)
+        except Exception as e:  # noqa: BLE001 - an unknown dataset is the reference's fault
+            return Result(reward=0.0, error=f"bad_reference: {dataset!r}: {e}")
+        score = float(score_fn(answer.strip(), _entry(entry)))
+        details: dict[str, Any] = {"extracted": answer.strip()[:200], "score": score}
+        return Result(reward=score, correct=score >= 1.0, details=details)
+
+
+def _entry(entry: dict[str, Any]) -> dict[str, Any]:
+    return {"question": "", "metadata": {}, **entry}
