@@ -114,3 +114,29 @@ def test_mixture_draws_rows_by_weight_and_keeps_each_rows_verifier():
         load_source(
             [{"source": "builtin:chain_sum", "weight": 0}], key="k", size=4, seed=0, split="train"
         )
+
+
+def test_the_smollm2_mixture_loads_and_shares_no_13_gram_with_its_eval_suite():
+    """configs/smollm2_multiobjective.yaml as the trainer reads it: the mixture's rows, and the
+    decontamination its `data.decontam_against` asks for (IFEval's and BFCL's whole sets among them)."""
+    from rlcore.config import load_config
+    from rlcore.eval import find_contaminated, load_suite, suite_items
+
+    cfg = load_config("configs/smollm2_multiobjective.yaml", [])
+    d = cfg.data
+    rows = load_source(d.train, key="data.train", size=200, seed=0, split="train")
+    held = load_source(d.heldout, key="data.heldout", size=50, seed=1, split="heldout")
+    assert collections.Counter(r["bucket"] for r in rows) == {
+        "reasoning": 120,
+        "if": 40,
+        "tool": 40,
+    }
+    assert not {r["prompt"] for r in rows if isinstance(r["prompt"], str)} & {
+        r["prompt"] for r in held
+    }
+    items = suite_items(load_suite(d.decontam_against))
+    assert find_contaminated(rows, items, d.decontam_n) == []
+    # the check is live: a training row copied from IFEval is caught
+    ifeval = next(i for i in items if str(i["id"]).startswith("ifeval-"))
+    planted = [{"id": "planted", "prompt": ifeval["text"]}]
+    assert find_contaminated(planted, items, d.decontam_n)
