@@ -13,6 +13,8 @@ Try it:
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -40,8 +42,6 @@ class GymVerifier(Verifier):
         import reasoning_gym  # noqa: F401  (imported once per worker, not per sample)
 
     def verify(self, sample: Sample) -> Result:
-        import reasoning_gym
-
         ref = sample.reference
         dataset, entry = ref.get("dataset"), ref.get("entry")
         if not isinstance(dataset, str) or not isinstance(entry, dict) or "answer" not in entry:
@@ -52,7 +52,7 @@ class GymVerifier(Verifier):
                 reward=0.0, correct=False, details={"extracted": answer, "reason": "no \\boxed{}"}
             )
         try:
-            score_fn = reasoning_gym.get_score_answer_fn(dataset)
+            score_fn = _score_fn(dataset)
         except Exception as e:  # noqa: BLE001 - an unknown dataset is the reference's fault
             return Result(reward=0.0, error=f"bad_reference: {dataset!r}: {e}")
         score = float(score_fn(answer.strip(), _entry(entry)))
@@ -62,3 +62,12 @@ class GymVerifier(Verifier):
 
 def _entry(entry: dict[str, Any]) -> dict[str, Any]:
     return {"question": "", "metadata": {}, **entry}
+
+
+@functools.cache
+def _score_fn(dataset: str) -> Callable[[str, dict[str, Any]], float]:
+    """The dataset's scorer, built once per process: reasoning-gym builds a dataset instance for it
+    (5 ms for word_sorting), too slow to repeat for every sample."""
+    import reasoning_gym
+
+    return reasoning_gym.get_score_answer_fn(dataset)  # type: ignore[return-value]

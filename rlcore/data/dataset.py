@@ -16,13 +16,13 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from rlcore.data.generated import GENERATORS, generated_rows
 from rlcore.data.tasks import chain_sum_rows
 
 BUILTINS = (
     "builtin:chain_sum",
     "builtin:reasoning_gym/<dataset>",
-    "builtin:if_constraints",
-    "builtin:tool_calls",
+    *(f"builtin:{name}" for name in GENERATORS),
 )
 SOURCE_KEYS = ("source", "weight", "options", "verifier", "bucket")
 
@@ -140,10 +140,8 @@ def load_rows(
             return gym_rows(source.split("/", 1)[1], size, seed, split, options)
         except GymError as e:
             raise DataError(f"{key}: {e}") from None
-    if source in ("builtin:if_constraints", "builtin:tool_calls"):
-        from rlcore.data.generated import generated_rows
-
-        return generated_rows(source.split(":", 1)[1], size, seed, split)
+    if source.removeprefix("builtin:") in GENERATORS:
+        return generated_rows(source.removeprefix("builtin:"), size, seed, split)
     if source.startswith("builtin:"):
         raise DataError(f"{key}: unknown builtin {source!r}; known: {', '.join(BUILTINS)}")
     path = Path(source)

@@ -123,11 +123,12 @@ CITIES = "Lisbon Nairobi Osaka Lima Oslo Denver Hanoi Porto Tunis Quito Perth Be
 NAMES = "Ana Omar Mei Luca Priya Tom Sara Ivan Zoe Kofi".split()
 
 
-def _fn(name: str, desc: str, props: dict[str, Any], required: list[str]) -> dict[str, Any]:
+def _fn(name: str, desc: str, **props: Any) -> dict[str, Any]:
+    """A BFCL-style function schema; every parameter is required."""
     return {
         "name": name,
         "description": desc,
-        "parameters": {"type": "dict", "properties": props, "required": required},
+        "parameters": {"type": "dict", "properties": props, "required": list(props)},
     }
 
 
@@ -145,16 +146,14 @@ def _tool_cases(rng: random.Random) -> list[tuple[dict[str, Any], str, dict[str,
     cur = rng.sample(("USD", "EUR", "JPY", "GBP", "BRL"), 2)
     radius = rng.randint(1, 40) + 0.5
     hour = f"{rng.randint(17, 22)}:{rng.choice(('00', '30'))}"
+    string, integer = {"type": "string"}, {"type": "integer"}
     return [
         (
             _fn(
                 "get_weather",
                 "Current weather in a city.",
-                {
-                    "city": {"type": "string", "description": "City name"},
-                    "unit": {"type": "string", "enum": ["celsius", "fahrenheit"]},
-                },
-                ["city", "unit"],
+                city=string | {"description": "City name"},
+                unit=string | {"enum": ["celsius", "fahrenheit"]},
             ),
             f"What's the weather like in {city} right now? Give me the temperature in {unit}.",
             {"city": city, "unit": unit},
@@ -163,11 +162,8 @@ def _tool_cases(rng: random.Random) -> list[tuple[dict[str, Any], str, dict[str,
             _fn(
                 "set_timer",
                 "Start a countdown timer.",
-                {
-                    "minutes": {"type": "integer", "description": "Length in minutes"},
-                    "label": {"type": "string", "description": "A name for the timer"},
-                },
-                ["minutes", "label"],
+                minutes=integer | {"description": "Length in minutes"},
+                label=string | {"description": "A name for the timer"},
             ),
             f"Please start a {minutes}-minute timer and call it {name}.",
             {"minutes": minutes, "label": name},
@@ -176,12 +172,9 @@ def _tool_cases(rng: random.Random) -> list[tuple[dict[str, Any], str, dict[str,
             _fn(
                 "convert_currency",
                 "Convert an amount of money between currencies.",
-                {
-                    "amount": {"type": "integer", "description": "Amount to convert"},
-                    "from_currency": {"type": "string", "description": "ISO code, e.g. USD"},
-                    "to_currency": {"type": "string", "description": "ISO code, e.g. EUR"},
-                },
-                ["amount", "from_currency", "to_currency"],
+                amount=integer | {"description": "Amount to convert"},
+                from_currency=string | {"description": "ISO code, e.g. USD"},
+                to_currency=string | {"description": "ISO code, e.g. EUR"},
             ),
             f"How much is {amount} {cur[0]} in {cur[1]}?",
             {"amount": amount, "from_currency": cur[0], "to_currency": cur[1]},
@@ -190,22 +183,14 @@ def _tool_cases(rng: random.Random) -> list[tuple[dict[str, Any], str, dict[str,
             _fn(
                 "book_table",
                 "Reserve a restaurant table.",
-                {
-                    "people": {"type": "integer", "description": "Number of guests"},
-                    "time": {"type": "string", "description": "Time as HH:MM"},
-                },
-                ["people", "time"],
+                people=integer | {"description": "Number of guests"},
+                time=string | {"description": "Time as HH:MM"},
             ),
             f"Book a table for {people} people at {hour} tonight.",
             {"people": people, "time": hour},
         ),
         (
-            _fn(
-                "add_numbers",
-                "Add two integers.",
-                {"a": {"type": "integer"}, "b": {"type": "integer"}},
-                ["a", "b"],
-            ),
+            _fn("add_numbers", "Add two integers.", a=integer, b=integer),
             f"Use the calculator tool to add {a} and {b}.",
             {"a": a, "b": b},
         ),
@@ -213,8 +198,7 @@ def _tool_cases(rng: random.Random) -> list[tuple[dict[str, Any], str, dict[str,
             _fn(
                 "circle_area",
                 "Area of a circle.",
-                {"radius": {"type": "float", "description": "Radius in meters"}},
-                ["radius"],
+                radius={"type": "float", "description": "Radius in meters"},
             ),
             f"What is the area of a circle with a radius of {radius} meters?",
             {"radius": radius},
@@ -223,11 +207,8 @@ def _tool_cases(rng: random.Random) -> list[tuple[dict[str, Any], str, dict[str,
             _fn(
                 "send_message",
                 "Send a short text message to a contact.",
-                {
-                    "to": {"type": "string", "description": "Contact name"},
-                    "text": {"type": "string", "description": "The message"},
-                },
-                ["to", "text"],
+                to=string | {"description": "Contact name"},
+                text=string | {"description": "The message"},
             ),
             f"Text {name} the message: running late.",
             {"to": name, "text": "running late"},
