@@ -71,13 +71,32 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(f"rlcore train: config error: {e}", file=sys.stderr)
         return 2
     from rlcore.data.dataset import DataError
-    from rlcore.trainer import train
+    from rlcore.preempt import Preempted
+    from rlcore.trainer import RunFailed, train
 
     try:
         summary = train(cfg, progress=_Bar())
     except (DataError, FileNotFoundError, FileExistsError, ConfigError) as e:
         print(f"rlcore train: error: {e}", file=sys.stderr)
         return 2
+    except Preempted as p:
+        again = " ".join([args.config or "", *args.overrides, f"resume={p.run_dir}"])
+        where = (
+            f"checkpoint {p.checkpoint}" if p.checkpoint else "no checkpoint yet: it starts over"
+        )
+        print(
+            f"rlcore train: stopped by {p.signame} after step {p.step} ({where}); every actor "
+            f"is stopped. Continue with:\n  rlcore train {again.strip()}",
+            file=sys.stderr,
+        )
+        return 128 + p.signum
+    except RunFailed as e:
+        print(
+            f"rlcore train: error: {e}\nThe run stopped; every actor is stopped. Continue from "
+            f"its last checkpoint with resume={e.run_dir}",
+            file=sys.stderr,
+        )
+        return 1
     from rlcore.metrics import summary_table
 
     print(summary_table(summary))

@@ -1,20 +1,28 @@
 """Checkpoints, written atomically: every learner rank writes into a hidden temporary folder, the
-driver adds trainer_state.json, then one rename publishes it. A crash mid-write leaves only a
-`.tmp` folder that `latest()` ignores.
+driver adds manifest.json (every file's size and SHA-256) and trainer_state.json, then one rename
+publishes it. A crash mid-write leaves only a `.tmp` folder that `latest()` ignores; a checkpoint
+damaged later (a truncated or altered file, a file gone) fails its manifest, and `latest()` falls
+back to the newest good one with a warning.
 
     RUN_DIR/checkpoints/step_000020/
         policy/            Hugging Face save_pretrained (config, safetensors) + tokenizer
         deepspeed/         optimizer and engine state (all ranks)
         rng_rank*.pt       torch / numpy / python RNG per rank
-        trainer_state.json stage, step, data position, held-out accuracies so far
+        manifest.json      relative path -> [size, sha256] of every other file
+        trainer_state.json stage, step, data position, held-out accuracies so far (written last)
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
 import shutil
 from pathlib import Path
 from typing import Any
+
+log = logging.getLogger(__name__)
+MANIFEST = "manifest.json"
 
 
 def step_dir(run_dir: Path, step: int) -> Path:
@@ -29,6 +37,10 @@ def begin(run_dir: Path, step: int) -> Path:
 
 
 def commit(tmp: Path, final: Path, state: dict[str, Any]) -> Path:
+    files = {
+        str(p.relative_to(tmp)): _fingerprint(p) for p in sorted(tmp.rglob("*")) if p.is_file()
+    }
+    (tmp / MANIFEST).write_text(json.dumps(files, indent=1))
     (tmp / "trainer_state.json").write_text(json.dumps(state, indent=1))
     if final.exists():  # a checkpoint of the same step from an earlier attempt
         shutil.rmtree(final)
@@ -37,11 +49,46 @@ def commit(tmp: Path, final: Path, state: dict[str, Any]) -> Path:
 
 
 def latest(run_dir: Path) -> Path | None:
+    """The newest checkpoint that passes `problem()`; a newer damaged one is skipped, warned of."""
     root = run_dir / "checkpoints"
     if not root.is_dir():
         return None
-    done = sorted(p for p in root.glob("step_*") if (p / "trainer_state.json").is_file())
-    return done[-1] if done else None
+    for ckpt in sorted(root.glob("step_*"), reverse=True):
+        why = problem(ckpt)
+        if why is None:
+            return ckpt
+        log.warning("checkpoint %s is damaged (%s); trying the one before it", ckpt.name, why)
+    return None
+
+
+def problem(ckpt: Path) -> str | None:
+    """What is wrong with a published checkpoint, or None. Checked: trainer_state.json parses,
+    and every file in the manifest is there with its size and hash (a checkpoint written before
+    manifests existed is checked for its state file only)."""
+    try:
+        json.loads((ckpt / "trainer_state.json").read_text())
+    except (OSError, ValueError) as e:
+        return f"trainer_state.json: {type(e).__name__}"
+    try:
+        files = json.loads((ckpt / MANIFEST).read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as e:
+        return f"{MANIFEST}: {type(e).__name__}"
+    for rel, (size, digest) in files.items():
+        path = ckpt / rel
+        if not path.is_file():
+            return f"{rel} is missing"
+        if path.stat().st_size != size:
+            return f"{rel} has {path.stat().st_size} bytes, not {size}"
+        if _fingerprint(path)[1] != digest:
+            return f"{rel} does not match its SHA-256"
+    return None
+
+
+def _fingerprint(path: Path) -> tuple[int, str]:
+    with path.open("rb") as f:
+        return path.stat().st_size, hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def read_state(ckpt: Path) -> dict[str, Any]:

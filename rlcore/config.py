@@ -95,6 +95,9 @@ class VerifierConfig:
     timeout_s: float = 5.0  # per-sample limit
     num_actors: int = 1
     options: dict[str, Any] = field(default_factory=dict)  # per-verifier config: {math: {...}}
+    max_restarts: int = (
+        2  # a verifier actor that dies is restarted (its samples re-scored) this often
+    )
 
 
 @dataclass(frozen=True)
@@ -225,6 +228,10 @@ class TrainConfig:
     run_dir: str = ""  # default: runs/<timestamp>
     resume: str = ""  # a run directory to continue from its latest checkpoint
     checkpoint_every: int = 30
+    # SIGTERM / SIGINT (Slurm, Kubernetes, `ray job stop`, Ctrl-C): checkpoint and stop at the next
+    # safe point (at once while rolling out or verifying; after the update otherwise); a run still
+    # busy this many seconds after the signal stops without a new checkpoint
+    preempt_grace_s: float = 60.0
     eval_temperature: float = 0.0  # held-out accuracy: greedy by default
     ray_address: str = ""  # empty: start a local Ray cluster
     num_cpus: int = 0  # logical CPUs for a local Ray cluster (0 = this machine's count)

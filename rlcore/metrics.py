@@ -36,12 +36,14 @@ def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def truncate_metrics(run_dir: Path, stage: str, keep_through_step: int) -> None:
-    """On resume: drop rows logged after the checkpoint (they will be logged again)."""
+def truncate_metrics(run_dir: Path, keep_through_step: int) -> None:
+    """On resume: drop the RL and eval rows logged after the checkpoint's step (they will be
+    logged again); with no checkpoint (keep_through_step < 0) the run starts over: drop every row."""
     rows = [
         r
         for r in read_metrics(run_dir)
-        if not (r.get("stage") == stage and r.get("step", 0) > keep_through_step)
+        if keep_through_step >= 0
+        and not (r.get("stage") in ("rl", "eval") and r.get("step", 0) > keep_through_step)
     ]
     path = run_dir / "metrics.jsonl"
     tmp = path.with_suffix(".tmp")

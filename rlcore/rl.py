@@ -12,7 +12,7 @@ import logging
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
@@ -60,14 +60,18 @@ def collect(
     cluster: Any,
     algo: GRPO,
     cfg: TrainConfig,
-    next_rows: Callable[[int], list[dict[str, Any]]],
+    next_rows: Callable[[int], tuple[list[dict[str, Any]], int]],
     encode: Callable[[dict[str, Any]], list[int]],
     params: SamplingParams,
     tokenizer: Any,
 ) -> Collected:
     """Rollout rounds until `rollout.prompts_per_step` groups are kept (one round unless dynamic
     sampling drops groups; at most algo.max_sample_rounds). The kept count is cut so that the batch
-    splits over minibatches x learner ranks; it may be 0 (the step is then skipped)."""
+    splits over minibatches x learner ranks; it may be 0 (the step is then skipped).
+
+    `next_rows(k)` gives the next k rows and the data-stream position of the first: each sample's
+    seed derives from (seed, position, sample), so a resumed run samples exactly what the
+    uninterrupted one did."""
     want, n = cfg.rollout.prompts_per_step, cfg.rollout.n
     out = Collected()
     sampled: list[tuple[dict[str, Any], Completion]] = []
@@ -77,11 +81,12 @@ def collect(
         algo.max_sample_rounds if algo.dynamic_sampling else 1
     ):
         rounds += 1
-        rows = next_rows(want)
+        rows, position = next_rows(want)
         out.prompts_used += len(rows)
         prompt_ids = [encode(r) for r in rows]
         t0 = time.time()
-        groups = _generate(cluster, cfg, rows, prompt_ids, params, tokenizer)
+        seeded = replace(params, seed=sample_seed(cfg.seed, position, n))
+        groups = _generate(cluster, cfg, rows, prompt_ids, seeded, tokenizer)
         t1 = time.time()
         flat = [(row, c) for row, g in zip(rows, groups, strict=True) for c in g]
         spec = cfg.data.verifier
@@ -120,6 +125,13 @@ def collect(
     )
     out.metrics["groups_dropped"] = float(out.prompts_used - kept)
     return out
+
+
+def sample_seed(seed: int, position: int, n: int) -> int:
+    """The seed of sample 0 of the prompt at data-stream `position`; sample j of the prompt
+    `position + i` gets this + i * n + j (rlcore/rollout/engine.py): every sample of the run its
+    own seed, for any number of rounds and engines. Kept below 2**62 (engines take int64)."""
+    return (seed * 1_000_003 * 2**31 + position * n) % 2**62
 
 
 def finite_rewards(results: list[dict[str, Any]]) -> torch.Tensor:

@@ -10,7 +10,7 @@ import json
 import logging
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +40,10 @@ class RolloutError(RuntimeError):
 
 class SyncError(RuntimeError):
     """The engines do not serve the learner's weights after a sync."""
+
+
+class VerifierError(RuntimeError):
+    """A verifier actor died more often than allowed."""
 
 
 def prepare_run_dir(cfg: TrainConfig) -> Path:
@@ -96,8 +100,10 @@ class Cluster:
     probe: list[int] | None = None
     probe_check: Any = None  # rlcore/sync/verify.ProbeCheck, calibrated at the first init_sync
     restarts: int = 0  # rollout worker recoveries so far
+    verifier_restarts: int = 0  # verifier actor recoveries so far
     version: int = 0  # weight version the engines hold (one per sync)
     placement: Placement | None = None  # the run's placement group (resources.nodes > 0)
+    _stopped: bool = False
 
     @classmethod
     def start(
@@ -115,13 +121,14 @@ class Cluster:
         rc, vc = cfg.rollout, cfg.verifier
         a = cfg.algo
         total_steps = cfg.steps * a.epochs * a.minibatches
+        run_tag = uuid.uuid4().hex[:8]  # named actors: `ray list actors` shows who is who
         learners = _learner_group(
-            LearnerWorker, cfg, model_path, needs_reference, total_steps, placement
+            LearnerWorker, cfg, model_path, needs_reference, total_steps, placement, run_tag
         )
         critics = None
         if needs_critic:
             critics = _learner_group(
-                CriticWorker, cfg, model_path, False, total_steps, placement, lr=a.critic_lr
+                CriticWorker, cfg, model_path, False, total_steps, placement, run_tag, a.critic_lr
             )
         engine_kwargs = {
             "dtype": cfg.model.dtype,
@@ -130,7 +137,6 @@ class Cluster:
             "gpu_memory_utilization": rc.gpu_memory_utilization,
             "tensor_parallel_size": rc.tensor_parallel_size,
         }
-        run_tag = uuid.uuid4().hex[:8]  # named actors: `ray list actors` shows who is who
         rollouts = ActorGroup(
             [
                 RolloutWorker.options(
@@ -139,19 +145,25 @@ class Cluster:
                     name=f"rollout-{i}-{run_tag}",
                 ).remote(rc.engine, model_path, engine_kwargs)
                 for i in range(rc.num_workers)
-            ]
+            ],
+            role="rollout worker",
         )
         unique_specs = list({json.dumps(s, sort_keys=True): s for s in specs}.values())
         verifiers = ActorGroup(
             [
-                VerifierWorker.options(**placement.options("verifier", i)).remote(
+                VerifierWorker.options(
+                    **placement.options("verifier", i),
+                    max_restarts=vc.max_restarts,
+                    name=f"verifier-{i}-{run_tag}",
+                ).remote(
                     unique_specs,
                     {**(verifier_options or {}), **dict(vc.options)},
                     vc.workers,
                     vc.timeout_s,
                 )
                 for i in range(vc.num_actors)
-            ]
+            ],
+            role="verifier actor",
         )
         meta = ray.get(learners.actors[0].param_meta.remote())
         learners.call("ready")
@@ -250,10 +262,15 @@ class Cluster:
         """Splits the prompts over the engines; a worker that dies is restarted by Ray, given the
         current weights and its prompts again; one that hangs past rollout.timeout_s is an error."""
         parts = _split(prompt_ids, len(self.rollouts))
-        refs = self.rollouts.submit_each("generate", [(p, params, self.version) for p in parts])
+        args, start, seed = [], 0, getattr(params, "seed", None)
+        for p in parts:  # a seeded batch: prompt i keeps seed + i * n whichever engine samples it
+            part_params = params if seed is None else replace(params, seed=seed + start * params.n)
+            args.append((p, part_params, self.version))
+            start += len(p)
+        refs = self.rollouts.submit_each("generate", args)
         out = []
-        for i, (part, ref) in enumerate(zip(parts, refs, strict=True)):
-            out.extend(self._rollout_result(i, part, params, ref))
+        for i, ((part, part_params, _), ref) in enumerate(zip(args, refs, strict=True)):
+            out.extend(self._rollout_result(i, part, part_params, ref))
         return out
 
     def _rollout_result(self, i: int, part: list[Any], params: Any, ref: Any) -> list[Any]:
@@ -301,29 +318,64 @@ class Cluster:
         deadline = time.time() + self.cfg.rollout.timeout_s
         while True:
             try:
-                return self.rollouts.call("info")
-            except ray.exceptions.RayActorError:
+                return ray.get(self.rollouts.submit("info"))
+            except ray.exceptions.RayActorError:  # restarting (ActorUnavailableError) or dead
                 if time.time() > deadline:
                     raise
                 time.sleep(1.0)
 
     def score(self, items: list[tuple[Any, Any]]) -> list[dict[str, Any]]:
+        """Splits the samples over the verifier actors. One that dies is restarted by Ray and
+        scores its whole part again: a part's results arrive together or not at all, so no sample
+        is lost or counted twice."""
         parts = _split(items, len(self.verifiers))
-        outs = self.verifiers.call_each("score", [(p,) for p in parts])
-        return [r for out in outs for r in out]
+        refs = self.verifiers.submit_each("score", [(p,) for p in parts])
+        out = []
+        for i, (part, ref) in enumerate(zip(parts, refs, strict=True)):
+            out.extend(self._verifier_result(i, part, ref))
+        return out
+
+    def _verifier_result(self, i: int, part: list[Any], ref: Any) -> list[dict[str, Any]]:
+        limit = self.cfg.verifier.max_restarts
+        for attempt in range(limit + 1):
+            try:
+                return ray.get(ref)
+            except ray.exceptions.RayActorError as e:
+                if attempt == limit:
+                    raise VerifierError(
+                        f"verifier actor {i} died {attempt + 1} times (verifier.max_restarts="
+                        f"{limit}); last error: {e}"
+                    ) from None
+                log.warning(
+                    "verifier actor %d died (%s); waiting for its restart, then scoring its %d "
+                    "samples again",
+                    i,
+                    type(e).__name__,
+                    len(part),
+                )
+                actor = self.verifiers.actors[i]
+                _wait_ready(actor, self.cfg.rollout.timeout_s)
+                self.verifier_restarts += 1
+                ref = actor.score.remote(part)
+        raise AssertionError("unreachable")
 
     def verifier_stats(self) -> list[dict[str, Any]]:
         return self.verifiers.call("stats")
 
     def shutdown(self) -> None:
+        """Stops every actor of the run (also after one died or a signal came); idempotent."""
+        if self._stopped:
+            return
+        self._stopped = True
         try:
-            self.verifiers.call("close")
-        finally:
-            critics = self.critics.actors if self.critics is not None else []
-            for a in self.learners.actors + critics + self.rollouts.actors + self.verifiers.actors:
-                ray.kill(a)
-            if self.placement is not None:
-                self.placement.remove()
+            ray.get(self.verifiers.submit("close"), timeout=30)  # their process pools
+        except Exception as e:  # a dead or hung verifier actor: ray.kill below ends it anyway
+            log.warning("verifier actors did not close cleanly: %s", type(e).__name__)
+        critics = self.critics.actors if self.critics is not None else []
+        for a in self.learners.actors + critics + self.rollouts.actors + self.verifiers.actors:
+            ray.kill(a, no_restart=True)
+        if self.placement is not None:
+            self.placement.remove()
 
 
 def _learner_group(
@@ -333,6 +385,7 @@ def _learner_group(
     needs_reference: bool,
     total_steps: int,
     placement: Placement,
+    run_tag: str,
     lr: float | None = None,
 ) -> ActorGroup:
     """learner.world_size DeepSpeed ranks of `worker` (the policy's, or the critic's)."""
@@ -341,7 +394,7 @@ def _learner_group(
     port = free_port()
     return ActorGroup(
         [
-            worker.options(**placement.options(role, r)).remote(
+            worker.options(**placement.options(role, r), name=f"{role}-{r}-{run_tag}").remote(
                 LearnerSpec(
                     model_path=model_path,
                     rank=r,
@@ -357,8 +410,22 @@ def _learner_group(
                 )
             )
             for r in range(lc.world_size)
-        ]
+        ],
+        role=role,
     )
+
+
+def _wait_ready(actor: Any, timeout_s: float) -> None:
+    """Until a restarting actor answers (Ray re-runs its constructor), at most timeout_s."""
+    deadline = time.time() + timeout_s
+    while True:
+        try:
+            ray.get(actor.ready.remote(), timeout=max(deadline - time.time(), 1.0))
+            return
+        except (ray.exceptions.RayActorError, ray.exceptions.GetTimeoutError):
+            if time.time() > deadline:
+                raise
+            time.sleep(0.5)
 
 
 def _split(items: list[Any], parts: int) -> list[list[Any]]:

