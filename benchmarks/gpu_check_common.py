@@ -88,7 +88,7 @@ def random_batch(smoke: bool, vocab: int, seed: int = 0) -> Any:
     lengths (4 short rows in the smoke run), random token ids, advantages +-1 by group of 4."""
     import torch
 
-    from rlcore.learner.batch import pack
+    from rlcore.learner.batch import pad_batch
 
     g = torch.Generator().manual_seed(seed)
     rows, (p_lo, p_hi), (c_lo, c_hi) = (4, (4, 12), (6, 20)) if smoke else (8, (16, 64), (32, 256))
@@ -99,4 +99,4 @@ def random_batch(smoke: bool, vocab: int, seed: int = 0) -> Any:
         prompts.append(torch.randint(1, vocab, (p,), generator=g).tolist())
         completions.append(torch.randint(1, vocab, (c,), generator=g).tolist())
     adv = [1.0 if i % 2 == 0 else -1.0 for i in range(rows)]
-    return pack(prompts, completions, adv, pad_id=0)
+    return pad_batch(prompts, completions, adv, pad_id=0)

@@ -34,6 +34,8 @@ from typing import Any
 
 from rlcore.launch.jobs import JobsError, add_client_args, connect, exit_code, follow
 
+from rlcore.threads import THREAD_VARS
+
 PACKAGE_PARTS = ("launch", "verifiers", "kernels")  # folders mapped into rlcore (pyproject.toml)
 
 
@@ -93,7 +95,12 @@ def check_config(config: str | None, overrides: list[str], workdir: Path) -> str
         ) from None
 
 
-def runtime_env(args: argparse.Namespace, workdir: Path, package: Path | None) -> dict[str, Any]:
+def runtime_env(
+    args: argparse.Namespace, workdir: Path, package: Path | None, grace_s: float = 0.0
+) -> dict[str, Any]:
+    """grace_s: the run's preempt_grace_s. `rlcore jobs stop` sends SIGTERM, and Ray's job
+    supervisor sends SIGKILL RAY_JOB_STOP_WAIT_TIME_S later (3 s by default, too soon for a
+    checkpoint): the job gets the grace period plus 30 s, unless --env sets it."""
     env: dict[str, Any] = {"working_dir": str(workdir)}
     if package is not None:
         env["py_modules"] = [str(package)]
@@ -104,8 +111,30 @@ def runtime_env(args: argparse.Namespace, workdir: Path, package: Path | None) -
         bad = [k for k, eq, _ in pairs if not eq or not k]
         if bad:
             raise JobsError(f"--env wants KEY=VALUE, got {bad[0]!r}")
+        owned = [k for k, _, _ in pairs if k in OWNED_ENV]
+        if owned:
+            raise JobsError(
+                f"--env {owned[0]}: rlcore sets it for every actor ({OWNED_ENV[owned[0]]}); "
+                "drop it from --env"
+            )
         env["env_vars"] = {k: v for k, _, v in pairs}
+    if grace_s > 0:
+        env.setdefault("env_vars", {}).setdefault(
+            "RAY_JOB_STOP_WAIT_TIME_S", str(int(grace_s) + 30)
+        )
     return env
+
+
+# Environment variables rlcore sets for its actors itself, and the config key that decides them:
+# a job-level value would be overridden per actor without a word, so --env refuses them.
+OWNED_ENV = {
+    **{
+        k: "from the planned threads: set resources.learner_threads / resources.rollout_threads"
+        for k in THREAD_VARS
+    },
+    "TOKENIZERS_PARALLELISM": "always false: the verifier pools fork",
+    "PYTHONWARNINGS": "always ignore in actors",
+}
 
 
 def submit(args: argparse.Namespace) -> int:
@@ -114,13 +143,18 @@ def submit(args: argparse.Namespace) -> int:
         raise JobsError(f"--working-dir {args.working_dir} is not a directory")
     config, overrides = split_config(args.config, args.overrides)
     config_rel = check_config(config, overrides, workdir)
+    from rlcore.config import load_config
+
+    grace_s = load_config(
+        config, [*overrides, "ray_address=auto"], check_machine=False
+    ).preempt_grace_s
     client = connect(args.address, args.token)
     with tempfile.TemporaryDirectory(prefix="rlcore-submit-") as tmp:
         package = None if args.installed else stage_package(Path(tmp))
         try:
             job_id = client.submit_job(
                 entrypoint=entrypoint(config_rel, overrides),
-                runtime_env=runtime_env(args, workdir, package),
+                runtime_env=runtime_env(args, workdir, package, grace_s),
                 submission_id=args.submission_id,
             )
         except RuntimeError as e:  # the API's refusals: a taken id, a bad runtime_env, too large

@@ -93,3 +93,15 @@ def _fingerprint(path: Path) -> tuple[int, str]:
 
 def read_state(ckpt: Path) -> dict[str, Any]:
     return json.loads((ckpt / "trainer_state.json").read_text())
+
+
+def prune(run_dir: Path, keep: int, protect: set[str]) -> list[str]:
+    """Delete all but the `keep` newest published checkpoints (keep <= 0: keep all); the names in
+    `protect` (the KL reference's step) are never deleted. Returns the deleted names."""
+    if keep <= 0:
+        return []
+    done = sorted((run_dir / "checkpoints").glob("step_*"))
+    old = [p for p in done[:-keep] if p.name not in protect]
+    for p in old:
+        shutil.rmtree(p)
+    return [p.name for p in old]

@@ -12,14 +12,14 @@ from __future__ import annotations
 import difflib
 from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from omegaconf import OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
 
+from rlcore.errors import ConfigError
 
-class ConfigError(ValueError):
-    """A config that cannot run: names the key (and file) at fault."""
+__all__ = ["ConfigError", "TrainConfig", "load_config", "validate"]
 
 
 @dataclass(frozen=True)
@@ -27,7 +27,7 @@ class ModelConfig:
     path: str = (
         "tiny-base"  # a Hugging Face model folder, or "tiny-base" (embedded; built + cached)
     )
-    dtype: str = "float32"  # float32 | bfloat16 (learner and engine)
+    dtype: Literal["float32", "bfloat16", "float16"] = "float32"  # learner and engine
 
 
 @dataclass(frozen=True)
@@ -41,7 +41,9 @@ class DataConfig:
     train_size: int = 4000  # rows drawn from a builtin generator
     heldout_size: int = 200
     sft_size: int = 200  # the cold start is a SMALL set of worked, correctly formatted solutions
-    prompt_format: str = "chat"  # chat: the tokenizer's chat template | raw: the base's text format
+    prompt_format: Literal["chat", "raw"] = (
+        "chat"  # chat: the tokenizer's chat template | raw: the base's text format
+    )
     raw_template: str = "Q: {prompt}\nA:"  # prompt_format=raw: how a string prompt is written
     # Reward for rows that name no verifier: a name or a weighted list of {name, weight}.
     verifier: Any = field(
@@ -52,6 +54,10 @@ class DataConfig:
     # (normalised word n-grams of length decontam_n; `rlcore data decontam` writes a cleaned file)
     decontam_against: str = ""
     decontam_n: int = 13
+    # `hf:` sources (rlcore/data/hf.py) that give no options of their own: the dataset split and
+    # the column mapping {prompt: <column>, answer: <column>, ...}
+    split: str = ""  # empty: "train"
+    columns: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -63,7 +69,7 @@ class SFTConfig:
 
 @dataclass(frozen=True)
 class RolloutConfig:
-    engine: str = "auto"  # auto (vLLM if installed, else hf) | vllm | hf
+    engine: Literal["auto", "vllm", "hf"] = "auto"  # auto: vLLM if installed, else hf
     num_workers: int = 1  # RolloutWorker actors, each owning one engine
     tensor_parallel_size: int = 1  # GPUs per engine (GPU machines)
     prompts_per_step: int = 64
@@ -113,7 +119,8 @@ class LearnerConfig:
         False  # padding-free: a micro-batch's sequences in one row (position_ids restart)
     )
     lr: float = 1e-4
-    lr_schedule: str = "constant"  # constant | cosine (to min_lr_ratio * lr) | linear, after warmup
+    # after warmup: constant | cosine (to min_lr_ratio * lr) | linear
+    lr_schedule: Literal["constant", "cosine", "linear"] = "constant"
     min_lr_ratio: float = 0.0
     grad_clip: float = 1.0
     warmup_steps: int = 0  # optimizer steps of linear warmup from 0
@@ -135,7 +142,8 @@ class LearnerConfig:
         ]
     )
     max_nonfinite_steps: int = 3  # a non-finite loss/grad skips the update; this many in a row stop
-    logprob_impl: str = "auto"  # auto | fused (Triton, GPU) | chunked | reference (rlcore.kernels)
+    # rlcore.kernels: fused (Triton, GPU) | chunked | reference; auto picks
+    logprob_impl: Literal["auto", "fused", "chunked", "reference"] = "auto"
     gpus_per_rank: int = 0  # 0 = CPU (gloo); 1 = one GPU per rank (NCCL)
 
 
@@ -154,8 +162,9 @@ class AlgoConfig:
     # seq-mean-token-sum divisor; None: the episode budget, rollout.max_tokens x rollout.max_turns
     loss_agg_constant: float | None = None
     kl_coef: float = 0.0  # > 0 loads a frozen reference model; 0 skips it entirely
-    kl_estimator: str = "k3"  # k1 | k2 | k3 (rlcore/algo/kl.py)
-    kl_placement: str = "loss"  # loss: added to the policy loss | reward: per-token reward penalty
+    kl_estimator: Literal["k1", "k2", "k3"] = "k3"  # rlcore/algo/kl.py
+    # loss: added to the policy loss | reward: a per-token reward penalty
+    kl_placement: Literal["loss", "reward"] = "loss"
     entropy_coef: float = 0.0
     # Truncated importance sampling: each token's loss is weighted by min(pi_learner / pi_rollout, C),
     # correcting for the engine's numerics (and for stale rollouts). None = off; mismatch is logged anyway.
@@ -181,7 +190,7 @@ class AlgoConfig:
 class SyncConfig:
     # broadcast: over a process group (gloo on CPU, NCCL on GPU) | ipc: shared memory, learner and
     # engines on one machine (CUDA IPC on a shared GPU; a shared-memory segment on CPU)
-    type: str = "broadcast"
+    type: Literal["broadcast", "ipc"] = "broadcast"
     bucket_mb: int = 64
     # after each sync, compare engine and learner logprobs of a probe sequence (rlcore/sync/verify.py)
     verify: bool = True
@@ -196,7 +205,8 @@ class ResourcesConfig:
     nodes: int = 0  # nodes the run needs; checked against the cluster's alive nodes at start
     gpus_per_node: int = 0  # GPUs on each node; one engine's tensor-parallel group must fit
     cpus_per_node: int = 0  # CPUs on each node (verifier pools); 0 = do not check
-    strategy: str = "pack"  # pack: learner ranks side by side, then engines | spread: across nodes
+    # pack: learner ranks side by side, then engines | spread: across nodes
+    strategy: Literal["pack", "spread"] = "pack"
     # CPU threads (torch, OpenMP, MKL) of each learner/critic rank and each rollout engine; 0 =
     # planned from the node's cores (rlcore/threads.py: each phase gets all of them in sync mode,
     # engines and learners split them in async mode)
@@ -221,6 +231,17 @@ class EvalConfig:
 
 
 @dataclass(frozen=True)
+class LogConfig:
+    # where metrics go besides metrics.jsonl (always written): tensorboard | jsonl | wandb | mlflow
+    # (rlcore/trackers.py; wandb and mlflow are extras: pip install 'rlcore[wandb]')
+    backends: list[str] = field(default_factory=lambda: ["tensorboard", "jsonl"])
+    project: str = "rlcore"  # the W&B project / MLflow experiment
+    name: str = ""  # the tracker's run name (default: the run directory's name)
+    completions_every: int = 0  # > 0: a table of sampled completions every N RL steps
+    completions_max: int = 64  # rows per completions table
+
+
+@dataclass(frozen=True)
 class TrainConfig:
     stages: list[str] = field(default_factory=lambda: ["sft", "rl"])  # ["rl"] = zero-style
     steps: int = 60  # RL steps (one rollout batch and its policy update each)
@@ -228,6 +249,7 @@ class TrainConfig:
     run_dir: str = ""  # default: runs/<timestamp>
     resume: str = ""  # a run directory to continue from its latest checkpoint
     checkpoint_every: int = 30
+    checkpoint_keep: int = 0  # keep only the newest N checkpoints (the KL reference's too); 0 = all
     # SIGTERM / SIGINT (Slurm, Kubernetes, `ray job stop`, Ctrl-C): checkpoint and stop at the next
     # safe point (at once while rolling out or verifying; after the update otherwise); a run still
     # busy this many seconds after the signal stops without a new checkpoint
@@ -246,6 +268,7 @@ class TrainConfig:
     sync: SyncConfig = field(default_factory=SyncConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     resources: ResourcesConfig = field(default_factory=ResourcesConfig)
+    log: LogConfig = field(default_factory=LogConfig)
 
 
 def _valid_keys(cls: type, prefix: str = "") -> list[str]:
@@ -299,15 +322,104 @@ def load_config(
     return obj
 
 
+# Numbers a run cannot use: key -> the allowed range, "[lo, hi]" with "(" / ")" for an open end and
+# "inf" for none. Types and enum values (Literal fields) are checked by the schema on merge.
+RANGES: dict[str, str] = {
+    "steps": "[1, inf)",
+    "seed": "[0, inf)",
+    "checkpoint_every": "[1, inf)",
+    "checkpoint_keep": "[0, inf)",
+    "eval_temperature": "[0, inf)",
+    "num_cpus": "[0, inf)",
+    "gpus": "[0, inf)",
+    "preempt_grace_s": "(0, inf)",
+    "data.train_size": "[1, inf)",
+    "data.heldout_size": "[2, inf)",  # the weight-sync probe is two held-out prompts
+    "data.sft_size": "[1, inf)",
+    "data.decontam_n": "[1, inf)",
+    "sft.epochs": "[1, inf)",
+    "sft.batch_size": "[1, inf)",
+    "sft.lr": "(0, inf)",
+    "rollout.num_workers": "[1, inf)",
+    "rollout.tensor_parallel_size": "[1, inf)",
+    "rollout.prompts_per_step": "[1, inf)",
+    "rollout.n": "[2, inf)",  # advantages are relative to the prompt's group
+    "rollout.temperature": "[0, inf)",
+    "rollout.top_p": "(0, 1]",
+    "rollout.top_k": "[-1, inf)",
+    "rollout.max_tokens": "[1, inf)",
+    "rollout.max_model_len": "[2, inf)",
+    "rollout.gpu_memory_utilization": "(0, 1]",
+    "rollout.max_turns": "[1, inf)",
+    "rollout.max_tool_calls_per_turn": "[1, inf)",
+    "rollout.timeout_s": "(0, inf)",
+    "rollout.max_restarts": "[0, inf)",
+    "verifier.workers": "[1, inf)",
+    "verifier.timeout_s": "(0, inf)",
+    "verifier.num_actors": "[1, inf)",
+    "verifier.max_restarts": "[0, inf)",
+    "learner.world_size": "[1, inf)",
+    "learner.zero_stage": "[0, 3]",
+    "learner.micro_batch_size": "[1, inf)",
+    "learner.weight_decay": "[0, inf)",
+    "learner.max_tokens_per_micro_batch": "[0, inf)",
+    "learner.lr": "(0, inf)",
+    "learner.min_lr_ratio": "[0, 1]",
+    "learner.grad_clip": "[0, inf)",
+    "learner.warmup_steps": "[0, inf)",
+    "learner.lora_rank": "[0, inf)",
+    "learner.lora_alpha": "(0, inf)",
+    "learner.max_nonfinite_steps": "[1, inf)",
+    "learner.gpus_per_rank": "[0, inf)",
+    "algo.clip_low": "(0, 1)",
+    "algo.clip_high": "(0, inf)",
+    "algo.kl_coef": "[0, inf)",
+    "algo.entropy_coef": "[0, inf)",
+    "algo.epochs": "[1, inf)",
+    "algo.minibatches": "[1, inf)",
+    "algo.overlong_buffer": "[0, inf)",
+    "algo.gamma": "[0, 1]",
+    "algo.lam": "[0, 1]",
+    "algo.value_clip": "(0, inf)",
+    "algo.critic_lr": "(0, inf)",
+    "algo.critic_warmup_steps": "[0, inf)",
+    "sync.bucket_mb": "[1, inf)",
+    "sync.verify_atol": "(0, inf)",
+    "sync.verify_factor": "[1, inf)",
+    "resources.learner_threads": "[0, inf)",
+    "resources.rollout_threads": "[0, inf)",
+    "resources.timeout_s": "(0, inf)",
+    "eval.every": "[0, inf)",
+    "eval.n": "[0, inf)",
+    "eval.limit": "[0, inf)",
+    "eval.max_tokens": "[0, inf)",
+    "eval.margin": "[0, 1]",
+    "log.completions_every": "[0, inf)",
+    "log.completions_max": "[1, inf)",
+}
+
+
+def _check_ranges(cfg: TrainConfig) -> None:
+    for key, spec in RANGES.items():
+        value: Any = cfg
+        for part in key.split("."):
+            value = getattr(value, part)
+        if value is None:  # an optional field left to the algorithm's default
+            continue
+        lo_s, hi_s = (x.strip() for x in spec[1:-1].split(","))
+        lo, hi = float(lo_s), float(hi_s)
+        low_ok = value >= lo if spec[0] == "[" else value > lo
+        high_ok = value <= hi if spec[-1] == "]" else value < hi
+        if not (low_ok and high_ok):
+            raise ConfigError(f"{key}: {value} is outside {spec}")
+
+
 def validate(cfg: TrainConfig, check_machine: bool = True) -> None:
     """Cross-field rules, checked once at launch."""
+    _check_ranges(cfg)
     bad = [s for s in cfg.stages if s not in ("sft", "rl")]
     if bad or not cfg.stages:
         raise ConfigError(f"stages: {list(cfg.stages)} must be a non-empty list of 'sft' and 'rl'")
-    if cfg.rollout.n < 2:
-        raise ConfigError("rollout.n must be >= 2 (advantages are relative to the prompt's group)")
-    if cfg.rollout.engine not in ("auto", "vllm", "hf"):
-        raise ConfigError(f"rollout.engine: {cfg.rollout.engine!r} is not one of auto, vllm, hf")
     try:
         build_algorithm(cfg)
     except (ValueError, TypeError) as e:
@@ -317,19 +429,6 @@ def validate(cfg: TrainConfig, check_machine: bool = True) -> None:
         raise ConfigError(
             f"rollout.prompts_per_step * rollout.n = {batch} sequences do not split evenly over "
             f"learner.world_size={cfg.learner.world_size} ranks"
-        )
-    if cfg.learner.zero_stage not in (0, 1, 2, 3):
-        raise ConfigError(f"learner.zero_stage: {cfg.learner.zero_stage} is not 0-3")
-    if cfg.data.prompt_format not in ("chat", "raw"):
-        raise ConfigError(f"data.prompt_format: {cfg.data.prompt_format!r} is not chat or raw")
-    if cfg.learner.lr_schedule not in ("constant", "cosine", "linear"):
-        raise ConfigError(
-            f"learner.lr_schedule: {cfg.learner.lr_schedule!r} is not constant, cosine or linear"
-        )
-    if cfg.learner.logprob_impl not in ("auto", "fused", "chunked", "reference"):
-        raise ConfigError(
-            f"learner.logprob_impl: {cfg.learner.logprob_impl!r} is not auto, fused, chunked or "
-            "reference"
         )
     if "rl" in cfg.stages and cfg.rollout.temperature <= 0:
         raise ConfigError(
@@ -359,8 +458,6 @@ def validate(cfg: TrainConfig, check_machine: bool = True) -> None:
         raise ConfigError(
             f"rollout.tool_format: {cfg.rollout.tool_format!r} is not one of {sorted(PARSERS)}"
         )
-    if cfg.rollout.max_turns < 1:
-        raise ConfigError(f"rollout.max_turns must be >= 1, got {cfg.rollout.max_turns}")
     if cfg.rollout.async_steps not in (0, 1):
         raise ConfigError(
             f"rollout.async_steps: {cfg.rollout.async_steps} is not 0 (synchronous) or 1 "
@@ -371,16 +468,17 @@ def validate(cfg: TrainConfig, check_machine: bool = True) -> None:
             "rollout.async_steps=1 samples with weights one step old: set algo.tis_cap (e.g. 2.0) "
             "so truncated importance sampling corrects for it"
         )
-    if cfg.algo.epochs < 1 or cfg.algo.minibatches < 1:
-        raise ConfigError("algo.epochs and algo.minibatches must be >= 1")
     if batch % (cfg.algo.minibatches * cfg.learner.world_size):
         raise ConfigError(
             f"rollout.prompts_per_step * rollout.n = {batch} sequences do not split into "
             f"algo.minibatches={cfg.algo.minibatches} x learner.world_size="
             f"{cfg.learner.world_size} equal parts"
         )
-    if cfg.sync.type not in ("broadcast", "ipc"):
-        raise ConfigError(f"sync.type: {cfg.sync.type!r} is not one of: broadcast, ipc")
+    if cfg.sync.type == "ipc" and cfg.resources.nodes > 1:
+        raise ConfigError(
+            f"sync.type=ipc: shared memory reaches one machine, and resources.nodes="
+            f"{cfg.resources.nodes}; use sync.type=broadcast across nodes"
+        )
     # On a cluster (ray_address, or a resources section) the driver's machine may have no GPU at
     # all: rlcore/placement.py checks the cluster's resources when the run starts instead.
     needs_gpu = cfg.gpus > 0 or cfg.learner.gpus_per_rank > 0
@@ -396,6 +494,11 @@ def validate(cfg: TrainConfig, check_machine: bool = True) -> None:
                 f"{cfg.learner.gpus_per_rank}) but this machine has {have}; run a CPU config "
                 "(configs/tiny_coldstart.yaml) or set gpus=0 learner.gpus_per_rank=0"
             )
+    from rlcore.trackers import missing_backend
+
+    why = missing_backend(list(cfg.log.backends))
+    if why:
+        raise ConfigError(why)
     _validate_resources(cfg)
 
 
@@ -403,8 +506,6 @@ def _validate_resources(cfg: TrainConfig) -> None:
     from rlcore.placement import check_shape, describe, plan
 
     r = cfg.resources
-    if r.strategy not in ("pack", "spread"):
-        raise ConfigError(f"resources.strategy: {r.strategy!r} is not pack or spread")
     if min(r.nodes, r.gpus_per_node, r.cpus_per_node) < 0:
         raise ConfigError("resources.nodes, gpus_per_node and cpus_per_node must be >= 0")
     bundles = plan(cfg, build_algorithm(cfg).needs_critic)

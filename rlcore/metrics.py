@@ -8,25 +8,47 @@ from typing import Any
 
 
 class MetricsLogger:
-    """Appends one JSON object per step to metrics.jsonl and mirrors scalars to TensorBoard."""
+    """Appends one JSON object per step to metrics.jsonl (always: resume and the plots read it),
+    mirrors scalars to TensorBoard and to the trackers of `log.backends` (rlcore/trackers.py)."""
 
-    def __init__(self, run_dir: Path) -> None:
-        from torch.utils.tensorboard import SummaryWriter
-
+    def __init__(
+        self, run_dir: Path, backends: list[str] | None = None, trackers: Any = ()
+    ) -> None:
         self.path = run_dir / "metrics.jsonl"
-        self.tb = SummaryWriter(str(run_dir / "tensorboard"))
+        self.tb = None
+        if "tensorboard" in (backends if backends is not None else ["tensorboard"]):
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.tb = SummaryWriter(str(run_dir / "tensorboard"))
+        self.trackers = list(trackers)
 
     def log(self, step: int, stage: str, metrics: dict[str, Any]) -> None:
         row = {"step": step, "stage": stage, **metrics}
         with self.path.open("a") as f:
             f.write(json.dumps(row) + "\n")
-        for key, value in metrics.items():
-            if isinstance(value, int | float):
-                self.tb.add_scalar(f"{stage}/{key}", value, step)
-        self.tb.flush()
+        if self.tb is not None:
+            for key, value in metrics.items():
+                if isinstance(value, int | float):
+                    self.tb.add_scalar(f"{stage}/{key}", value, step)
+            self.tb.flush()
+        for t in self.trackers:
+            t.log(step, stage, metrics)
+
+    def completions(self, step: int, rows: list[dict[str, Any]]) -> None:
+        """A table of sampled completions (TRL's log_completions), for the trackers that take one."""
+        for t in self.trackers:
+            t.completions(step, rows)
+
+    def finish(self, summary: dict[str, Any], files: list[Path]) -> None:
+        for t in self.trackers:
+            t.finish(summary, files)
 
     def close(self) -> None:
-        self.tb.close()
+        if self.tb is not None:
+            self.tb.close()
+        for t in self.trackers:
+            t.close()
+        self.trackers = []
 
 
 def read_metrics(run_dir: Path) -> list[dict[str, Any]]:

@@ -25,10 +25,13 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rlcore import threads
-from rlcore.config import ConfigError, TrainConfig
+from rlcore.errors import ConfigError
+
+if TYPE_CHECKING:
+    from rlcore.config import TrainConfig
 
 log = logging.getLogger(__name__)
 
@@ -200,6 +203,24 @@ class Placement:
             if n["NodeID"] == node_id:
                 return str(n["NodeManagerAddress"])
         raise RuntimeError(f"placement: node {node_id} of {role} {index} is not in ray.nodes()")
+
+    def free_port(self, role: str, index: int) -> int:
+        """A free port on the node of that actor's bundle, which is where the socket will open
+        (a port free on the driver's machine may be taken there)."""
+        from rlcore.ports import free_port
+
+        if self.pg is None:
+            return free_port()
+        import ray
+        from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+
+        strategy = PlacementGroupSchedulingStrategy(
+            self.pg, placement_group_bundle_index=self._index(role, index)
+        )
+        pick = ray.remote(num_cpus=0, num_gpus=0)(free_port)
+        return int(
+            ray.get(pick.options(scheduling_strategy=strategy).remote(self.node_ip(role, index)))
+        )
 
     def remove(self) -> None:
         if self.pg is not None:

@@ -17,16 +17,17 @@ from typing import Any
 
 import torch
 
-from rlcore.algo import GRPO
+from rlcore.algo import Algorithm
 from rlcore.algo.kl import kl_estimate
 from rlcore.config import TrainConfig
-from rlcore.learner.batch import TokenBatch, cat_padded, pack, shard
+from rlcore.learner.batch import TokenBatch, cat_padded, pad_batch, shard
 from rlcore.rollout.engine import Completion, SamplingParams
 from rlcore.rollout.multiturn import PARSERS, episode_metrics, generate_episodes
 from rlcore.rollout.tools import make_tools
 from rlcore.verifiers import Sample
 
 log = logging.getLogger(__name__)
+EXAMPLE_KEYS = ("reward", "correct", "error", "details")
 
 
 @dataclass
@@ -41,6 +42,9 @@ class Collected:
     version: int = 0  # the engines' weight version when sampled (staleness = learner's - this)
     position_end: int = 0  # the data position after this batch's draws (for resume)
     metrics: dict[str, float] = field(default_factory=dict)
+    # every sample drawn this step (dropped groups too): prompt, response, reward, correct, error,
+    # details; what log.completions_every tables show
+    examples: list[dict[str, Any]] = field(default_factory=list)
 
 
 def make_sample(row: dict[str, Any], completion: Completion, tokenizer: Any) -> Sample:
@@ -58,7 +62,7 @@ def make_sample(row: dict[str, Any], completion: Completion, tokenizer: Any) -> 
 
 def collect(
     cluster: Any,
-    algo: GRPO,
+    algo: Algorithm,
     cfg: TrainConfig,
     next_rows: Callable[[int], tuple[list[dict[str, Any]], int]],
     encode: Callable[[dict[str, Any]], list[int]],
@@ -90,9 +94,14 @@ def collect(
         t1 = time.time()
         flat = [(row, c) for row, g in zip(rows, groups, strict=True) for c in g]
         spec = cfg.data.verifier
+        samples = [make_sample(row, c, tokenizer) for row, c in flat]
         results = cluster.score(
-            [(row.get("verifier", spec), make_sample(row, c, tokenizer)) for row, c in flat]
+            [(row.get("verifier", spec), s) for (row, _), s in zip(flat, samples, strict=True)]
         )
+        out.examples += [
+            {"prompt": s.prompt, "response": s.response, **{k: r[k] for k in EXAMPLE_KEYS}}
+            for s, r in zip(samples, results, strict=True)
+        ]
         t_generate, t_verify = t_generate + t1 - t0, t_verify + time.time() - t1
         sampled += flat
         raw += results
@@ -203,7 +212,7 @@ def _nonfinite(result: dict[str, Any]) -> bool:
 
 def update(
     cluster: Any,
-    algo: GRPO,
+    algo: Algorithm,
     cfg: TrainConfig,
     data: Collected,
     pad_id: int,
@@ -212,7 +221,7 @@ def update(
     """Advantages and the policy (and critic) updates for one collected batch; returns metrics."""
     world, temp = cfg.learner.world_size, cfg.rollout.temperature
     prompts = [p for p in data.prompt_ids for _ in range(cfg.rollout.n)]
-    batch = pack(
+    batch = pad_batch(
         prompts,
         [c.token_ids for c in data.completions],
         [0.0] * len(prompts),
@@ -269,7 +278,7 @@ def update(
 
 
 def _update_minibatch(
-    cluster: Any, algo: GRPO, cfg: TrainConfig, mb: TokenBatch, train_policy: bool
+    cluster: Any, algo: Algorithm, cfg: TrainConfig, mb: TokenBatch, train_policy: bool
 ) -> dict[str, float]:
     world = cfg.learner.world_size
     tokens = float(mb.loss_mask.sum())

@@ -17,7 +17,7 @@ from typing import Any
 import ray
 
 from rlcore.config import TrainConfig, to_yaml
-from rlcore.learner.batch import pack
+from rlcore.learner.batch import pad_batch
 from rlcore.learner.worker import LearnerSpec
 from rlcore.placement import Placement
 from rlcore.workers import (
@@ -186,7 +186,7 @@ class Cluster:
         world = 1 + sum(i["ranks"] for i in ranks)
         # the group's rank 0 is learner rank 0: its node's address (127.0.0.1 on one machine)
         addr = self.placement.node_ip("learner", 0) if self.placement else "127.0.0.1"
-        port = free_port()
+        port = self.placement.free_port("learner", 0) if self.placement else free_port()
         calls = [self.learners.actors[0].init_sync.remote(self.cfg.sync.type, addr, port, world)]
         next_rank = 1
         for actor, i in zip(self.rollouts.actors, ranks, strict=True):
@@ -241,7 +241,7 @@ class Cluster:
     def _probe_logprobs(self) -> tuple[list[list[float]], list[float]]:
         """The probe's per-token logprobs on every engine, and on the learner."""
         half = len(self.probe) // 2
-        batch = pack([self.probe[:half]], [self.probe[half:]], [0.0], pad_id=0)
+        batch = pad_batch([self.probe[:half]], [self.probe[half:]], [0.0], pad_id=0)
         learner = self.learners.actors[0].logprobs.remote(batch)
         engines = [lp[0] for lp in self.rollouts.call("score", [self.probe])]
         return engines, ray.get(learner)[0]
@@ -391,7 +391,7 @@ def _learner_group(
     """learner.world_size DeepSpeed ranks of `worker` (the policy's, or the critic's)."""
     lc = cfg.learner
     role = "critic" if worker is CriticWorker else "learner"
-    port = free_port()
+    port = placement.free_port(role, 0)
     return ActorGroup(
         [
             worker.options(**placement.options(role, r), name=f"{role}-{r}-{run_tag}").remote(

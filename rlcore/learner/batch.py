@@ -57,16 +57,17 @@ class TokenBatch:
         return dataclasses.replace(self, **fields)
 
 
-def pack(
+def pad_batch(
     prompts: list[list[int]],
     completions: list[list[int]],
     advantages: list[float],
     pad_id: int,
-    old_logprobs: list[list[float]] | None = None,
+    rollout_logprobs: list[list[float]] | None = None,
     masks: list[list[int] | None] | None = None,
 ) -> TokenBatch:
-    """Concatenate prompt + completion per sample, right-pad, mask the completion's targets.
-    old_logprobs (per completion token) land in `rollout_logprobs`, aligned with the targets.
+    """Concatenate prompt + completion per sample, right-PAD (one row each; `to_packed` is the
+    padding-free layout), mask the completion's targets. rollout_logprobs (the engine's, per
+    completion token) land in `TokenBatch.rollout_logprobs`, aligned with the targets.
     masks (per completion token, e.g. 0 on a multi-turn episode's tool tokens; None = all 1)
     multiply the completion's loss mask."""
     seqs = [p + c for p, c in zip(prompts, completions, strict=True)]
@@ -75,7 +76,9 @@ def pack(
     ids = torch.full((n, width), pad_id, dtype=torch.long)
     attn = torch.zeros((n, width), dtype=torch.long)
     mask = torch.zeros((n, width - 1), dtype=torch.float32)
-    old = torch.zeros((n, width - 1), dtype=torch.float32) if old_logprobs is not None else None
+    rollout = None
+    if rollout_logprobs is not None:
+        rollout = torch.zeros((n, width - 1), dtype=torch.float32)
     for i, (p, c) in enumerate(zip(prompts, completions, strict=True)):
         ids[i, : len(p) + len(c)] = torch.tensor(p + c)
         attn[i, : len(p) + len(c)] = 1
@@ -86,10 +89,10 @@ def pack(
             if len(m) != len(c):
                 raise ValueError(f"sample {i}: {len(m)} mask entries for {len(c)} tokens")
             mask[i, len(p) - 1 : len(p) + len(c) - 1] *= torch.tensor(m, dtype=torch.float32)
-        if old is not None and old_logprobs is not None:
-            old[i, len(p) - 1 : len(p) + len(c) - 1] = torch.tensor(old_logprobs[i])
+        if rollout is not None and rollout_logprobs is not None:
+            rollout[i, len(p) - 1 : len(p) + len(c) - 1] = torch.tensor(rollout_logprobs[i])
     adv = torch.tensor(advantages, dtype=torch.float32)
-    return TokenBatch(ids, attn, mask, adv, rollout_logprobs=old)
+    return TokenBatch(ids, attn, mask, adv, rollout_logprobs=rollout)
 
 
 def cat_padded(parts: list[torch.Tensor], width: int | None = None) -> torch.Tensor:

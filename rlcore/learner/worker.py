@@ -3,7 +3,7 @@ under DeepSpeed ZeRO. CPU machines run it with DS_ACCELERATOR=cpu over gloo, GPU
 
 `Learner` is a plain class; rlcore/workers.py wraps it as the LearnerWorker Ray actor. Every rank gets
 its shard of the batch; losses are normalised by the GLOBAL token count so that any world size and any
-micro-batch size give the update of one big batch (see `GRPO.aggregate`). Each call is one optimizer
+micro-batch size give the update of one big batch (see `Algorithm.aggregate`). Each call is one optimizer
 step: the learner owns the accumulation boundary, the learning rate (rlcore/learner/schedule.py) and
 the guard that skips a non-finite update.
 """
@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from rlcore.algo import GRPO
+from rlcore.algo import Algorithm
 from rlcore.algo.offpolicy import mismatch_sums
 from rlcore.config import LearnerConfig
 from rlcore.learner.batch import TokenBatch, cat_padded, micro_batches, to_packed
@@ -266,7 +266,7 @@ class Learner:
         self,
         batch: TokenBatch,
         global_tokens: float,
-        algo: GRPO,
+        algo: Algorithm,
         temperature: float = 1.0,
         global_seqs: float | None = None,
     ) -> dict[str, float]:
@@ -360,7 +360,9 @@ class Learner:
         if self.spec.rank == 0:
             module = self.engine.module
             base = module.get_base_model() if self.cfg.lora_rank > 0 else module
-            base.save_pretrained(target / "policy", state_dict=state)
+            base.save_pretrained(target / "policy", state_dict=state)  # merged: serves as it is
+            if self.cfg.lora_rank > 0:  # and the adapter alone (peft's format), beside it
+                module.save_pretrained(target / "adapter")
 
     def load(self, path: str) -> None:
         target = Path(path)

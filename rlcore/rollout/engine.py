@@ -19,7 +19,6 @@ engine at the same time as `BroadcastSender.send(...)` (see rlcore/sync).
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
@@ -119,53 +118,3 @@ def sampling_logprobs(
         drop = (probs.cumsum(-1) - probs) >= top_p
         x = x.scatter(-1, idx, sorted_x.masked_fill(drop, float("-inf")))
     return x.log_softmax(-1).gather(-1, tokens[:, None])[:, 0]
-
-
-def _vllm_importable() -> bool:
-    if importlib.util.find_spec("vllm") is None:
-        return False
-    try:
-        import rlcore.rollout.vllm_engine  # noqa: F401 - sets vLLM's CPU env defaults, then imports it
-    # Installed but broken, e.g. a CUDA torchvision on a CPU machine raises RuntimeError
-    # ("operator torchvision::nms does not exist") from inside vLLM's imports.
-    except (ImportError, RuntimeError) as e:
-        log.warning("vLLM is installed but does not import (%s); using the transformers engine", e)
-        return False
-    return True
-
-
-def make_engine(
-    kind: str,
-    model_path: str,
-    *,
-    dtype: str = "float32",
-    seed: int = 0,
-    max_model_len: int = 512,
-    gpu_memory_utilization: float = 0.5,
-    tensor_parallel_size: int = 1,
-) -> RolloutEngine:
-    """Builds a rollout engine: kind "vllm", "hf" (transformers), or "auto" (vLLM if it imports)."""
-    if kind not in ("auto", "vllm", "hf"):
-        raise ValueError(f"rollout engine kind must be 'auto', 'vllm' or 'hf', got {kind!r}")
-    if kind == "auto":
-        kind = "vllm" if _vllm_importable() else "hf"
-        log.info("rollout engine 'auto' chose %r", kind)
-    if kind == "vllm":
-        from rlcore.rollout.vllm_engine import VLLMEngine
-
-        engine: RolloutEngine = VLLMEngine(
-            model_path,
-            dtype=dtype,
-            seed=seed,
-            max_model_len=max_model_len,
-            gpu_memory_utilization=gpu_memory_utilization,
-            tensor_parallel_size=tensor_parallel_size,
-        )
-    else:
-        from rlcore.rollout.hf_engine import HFEngine
-
-        if tensor_parallel_size != 1:
-            raise ValueError("the transformers rollout engine has no tensor parallelism")
-        engine = HFEngine(model_path, dtype=dtype, seed=seed, max_model_len=max_model_len)
-    log.info("rollout engine: %s (model %s, dtype %s)", engine.name, model_path, dtype)
-    return engine

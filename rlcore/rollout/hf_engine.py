@@ -18,7 +18,7 @@ import time
 import torch
 
 from rlcore.rollout.engine import Completion, RolloutEngine, SamplingParams, sampling_logprobs
-from rlcore.sync.broadcast import receiver
+from rlcore.sync import receiver
 from rlcore.sync.buckets import ParamMeta, plan_buckets
 from rlcore.sync.group import SyncGroup, backend_for, init_stateless_group
 

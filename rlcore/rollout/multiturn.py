@@ -16,7 +16,7 @@ limit, or the `max_model_len` budget.
 Only the tool messages are ever tokenized: the policy's tokens stay exactly the ids the engine
 sampled, so the learner scores the sequence the policy produced. The returned `Completion` per
 trajectory has all tokens after the prompt (policy and tool), logprobs (0.0 on tool tokens), the last
-turn's finish_reason, `mask` (1 on policy tokens, 0 on tool tokens; `pack` applies it to the loss),
+turn's finish_reason, `mask` (1 on policy tokens, 0 on tool tokens; `pad_batch` applies it to the loss),
 and `extra`: turns, tool_calls, tool_errors, stop (why the episode ended: answer | max_turns |
 max_model_len | length) and last_turn_start (index of the last policy turn in token_ids, for
 verifiers that should read the final answer only, not a tool's output).

@@ -39,7 +39,7 @@ import vllm  # noqa: E402 - after the environment defaults above
 from packaging.version import InvalidVersion, Version  # noqa: E402
 
 from rlcore.rollout.engine import Completion, RolloutEngine, SamplingParams  # noqa: E402
-from rlcore.sync.broadcast import receiver  # noqa: E402
+from rlcore.sync import receiver  # noqa: E402
 from rlcore.sync.buckets import ParamMeta, plan_buckets  # noqa: E402
 from rlcore.sync.group import SyncGroup, backend_for  # noqa: E402
 

@@ -1,22 +1,44 @@
-"""Weight sync, learner -> rollout engines: bucketing shared by both sides, and the senders.
+"""Weight sync, learner -> rollout engines: bucketing shared by both sides, the transports, and
+the factories that pick one by the config's `sync.type` (here, so that no transport module
+imports another):
 
-`make_sender(type)` picks the transport ("broadcast": gloo on CPU, NCCL on GPU); the receiving
-half lives in each rollout engine (`RolloutEngine.init_weight_group` / `receive_weights`).
+    make_sender(type)  the learner's half: "broadcast" (gloo on CPU, NCCL on GPU) or "ipc"
+    receiver(type)     the engine's half (`RolloutEngine.init_weight_group` / `receive_weights`)
 """
 
-from rlcore.sync.broadcast import (
-    BroadcastSender,
-    WeightSender,
-    make_sender,
-    receive_buckets,
-)
+from __future__ import annotations
+
+from typing import Any
+
+from rlcore.sync.broadcast import BroadcastSender, WeightSender, receive_buckets
 from rlcore.sync.buckets import Bucket, BucketEntry, ParamMeta, param_meta, plan_buckets
 from rlcore.sync.group import SyncGroup, backend_for, init_stateless_group
+from rlcore.sync.ipc import IPCSender, receive_buckets_ipc
+
+SENDERS: dict[str, type[WeightSender]] = {"broadcast": BroadcastSender, "ipc": IPCSender}
+
+
+def make_sender(type: str = "broadcast", **kwargs: Any) -> WeightSender:  # noqa: A002 - config key
+    """The learner's sender for `sync.type`: "broadcast" or "ipc" (rlcore/sync/ipc.py)."""
+    if type not in SENDERS:
+        raise ValueError(f"unknown sync.type {type!r}; known: {sorted(SENDERS)}")
+    return SENDERS[type](**kwargs)
+
+
+def receiver(type: str = "broadcast") -> tuple[str | None, object]:  # noqa: A002 - config key
+    """The engine's half of `sync.type`: (group backend, None = the device's; receive function)."""
+    if type == "ipc":
+        return "gloo", receive_buckets_ipc
+    if type == "broadcast":
+        return None, receive_buckets
+    raise ValueError(f"unknown sync.type {type!r}; known: broadcast, ipc")
+
 
 __all__ = [
     "Bucket",
     "BucketEntry",
     "BroadcastSender",
+    "IPCSender",
     "ParamMeta",
     "SyncGroup",
     "WeightSender",
@@ -26,4 +48,5 @@ __all__ = [
     "param_meta",
     "plan_buckets",
     "receive_buckets",
+    "receiver",
 ]

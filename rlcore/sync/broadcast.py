@@ -115,24 +115,3 @@ def receive_buckets(
         buf = torch.empty(bucket.nbytes, dtype=torch.uint8, device=device)
         group.broadcast(buf, src=0)
         yield from unpack_bucket(bucket, buf)
-
-
-def make_sender(type: str = "broadcast", **kwargs) -> WeightSender:  # noqa: A002 - config key
-    """Builds the sender named by the config's `sync.type`: "broadcast" or "ipc" (rlcore/sync/ipc)."""
-    from rlcore.sync.ipc import IPCSender
-
-    senders: dict[str, type[WeightSender]] = {"broadcast": BroadcastSender, "ipc": IPCSender}
-    if type not in senders:
-        raise ValueError(f"unknown sync.type {type!r}; known: {sorted(senders)}")
-    return senders[type](**kwargs)
-
-
-def receiver(type: str = "broadcast") -> tuple[str | None, object]:  # noqa: A002 - config key
-    """The engine's half of `sync.type`: (group backend, None = the device's; receive function)."""
-    from rlcore.sync.ipc import receive_buckets_ipc
-
-    if type == "ipc":
-        return "gloo", receive_buckets_ipc
-    if type == "broadcast":
-        return None, receive_buckets
-    raise ValueError(f"unknown sync.type {type!r}; known: broadcast, ipc")

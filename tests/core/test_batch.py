@@ -9,7 +9,7 @@ from rlcore.kernels.logprob import logprob_and_entropy
 from transformers import LlamaConfig, LlamaForCausalLM
 
 from rlcore.algo import GRPO
-from rlcore.learner.batch import micro_batches, pack, to_packed
+from rlcore.learner.batch import micro_batches, pad_batch, to_packed
 
 
 def _batch(n=11, seed=0):
@@ -17,7 +17,9 @@ def _batch(n=11, seed=0):
     prompts = [[rng.randrange(3, 60) for _ in range(rng.randrange(2, 7))] for _ in range(n)]
     comps = [[rng.randrange(3, 60) for _ in range(rng.randrange(1, 12))] for _ in range(n)]
     adv = [rng.uniform(-1, 1) for _ in range(n)]
-    return pack(prompts, comps, adv, pad_id=0, old_logprobs=[[-1.0] * len(c) for c in comps])
+    return pad_batch(
+        prompts, comps, adv, pad_id=0, rollout_logprobs=[[-1.0] * len(c) for c in comps]
+    )
 
 
 def test_token_budget_covers_every_row_once_within_budget():

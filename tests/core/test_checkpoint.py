@@ -54,3 +54,13 @@ def test_half_written_and_unmanifested_checkpoints(tmp_path):
     assert checkpoint.problem(good) is None
     (good / "trainer_state.json").unlink()
     assert checkpoint.latest(tmp_path) is None
+
+
+def test_checkpoint_keep_deletes_the_oldest_but_never_the_kl_reference(tmp_path):
+    for step in (0, 2, 4, 6, 8):
+        _write(tmp_path, step)
+    assert checkpoint.prune(tmp_path, 0, set()) == []  # 0 keeps every one
+    gone = checkpoint.prune(tmp_path, 2, {"step_000000"})
+    assert gone == ["step_000002", "step_000004"]
+    left = sorted(p.name for p in (tmp_path / "checkpoints").glob("step_*"))
+    assert left == ["step_000000", "step_000006", "step_000008"]

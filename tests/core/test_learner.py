@@ -9,7 +9,7 @@ import torch
 
 from rlcore.algo import GRPO, DrGRPO
 from rlcore.config import LearnerConfig
-from rlcore.learner.batch import pack, shard
+from rlcore.learner.batch import pad_batch, shard
 from rlcore.learner.worker import LearnerSpec
 from rlcore.workers import ActorGroup, LearnerWorker, free_port
 
@@ -26,7 +26,7 @@ def _batches(n_steps: int, size: int, vocab: int):
         ]
         rewards = torch.tensor([float(rng.random() < 0.5) for _ in range(size)])
         adv = GRPO(group_size=4).advantages(rewards).tolist()
-        out.append(pack(prompts, comps, adv, pad_id=0))
+        out.append(pad_batch(prompts, comps, adv, pad_id=0))
     return out
 
 
@@ -84,7 +84,7 @@ def _curve(
                     "grad_norm": outs[0]["grad_norm"],
                 }
             )
-        probe = pack([[11, 12, 13]], [[14, 15, 16, 17]], [0.0], pad_id=0)
+        probe = pad_batch([[11, 12, 13]], [[14, 15, 16, 17]], [0.0], pad_id=0)
         curve.append({"probe": ray.get(group.actors[0].logprobs.remote(probe))[0]})
     finally:
         for a in group.actors:

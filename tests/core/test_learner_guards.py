@@ -8,10 +8,10 @@ import torch
 from test_learner import _batches, _spec
 
 from rlcore.algo import GRPO
-from rlcore.learner.batch import pack
+from rlcore.learner.batch import pad_batch
 from rlcore.workers import LearnerWorker, free_port
 
-PROBE = pack([[11, 12, 13]], [[14, 15, 16, 17]], [0.0], pad_id=0)
+PROBE = pad_batch([[11, 12, 13]], [[14, 15, 16, 17]], [0.0], pad_id=0)
 
 
 def _actor(model, **learner):
@@ -80,3 +80,27 @@ def test_lora_and_zero3_sync_full_weights_by_base_names(tiny_chat_model, ray_loc
     finally:
         for a in (plain, lora, zero3):
             ray.kill(a)
+
+
+@pytest.mark.slow
+def test_a_lora_checkpoint_holds_merged_weights_that_load_as_they_are_and_the_adapter(
+    tiny_chat_model, ray_local, tmp_path
+):
+    from transformers import AutoModelForCausalLM
+
+    lora = _actor(tiny_chat_model, lora_rank=4)
+    try:
+        batch = _batches(1, 16, 90)[0]
+        for _ in range(2):
+            ray.get(lora.rl_step.remote(batch, float(batch.loss_mask.sum()), GRPO(group_size=4)))
+        trained = ray.get(lora.logprobs.remote(PROBE))
+        ray.get(lora.save.remote(str(tmp_path)))
+    finally:
+        ray.kill(lora)
+    assert (tmp_path / "adapter" / "adapter_config.json").is_file()
+    model = AutoModelForCausalLM.from_pretrained(tmp_path / "policy", torch_dtype=torch.float32)
+    ids = PROBE.input_ids
+    with torch.no_grad():
+        logits = model(input_ids=ids).logits[0, :-1].log_softmax(-1)
+    got = logits.gather(-1, ids[0, 1:, None])[:, 0]  # every target position, as the learner's
+    assert torch.allclose(got, torch.tensor(trained[0]), atol=1e-4)

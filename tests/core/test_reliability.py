@@ -58,7 +58,7 @@ def _start(model: str, run_dir: Path) -> subprocess.Popen:
         stderr=subprocess.PIPE,
         text=True,
         env=env,
-        start_new_session=True,  # its own process group: what is left of it can be listed
+        start_new_session=True,  # its own session: what is left of it can be listed
     )
 
 
@@ -75,9 +75,19 @@ def _wait_for_step(proc: subprocess.Popen, run_dir: Path, step: int, timeout: fl
     raise AssertionError(f"step {step} was not reached")
 
 
-def _group_members(pgid: int) -> list[str]:
-    out = subprocess.run(["ps", "-eo", "pgid=,pid=,args="], capture_output=True, text=True).stdout
-    return [line for line in out.splitlines() if line.split()[0] == str(pgid)]
+def _session_members(sid: int) -> list[str]:
+    """Processes of the run's session: its driver and every Ray process it started (Ray's workers
+    take process groups of their own, but stay in the session)."""
+    out = subprocess.run(["ps", "-eo", "sid=,pid=,args="], capture_output=True, text=True).stdout
+    return [line for line in out.splitlines() if line.split()[0] == str(sid)]
+
+
+def _kill_session(sid: int) -> None:
+    for line in _session_members(sid):
+        try:
+            os.kill(int(line.split()[1]), signal.SIGKILL)
+        except ProcessLookupError:
+            pass
 
 
 def _resume_and_compare(model: str, run_dir: Path, reference: tuple[Path, dict]) -> None:
@@ -102,7 +112,7 @@ def test_kill_9_of_the_driver_then_resume_reproduces_the_run_exactly(
         proc.kill()  # SIGKILL to the driver: no handler runs
         proc.wait(timeout=30)
     finally:
-        os.killpg(proc.pid, signal.SIGKILL)  # the orphaned local Ray processes
+        _kill_session(proc.pid)  # the local Ray processes the killed driver left behind
     _resume_and_compare(tiny_chat_model, run_dir, uninterrupted)
 
 
@@ -124,12 +134,11 @@ def test_sigterm_checkpoints_stops_every_process_and_resume_reproduces_the_run(
         )
         assert state["step"] == step >= 1 and state["stage"] == "rl"
         deadline = time.time() + 30  # Ray's processes exit with the driver's cluster
-        while _group_members(proc.pid) and time.time() < deadline:
+        while _session_members(proc.pid) and time.time() < deadline:
             time.sleep(0.5)
-        assert not _group_members(proc.pid), _group_members(proc.pid)
+        assert not _session_members(proc.pid), _session_members(proc.pid)
     finally:
-        if proc.poll() is None or _group_members(proc.pid):
-            os.killpg(proc.pid, signal.SIGKILL)
+        _kill_session(proc.pid)
     _resume_and_compare(tiny_chat_model, run_dir, uninterrupted)
 
 
@@ -177,3 +186,50 @@ def test_a_killed_learner_rank_stops_the_run_naming_it_and_resume_continues(
     summary = train(load_config("configs/tiny_zero.yaml", [*overrides, f"resume={run_dir}"]))
     assert summary["steps"] == 3
     assert [r["step"] for r in _rl_rows(run_dir)] == [1, 2, 3]
+
+
+def test_a_placement_that_cannot_be_granted_leaves_no_run_directory(
+    tmp_path, tiny_chat_model, ray_local
+):
+    from rlcore.config import ConfigError
+
+    run_dir = tmp_path / "run"
+    cfg = load_config(
+        "configs/tiny_zero.yaml",
+        [*_overrides(tiny_chat_model, run_dir), "resources.nodes=1", "resources.cpus_per_node=64"],
+    )
+    with pytest.raises(ConfigError, match="resources"):
+        train(cfg)
+    assert not run_dir.exists()
+
+
+@pytest.mark.slow
+def test_the_final_checkpoint_serves_in_vllm_as_it_is_and_answers_as_the_run_did(uninterrupted):
+    """policy/ loads in a fresh vLLM engine, with its own tokenizer, and greedy answers the
+    held-out prompts exactly as the run's own (synced) engine did for heldout_rl.jsonl."""
+    pytest.importorskip("vllm")
+    from transformers import AutoTokenizer
+
+    from rlcore.data.chat import render_prompt
+    from rlcore.rollout import SamplingParams, make_engine
+    from rlcore.trainer import _stop_token_ids
+
+    run_dir, _ = uninterrupted
+    cfg = load_config(run_dir / "config.yaml")
+    policy = run_dir / "checkpoints" / "step_000004" / "policy"
+    tok = AutoTokenizer.from_pretrained(policy)
+    rows = [json.loads(line) for line in (run_dir / "heldout_rl.jsonl").open()]
+    prompts = [
+        render_prompt(tok, r["prompt"], cfg.data.prompt_format, cfg.data.raw_template) for r in rows
+    ]
+    engine = make_engine("vllm", str(policy), seed=0, max_model_len=cfg.rollout.max_model_len)
+    try:
+        stops = tuple(_stop_token_ids(tok, str(policy)))
+        params = SamplingParams(
+            n=1, temperature=0.0, max_tokens=cfg.rollout.max_tokens, stop_token_ids=stops
+        )
+        outs = engine.generate(prompts, params)
+    finally:
+        engine.shutdown()
+    texts = [tok.decode(g[0].token_ids, skip_special_tokens=True) for g in outs]
+    assert texts == [r["response"] for r in rows]

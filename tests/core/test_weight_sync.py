@@ -6,7 +6,7 @@ import ray
 
 from rlcore.algo import GRPO
 from rlcore.config import load_config
-from rlcore.learner.batch import pack
+from rlcore.learner.batch import pad_batch
 from rlcore.run import Cluster
 
 
@@ -31,7 +31,9 @@ def test_engine_matches_learner_after_every_sync(engine, sync_type, tiny_chat_mo
         probe = [1, 7, 30, 31, 32, 2, 6, 1, 8, 40, 41, 42, 43, 44, 45]
         cluster.init_sync(probe)
         assert cluster.check_probe() < 1e-4  # same checkpoint on both sides
-        batch = pack([[30, 31, 32]] * 4, [[40, 41, 42, 43]] * 4, [1.0, -1.0, 1.0, -1.0], pad_id=0)
+        batch = pad_batch(
+            [[30, 31, 32]] * 4, [[40, 41, 42, 43]] * 4, [1.0, -1.0, 1.0, -1.0], pad_id=0
+        )
         batch.advantages[:] = batch.advantages * 0 + 1.0  # push every sampled token up
         for _ in range(2):
             ray.get(

@@ -60,6 +60,7 @@ def run(overrides: list[str]) -> dict:
                 for i, (b, w) in enumerate(zip(placement.bundles, where, strict=True))
             ],
             "learner0_ip": placement.node_ip("learner", 0),
+            "learner0_port": placement.free_port("learner", 0),
         }
         for a in actors:
             ray.kill(a)

@@ -78,7 +78,10 @@ ONE_NODE = ["resources.nodes=1", "resources.gpus_per_node=2", "learner.gpus_per_
             "the roles need 8 GPUs",
         ),
         ([*SHAPE, "resources.cpus_per_node=1", "verifier.workers=8"], "the roles need 10 CPUs"),
-        (["resources.strategy=scatter"], "resources.strategy: 'scatter' is not pack or spread"),
+        (
+            ["resources.strategy=scatter"],
+            r"Invalid value 'scatter'.*\n.*full_key: resources.strategy",
+        ),
         # no resources section: the total alone (learner 1 + engine 1 > gpus=1) would hang in Ray
         (["gpus=1", "learner.gpus_per_rank=1", "ray_address=auto"], "gpus=1 but the roles need 2"),
     ],
@@ -133,6 +136,7 @@ def test_roles_land_where_the_config_says_on_a_simulated_cluster():
     assert all(len(b["gpus"]) == 2 for b in engines)  # a tensor-parallel engine: one node's 2 GPUs
     assert pack["verifier", 0]["gpus"] == []
     assert result["pack"]["learner0_ip"] == result["node_ips"][learners[0]["node"]]
+    assert 1024 < result["pack"]["learner0_port"] < 65536  # picked by a task on that node
 
     spread = {(b["role"], b["index"]): b for b in result["spread"]["bundles"]}
     assert spread["learner", 0]["node"] != spread["learner", 1]["node"]

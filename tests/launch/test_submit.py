@@ -76,6 +76,14 @@ def test_entrypoint_and_runtime_env(tmp_path):
     }
     with pytest.raises(JobsError, match="--env wants KEY=VALUE"):
         runtime_env(Namespace(pip=[], env=["nope"]), tmp_path, None)
+    # rlcore sets the thread counts per actor: a job-level value would be silently overridden
+    # `rlcore jobs stop`: Ray's SIGKILL waits for the run's grace period (+30 s) to checkpoint
+    env = runtime_env(Namespace(pip=[], env=["A=1"]), tmp_path, None, grace_s=60.0)
+    assert env["env_vars"] == {"A": "1", "RAY_JOB_STOP_WAIT_TIME_S": "90"}
+    env = runtime_env(Namespace(pip=[], env=["RAY_JOB_STOP_WAIT_TIME_S=5"]), tmp_path, None, 60.0)
+    assert env["env_vars"] == {"RAY_JOB_STOP_WAIT_TIME_S": "5"}  # what the user asked for wins
+    with pytest.raises(JobsError, match="--env OMP_NUM_THREADS: .*resources.learner_threads"):
+        runtime_env(Namespace(pip=[], env=["A=1", "OMP_NUM_THREADS=8"]), tmp_path, None)
 
 
 def test_staged_package_has_the_installed_layout(tmp_path):

@@ -12,7 +12,7 @@ from rollout_helpers import (
     sync_from_learner,
 )
 
-from rlcore.rollout.engine import SamplingParams, make_engine
+from rlcore.rollout import SamplingParams, make_engine
 from rlcore.rollout.hf_engine import HFEngine, _trim
 
 TOL = 1e-4

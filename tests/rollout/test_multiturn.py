@@ -1,12 +1,12 @@
 """Multi-turn tool-use rollouts: the template delta, the tools, tool-call parsing, the episode loop
-(with a scripted `generate`, and once with the real transformers engine), and `pack`'s loss mask."""
+(with a scripted `generate`, and once with the real transformers engine), and `pad_batch`'s loss mask."""
 
 from __future__ import annotations
 
 import pytest
 from transformers import AutoTokenizer
 
-from rlcore.learner.batch import pack
+from rlcore.learner.batch import pad_batch
 from rlcore.models.tiny import build_tokenizer, tiny_base_path
 from rlcore.rollout import make_engine
 from rlcore.rollout.engine import Completion, SamplingParams
@@ -263,7 +263,7 @@ def test_episode_tokens_mask_logprobs_and_pack(tok):
                 "stop": "answer",
                 "last_turn_start": len(t1) + len(tool),
             }
-            batch = pack([p], [c.token_ids], [1.0], tok.pad_token_id, [c.logprobs], [c.mask])
+            batch = pad_batch([p], [c.token_ids], [1.0], tok.pad_token_id, [c.logprobs], [c.mask])
             targets = batch.loss_mask[0].nonzero().squeeze(-1).tolist()
             want = [len(p) - 1 + j for j, m in enumerate(c.mask) if m]
             assert targets == want and len(want) == len(t1) + len(t2)

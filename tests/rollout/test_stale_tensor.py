@@ -31,7 +31,7 @@ DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 
 
 def _engine_and_check(path: str, dtype: str):
-    from rlcore.rollout.engine import make_engine
+    from rlcore.rollout import make_engine
 
     engine = make_engine("vllm", path, seed=0, dtype=dtype)
     check = ProbeCheck(dtype, atol=1e-3)

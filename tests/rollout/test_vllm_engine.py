@@ -19,7 +19,7 @@ from rollout_helpers import (  # noqa: E402
     sync_from_learner,
 )
 
-from rlcore.rollout.engine import SamplingParams, make_engine  # noqa: E402
+from rlcore.rollout import SamplingParams, make_engine  # noqa: E402
 from rlcore.rollout.vllm_engine import check_vllm_version  # noqa: E402
 
 TOL = 1e-4
@@ -92,7 +92,7 @@ def test_version_check():
 
 
 def test_auto_prefers_vllm_when_it_imports():
-    from rlcore.rollout.engine import _vllm_importable
+    from rlcore.rollout import _vllm_importable
 
     assert _vllm_importable()
 

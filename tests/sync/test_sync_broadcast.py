@@ -13,8 +13,8 @@ from rlcore.sync import (
     make_sender,
     param_meta,
     receive_buckets,
+    receiver,
 )
-from rlcore.sync.broadcast import receiver
 
 
 def _tensors():
