@@ -3,7 +3,7 @@ architecture in bf16 on the GPU, padded and packed, and a few optimizer steps wh
 fp32 run; then, where DeepSpeed imports or its carried sdist builds offline, the same steps through
 rlcore's DeepSpeed learner (ZeRO-2, bf16, one GPU). Run by benchmarks/gpu_check.py.
 
-The steps without DeepSpeed are the learner's update (rlcore/learner/worker.py `rl_step`) written out:
+The steps without DeepSpeed are the learner's update (rlcore/learner/rank.py `rl_step`) written out:
 GRPO's token loss over packed logprobs, old logprobs from before the first step, AdamW on fp32 master
 weights with the model in bf16 (what DeepSpeed's bf16 mode does), gradient clipping at 1.0.
 
@@ -219,7 +219,7 @@ def _zero_main(result: Path, work: Path) -> None:
     use_checkout()
     from rlcore.algo import GRPO
     from rlcore.config import LearnerConfig
-    from rlcore.learner.worker import Learner, LearnerSpec
+    from rlcore.learner.rank import Learner, LearnerSpec
 
     model = build_model(smoke=False)
     path = work / "zero_model"

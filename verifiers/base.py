@@ -10,72 +10,11 @@ This module sees plain data only: it never imports `rlcore` (imports flow launch
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import ClassVar
 
-Message = dict[str, Any]
+from rlcore.verifiers.types import Message, Result, Sample, VerifierConfig
 
-
-@dataclass(frozen=True)
-class Sample:
-    """One completion to score.
-
-    prompt: the prompt as a string or as chat messages ({"role", "content", ...}).
-    response: the completion text (what the policy generated, special tokens stripped).
-    token_ids: the completion's token ids when the trainer has them, else None.
-    reference: the data row's verifier-specific reference (e.g. {"answer": "42"}).
-    metadata: anything else from the data row (id, bucket, language, ...).
-    """
-
-    prompt: str | list[Message]
-    response: str
-    reference: dict[str, Any] = field(default_factory=dict)
-    token_ids: tuple[int, ...] | None = None
-    metadata: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def prompt_text(self) -> str:
-        """The prompt as plain text: the last user message for chat prompts."""
-        if isinstance(self.prompt, str):
-            return self.prompt
-        users = [m.get("content", "") for m in self.prompt if m.get("role") == "user"]
-        return str(users[-1]) if users else ""
-
-
-@dataclass(frozen=True)
-class Result:
-    """The verdict on one sample.
-
-    reward: the scalar reward (0.0 when the sample could not be scored; see `error`).
-    correct: True/False where the verifier judges correctness, None where it does not apply.
-    details: per-verifier information for logging (extracted answer, per-test results, ...).
-    error: None, or why the sample could not be scored: "timeout", "crash: ...", "unparseable: ...".
-    elapsed_s: wall seconds spent on this sample.
-    """
-
-    reward: float
-    correct: bool | None = None
-    details: dict[str, Any] = field(default_factory=dict)
-    error: str | None = None
-    elapsed_s: float = 0.0
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "reward": self.reward,
-            "correct": self.correct,
-            "details": self.details,
-            "error": self.error,
-            "elapsed_s": self.elapsed_s,
-        }
-
-
-@dataclass(frozen=True)
-class VerifierConfig:
-    """Settings every verifier has; subclasses add their own fields in their own frozen config."""
-
-    timeout_s: float = (
-        10.0  # per-sample wall-clock limit in the pool; past it the result is "timeout"
-    )
+__all__ = ["Message", "Result", "Sample", "Verifier", "VerifierConfig"]
 
 
 class Verifier:

@@ -37,13 +37,16 @@ from collections import Counter, deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from multiprocessing.connection import Connection, wait
-from typing import Any, TypeAlias
+from typing import TYPE_CHECKING, Any, TypeAlias
 
-from rlcore.verifiers.base import Result, Sample, Verifier
+from rlcore.verifiers.types import Result, Sample
+
+if TYPE_CHECKING:
+    from rlcore.verifiers.base import Verifier
 
 logger = logging.getLogger(__name__)
 
-VerifierOrFactory: TypeAlias = Verifier | Callable[[], Verifier]
+VerifierOrFactory: TypeAlias = "Verifier | Callable[[], Verifier]"
 
 _START_TIMEOUT_S = 120.0  # a worker that has not built its verifiers by then is an error
 _KIND = re.compile(r"[A-Za-z_]+")
@@ -77,7 +80,11 @@ def _worker_main(conn: Connection, verifiers: Mapping[str, VerifierOrFactory], p
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
     try:
-        built = {n: v if isinstance(v, Verifier) else v() for n, v in verifiers.items()}
+        # a Verifier instance has `verify`; a class, or any other callable, is a factory
+        built: dict[str, Verifier] = {
+            n: v() if isinstance(v, type) or not hasattr(v, "verify") else v  # type: ignore[operator]
+            for n, v in verifiers.items()
+        }
         for v in built.values():
             v.setup()
         conn.send(("ready", {n: float(v.config.timeout_s) for n, v in built.items()}))

@@ -7,7 +7,7 @@ and the retention alarm (a capability bucket fell more than `margin` below the s
     metrics, alarms = evaluator(cluster.generate, cluster.score, step)   # step 0 sets the baseline
 
 `generate_fn(prompt_ids, SamplingParams) -> [[Completion]]` and `score_fn([(spec, Sample)]) ->
-[result dicts]` are `Cluster.generate` / `Cluster.score` (rlcore/run.py), or an engine's generate and
+[result dicts]` are `Cluster.generate` / `Cluster.score` (rlcore/cluster.py), or an engine's generate and
 a Scorer's score. Nothing is cached here: the weights change every step.
 """
 

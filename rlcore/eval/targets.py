@@ -3,7 +3,7 @@ tokens and prompt format.
 
 A target is a Hugging Face model folder, a run checkpoint (RUN/checkpoints/step_N or its policy/),
 a run directory (every finished checkpoint, filtered by `every`, plus the starting model as step 0),
-or an embedded model name (tiny-base, ... as rlcore.run.resolve_model_path knows them).
+or an embedded model name (tiny-base, ... as rlcore.rundir.resolve_model_path knows them).
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ def _step(p: Path) -> int | None:
 
 def resolve_targets(arg: str, every: int = 0, base: bool = True) -> list[Target]:
     """What one CHECKPOINT argument names (see the module docstring)."""
-    from rlcore.run import resolve_model_path
+    from rlcore.rundir import resolve_model_path
 
     p = Path(arg)
     if not p.exists():  # an embedded model name
@@ -72,7 +72,7 @@ def _run_targets(run: Path, every: int, base: bool) -> list[Target]:
     ]
     start = _run_config(run).get("model", {}).get("path")
     if base and start:
-        from rlcore.run import resolve_model_path
+        from rlcore.rundir import resolve_model_path
 
         try:
             out.insert(0, Target("step_000000", resolve_model_path(str(start)), 0, run))

@@ -1,5 +1,5 @@
 """The PPO critic: a value model (the policy's transformer body + a scalar head) trained by its own
-DeepSpeed ranks (`CriticWorker` in rlcore/workers.py), next to the policy's.
+DeepSpeed ranks (`CriticWorker` in rlcore/actors.py), next to the policy's.
 
 It reuses the policy learner's machinery (ZeRO, micro-batches, packing, the lr schedule and the
 non-finite guard) and swaps the model and the loss: values [B, L-1] aligned with the targets (the
@@ -17,7 +17,7 @@ import torch
 from rlcore.algo.policy_loss import aggregate
 from rlcore.algo.value_loss import clipped_value_loss
 from rlcore.learner.batch import TokenBatch, cat_padded, micro_batches
-from rlcore.learner.worker import Learner, _dtype
+from rlcore.learner.rank import Learner, _dtype
 
 
 class ValueModel(torch.nn.Module):

@@ -7,11 +7,11 @@ import pytest
 import ray
 import torch
 
+from rlcore.actors import ActorGroup, LearnerWorker, free_port
 from rlcore.algo import GRPO, DrGRPO
 from rlcore.config import LearnerConfig
 from rlcore.learner.batch import pad_batch, shard
-from rlcore.learner.worker import LearnerSpec
-from rlcore.workers import ActorGroup, LearnerWorker, free_port
+from rlcore.learner.rank import LearnerSpec
 
 
 def _batches(n_steps: int, size: int, vocab: int):

@@ -7,9 +7,9 @@ import ray
 import torch
 from test_learner import _batches, _spec
 
+from rlcore.actors import LearnerWorker, free_port
 from rlcore.algo import GRPO
 from rlcore.learner.batch import pad_batch
-from rlcore.workers import LearnerWorker, free_port
 
 PROBE = pad_batch([[11, 12, 13]], [[14, 15, 16, 17]], [0.0], pad_id=0)
 

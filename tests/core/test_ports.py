@@ -1,4 +1,4 @@
-"""The sync group's rendezvous port (rlcore/workers.py free_port)."""
+"""The sync group's rendezvous port (rlcore/actors.py free_port)."""
 
 
 def test_free_port_is_outside_the_ephemeral_range_and_bindable():
@@ -6,7 +6,7 @@ def test_free_port_is_outside_the_ephemeral_range_and_bindable():
     TCPStore listens on it."""
     import socket
 
-    from rlcore.workers import _ephemeral_range, free_port
+    from rlcore.ports import _ephemeral_range, free_port
 
     low, high = _ephemeral_range()
     for _ in range(20):

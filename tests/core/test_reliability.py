@@ -49,17 +49,19 @@ def uninterrupted(tiny_chat_model, ray_local, tmp_path_factory):
     return run_dir, summary
 
 
-def _start(model: str, run_dir: Path) -> subprocess.Popen:
+def _start(model: str, run_dir: Path, log: Path) -> subprocess.Popen:
+    """`rlcore train` as a user starts it; its output goes to `log` (a pipe nobody reads while
+    the test waits would fill up and block the run)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
-    return subprocess.Popen(
-        [sys.executable, "-m", "rlcore.launch.cli", "train", "configs/tiny_zero.yaml"]
-        + _overrides(model, run_dir),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-        start_new_session=True,  # its own session: what is left of it can be listed
-    )
+    with log.open("w") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "rlcore.launch.cli", "train", "configs/tiny_zero.yaml"]
+            + _overrides(model, run_dir),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,  # its own session: what is left of it can be listed
+        )
 
 
 def _wait_for_step(proc: subprocess.Popen, run_dir: Path, step: int, timeout: float = 600) -> None:
@@ -70,7 +72,7 @@ def _wait_for_step(proc: subprocess.Popen, run_dir: Path, step: int, timeout: fl
         ):
             return
         if proc.poll() is not None:
-            raise AssertionError(f"the run ended early: {proc.communicate()[1][-3000:]}")
+            raise AssertionError(f"the run ended early (exit {proc.returncode})")
         time.sleep(0.2)
     raise AssertionError(f"step {step} was not reached")
 
@@ -106,7 +108,7 @@ def test_kill_9_of_the_driver_then_resume_reproduces_the_run_exactly(
     tmp_path, tiny_chat_model, ray_local, uninterrupted
 ):
     run_dir = tmp_path / "run"
-    proc = _start(tiny_chat_model, run_dir)
+    proc = _start(tiny_chat_model, run_dir, tmp_path / "train.log")
     try:
         _wait_for_step(proc, run_dir, 2)
         proc.kill()  # SIGKILL to the driver: no handler runs
@@ -121,11 +123,12 @@ def test_sigterm_checkpoints_stops_every_process_and_resume_reproduces_the_run(
     tmp_path, tiny_chat_model, ray_local, uninterrupted
 ):
     run_dir = tmp_path / "run"
-    proc = _start(tiny_chat_model, run_dir)
+    proc = _start(tiny_chat_model, run_dir, tmp_path / "train.log")
     try:
         _wait_for_step(proc, run_dir, 1)
         proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=180)
+        proc.wait(timeout=180)
+        err = (tmp_path / "train.log").read_text()
         assert proc.returncode == 128 + signal.SIGTERM, err[-3000:]
         assert "stopped by SIGTERM after step" in err and f"resume={run_dir}" in err
         step = int(err.split("stopped by SIGTERM after step ")[1].split()[0])

@@ -7,9 +7,9 @@ import time
 import pytest
 import ray
 
+from rlcore.actors import ActorGroup
+from rlcore.cluster import Cluster, RolloutError
 from rlcore.config import load_config
-from rlcore.run import Cluster, RolloutError
-from rlcore.workers import ActorGroup
 
 
 @ray.remote(num_cpus=0)

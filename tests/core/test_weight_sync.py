@@ -5,9 +5,9 @@ import pytest
 import ray
 
 from rlcore.algo import GRPO
+from rlcore.cluster import Cluster
 from rlcore.config import load_config
 from rlcore.learner.batch import pad_batch
-from rlcore.run import Cluster
 
 
 @pytest.mark.slow

@@ -1,4 +1,4 @@
-"""The run's plumbing: its directory, its model path, and the `Cluster` of Ray actors the loop drives.
+"""The `Cluster` of Ray actors the loop drives (the run's directory and model path: rlcore/rundir.py).
 
 `Cluster` starts the learner ranks, rollout engines and verifier workers, joins them into one
 weight-sync group, and offers the loop batched calls: generate, score, sync_weights.
@@ -10,17 +10,13 @@ import json
 import logging
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import Any
 
 import ray
 
-from rlcore.config import TrainConfig, to_yaml
-from rlcore.learner.batch import pad_batch
-from rlcore.learner.worker import LearnerSpec
-from rlcore.placement import Placement
-from rlcore.workers import (
+from rlcore.actors import (
     ActorGroup,
     CriticWorker,
     LearnerWorker,
@@ -30,6 +26,10 @@ from rlcore.workers import (
     free_port,
     init_ray,
 )
+from rlcore.config import TrainConfig
+from rlcore.learner.batch import pad_batch
+from rlcore.learner.rank import LearnerSpec
+from rlcore.placement import Placement
 
 log = logging.getLogger(__name__)
 
@@ -46,49 +46,6 @@ class VerifierError(RuntimeError):
     """A verifier actor died more often than allowed."""
 
 
-def prepare_run_dir(cfg: TrainConfig) -> Path:
-    """The run directory (resume: the given one), with the resolved config written into it."""
-    if cfg.resume:
-        run_dir = Path(cfg.resume)
-        if not (run_dir / "config.yaml").is_file():
-            raise FileNotFoundError(f"resume: {run_dir} is not a run directory (no config.yaml)")
-    else:
-        run_dir = Path(cfg.run_dir or f"runs/{time.strftime('%Y%m%d-%H%M%S')}")
-        if run_dir.exists() and any(run_dir.iterdir()):
-            raise FileExistsError(
-                f"run_dir: {run_dir} exists and is not empty (use resume={run_dir})"
-            )
-        run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.yaml").write_text(to_yaml(cfg))
-    return run_dir.resolve()
-
-
-def resolve_model_path(path: str) -> str:
-    """ "tiny-base" / "smollm2-135m-instruct" -> an embedded model (built or converted once, cached);
-    else an existing HF folder."""
-    if path == "tiny-base":
-        from rlcore.models.tiny import tiny_base_path
-
-        return str(tiny_base_path())
-    if path == "smollm2-135m-instruct":
-        from rlcore.models.smollm2 import smollm2_path
-
-        return str(smollm2_path())
-    p = Path(path)
-    if not (p / "config.json").is_file():
-        raise FileNotFoundError(
-            f"model.path: {path} is not a Hugging Face model folder (no config.json); use "
-            "model.path=tiny-base or model.path=smollm2-135m-instruct for an embedded model"
-        )
-    return str(p.resolve())
-
-
-def write_summary(run_dir: Path, summary: dict[str, Any]) -> None:
-    tmp = run_dir / "summary.json.tmp"
-    tmp.write_text(json.dumps(summary, indent=1))
-    tmp.replace(run_dir / "summary.json")
-
-
 @dataclass
 class Cluster:
     cfg: TrainConfig
@@ -103,6 +60,9 @@ class Cluster:
     verifier_restarts: int = 0  # verifier actor recoveries so far
     version: int = 0  # weight version the engines hold (one per sync)
     placement: Placement | None = None  # the run's placement group (resources.nodes > 0)
+    # called about every half second while waiting on engines and verifiers (may raise: the
+    # trainer's preemption check, rlcore/preempt.py)
+    on_wait: Callable[[], None] | None = None
     _stopped: bool = False
 
     @classmethod
@@ -277,7 +237,7 @@ class Cluster:
         rc = self.cfg.rollout
         for attempt in range(rc.max_restarts + 1):
             try:
-                return ray.get(ref, timeout=rc.timeout_s)
+                return self._get(ref, rc.timeout_s)
             except ray.exceptions.GetTimeoutError:
                 raise RolloutError(
                     f"rollout worker {i} ({self.rollouts.actors[i]}) did not finish generating "
@@ -339,7 +299,7 @@ class Cluster:
         limit = self.cfg.verifier.max_restarts
         for attempt in range(limit + 1):
             try:
-                return ray.get(ref)
+                return self._get(ref, None)
             except ray.exceptions.RayActorError as e:
                 if attempt == limit:
                     raise VerifierError(
@@ -358,6 +318,19 @@ class Cluster:
                 self.verifier_restarts += 1
                 ref = actor.score.remote(part)
         raise AssertionError("unreachable")
+
+    def _get(self, ref: Any, timeout_s: float | None) -> Any:
+        """ray.get(ref, timeout), calling `on_wait` about every half second meanwhile."""
+        deadline = None if timeout_s is None else time.time() + timeout_s
+        while True:
+            wait = 0.5 if deadline is None else max(min(0.5, deadline - time.time()), 0.0)
+            ready, _ = ray.wait([ref], timeout=wait)
+            if ready:
+                return ray.get(ref)
+            if deadline is not None and time.time() >= deadline:
+                raise ray.exceptions.GetTimeoutError(f"not ready after {timeout_s} s")
+            if self.on_wait is not None:
+                self.on_wait()
 
     def verifier_stats(self) -> list[dict[str, Any]]:
         return self.verifiers.call("stats")

@@ -1,7 +1,7 @@
 """One data-parallel learner rank: the policy (and a frozen reference when the algorithm needs one)
 under DeepSpeed ZeRO. CPU machines run it with DS_ACCELERATOR=cpu over gloo, GPUs over NCCL: same code.
 
-`Learner` is a plain class; rlcore/workers.py wraps it as the LearnerWorker Ray actor. Every rank gets
+`Learner` is a plain class; rlcore/actors.py wraps it as the LearnerWorker Ray actor. Every rank gets
 its shard of the batch; losses are normalised by the GLOBAL token count so that any world size and any
 micro-batch size give the update of one big batch (see `Algorithm.aggregate`). Each call is one optimizer
 step: the learner owns the accumulation boundary, the learning rate (rlcore/learner/schedule.py) and

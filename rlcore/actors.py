@@ -134,7 +134,7 @@ class VerifierWorker:
 class LearnerWorker:
     def __init__(self, spec: Any) -> None:
         _setup_logging()
-        from rlcore.learner.worker import Learner
+        from rlcore.learner.rank import Learner
 
         log.info("learner rank %d: %d threads", spec.rank, threads.apply())
         self.learner = Learner(spec)
