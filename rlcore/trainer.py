@@ -205,41 +205,20 @@ def _load_data(
     """Held-out, train and SFT rows; held-out prompts never appear in training."""
     d = cfg.data
     hf = {"split": d.split, "columns": dict(d.columns)}
-    heldout = load_source(
-        d.heldout,
-        key="data.heldout",
-        size=d.heldout_size,
-        seed=cfg.seed + 1,
-        split="heldout",
-        hf_defaults=hf,
-    )
+
+    def load(name: str, size: int, seed: int, split: str) -> list[dict[str, Any]]:
+        spec = getattr(d, name)
+        return load_source(
+            spec, key=f"data.{name}", size=size, seed=seed, split=split, hf_defaults=hf
+        )
+
+    heldout = load("heldout", d.heldout_size, cfg.seed + 1, "heldout")
     banned = {str(r["prompt"]) for r in heldout}
-    train_rows = _decontaminate(
-        load_source(
-            d.train,
-            key="data.train",
-            size=d.train_size,
-            seed=cfg.seed,
-            split="train",
-            hf_defaults=hf,
-        ),
-        banned,
-        "train",
-    )
+    train_rows = _decontaminate(load("train", d.train_size, cfg.seed, "train"), banned, "train")
     sft_rows: list[dict[str, Any]] = []
     if "sft" in cfg.stages:
-        sft_rows = _decontaminate(
-            load_source(
-                d.sft,
-                key="data.sft",
-                size=d.sft_size,
-                seed=cfg.seed + 2,
-                split="train",
-                hf_defaults=hf,
-            ),
-            banned,
-            "sft",
-        )[: d.sft_size]
+        sft = load("sft", d.sft_size, cfg.seed + 2, "train")
+        sft_rows = _decontaminate(sft, banned, "sft")[: d.sft_size]
     _check_tools(train_rows + heldout, d.train)
     if d.decontam_against:
         _refuse_contaminated(train_rows + sft_rows, d.decontam_against, d.decontam_n)

@@ -145,24 +145,45 @@ def test_sigterm_checkpoints_stops_every_process_and_resume_reproduces_the_run(
     _resume_and_compare(tiny_chat_model, run_dir, uninterrupted)
 
 
+def kill_after_step_1(prefix: str, restart: bool, killed: list[str]):
+    """A progress callback that kills the named actor `prefix`* once step 1 is logged; Ray
+    restarts it when `restart`."""
+
+    def callback(stage, step, total, metrics):
+        import ray
+
+        if stage == "rl" and step == 1 and not killed:
+            names = [a["name"] for a in ray.util.list_named_actors(all_namespaces=True)]
+            name = next(n for n in names if n.startswith(prefix))
+            ray.kill(ray.get_actor(name), no_restart=not restart)
+            killed.append(name)
+
+    return callback
+
+
+@pytest.mark.slow
+def test_a_killed_rollout_worker_is_restarted_and_no_prompt_is_lost(
+    tmp_path, tiny_chat_model, ray_local
+):
+    killed: list[str] = []
+    run_dir = tmp_path / "run"
+    cfg = load_config("configs/tiny_zero.yaml", [*_overrides(tiny_chat_model, run_dir), "steps=3"])
+    summary = train(cfg, progress=kill_after_step_1("rollout-0-", True, killed))
+    assert killed and summary["steps"] == 3
+    rl = _rl_rows(run_dir)
+    assert [r["rollout_restarts"] for r in rl] == [0, 1, 1]
+    assert all(r["groups_kept"] == 4 for r in rl)  # every prompt of every step was trained on
+    assert all(r["sync_mismatch"] < 1e-3 for r in rl)  # the restarted engine got the weights
+
+
 @pytest.mark.slow
 def test_a_killed_verifier_actor_is_restarted_and_its_samples_scored_again(
     tmp_path, tiny_chat_model, ray_local
 ):
-    import ray
-
-    killed = []
-
-    def kill_after_first_step(stage, step, total, metrics):
-        if stage == "rl" and step == 1:
-            names = [a["name"] for a in ray.util.list_named_actors(all_namespaces=True)]
-            name = next(n for n in names if n.startswith("verifier-0-"))
-            ray.kill(ray.get_actor(name), no_restart=False)  # Ray restarts it
-            killed.append(name)
-
+    killed: list[str] = []
     run_dir = tmp_path / "run"
     cfg = load_config("configs/tiny_zero.yaml", [*_overrides(tiny_chat_model, run_dir), "steps=3"])
-    summary = train(cfg, progress=kill_after_first_step)
+    summary = train(cfg, progress=kill_after_step_1("verifier-0-", True, killed))
     assert killed and summary["steps"] == 3
     rl = _rl_rows(run_dir)
     assert [r["verifier_restarts"] for r in rl] == [0, 1, 1]
@@ -174,17 +195,13 @@ def test_a_killed_verifier_actor_is_restarted_and_its_samples_scored_again(
 def test_a_killed_learner_rank_stops_the_run_naming_it_and_resume_continues(
     tmp_path, tiny_chat_model, ray_local
 ):
-    import ray
-
-    def kill_rank_1(stage, step, total, metrics):
-        if stage == "rl" and step == 1:
-            names = [a["name"] for a in ray.util.list_named_actors(all_namespaces=True)]
-            ray.kill(ray.get_actor(next(n for n in names if n.startswith("learner-1-"))))
-
     run_dir = tmp_path / "run"
     overrides = [*_overrides(tiny_chat_model, run_dir), "steps=3", "learner.world_size=2"]
     with pytest.raises(RunFailed, match=r"learner rank 1 died") as info:
-        train(load_config("configs/tiny_zero.yaml", overrides), progress=kill_rank_1)
+        train(
+            load_config("configs/tiny_zero.yaml", overrides),
+            progress=kill_after_step_1("learner-1-", False, []),
+        )
     assert info.value.run_dir == str(run_dir.resolve())
     summary = train(load_config("configs/tiny_zero.yaml", [*overrides, f"resume={run_dir}"]))
     assert summary["steps"] == 3
