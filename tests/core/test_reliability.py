@@ -161,16 +161,20 @@ def kill_after_step_1(prefix: str, restart: bool, killed: list[str]):
     return callback
 
 
+def _run_killing(prefix: str, model: str, run_dir: Path) -> list[dict]:
+    """A 3-step run whose actor `prefix`* is killed (and restarted by Ray) after step 1."""
+    killed: list[str] = []
+    cfg = load_config("configs/tiny_zero.yaml", [*_overrides(model, run_dir), "steps=3"])
+    summary = train(cfg, progress=kill_after_step_1(prefix, True, killed))
+    assert killed and summary["steps"] == 3
+    return _rl_rows(run_dir)
+
+
 @pytest.mark.slow
 def test_a_killed_rollout_worker_is_restarted_and_no_prompt_is_lost(
     tmp_path, tiny_chat_model, ray_local
 ):
-    killed: list[str] = []
-    run_dir = tmp_path / "run"
-    cfg = load_config("configs/tiny_zero.yaml", [*_overrides(tiny_chat_model, run_dir), "steps=3"])
-    summary = train(cfg, progress=kill_after_step_1("rollout-0-", True, killed))
-    assert killed and summary["steps"] == 3
-    rl = _rl_rows(run_dir)
+    rl = _run_killing("rollout-0-", tiny_chat_model, tmp_path / "run")
     assert [r["rollout_restarts"] for r in rl] == [0, 1, 1]
     assert all(r["groups_kept"] == 4 for r in rl)  # every prompt of every step was trained on
     assert all(r["sync_mismatch"] < 1e-3 for r in rl)  # the restarted engine got the weights
@@ -180,12 +184,7 @@ def test_a_killed_rollout_worker_is_restarted_and_no_prompt_is_lost(
 def test_a_killed_verifier_actor_is_restarted_and_its_samples_scored_again(
     tmp_path, tiny_chat_model, ray_local
 ):
-    killed: list[str] = []
-    run_dir = tmp_path / "run"
-    cfg = load_config("configs/tiny_zero.yaml", [*_overrides(tiny_chat_model, run_dir), "steps=3"])
-    summary = train(cfg, progress=kill_after_step_1("verifier-0-", True, killed))
-    assert killed and summary["steps"] == 3
-    rl = _rl_rows(run_dir)
+    rl = _run_killing("verifier-0-", tiny_chat_model, tmp_path / "run")
     assert [r["verifier_restarts"] for r in rl] == [0, 1, 1]
     assert all(r["groups_kept"] == 4 for r in rl)  # 16 samples scored once each, every step
     assert all(r["verify_errors"] == 0 for r in rl)
