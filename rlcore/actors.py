@@ -1,7 +1,8 @@
 """Ray actors, one class per role, and one generic group helper.
 
     RolloutWorker   owns a rollout engine (vLLM, or the transformers fallback)
-    VerifierWorker  owns a verifier Scorer (a process pool with per-sample timeouts)
+    VerifierWorker  owns a verifier Scorer: rule-based (a process pool with per-sample timeouts)
+                    or model-based (the model, batched); rlcore/scoring.py drives both groups
     LearnerWorker   one DeepSpeed rank of the policy (rank 0 also sends weights to the engines)
     CriticWorker    one DeepSpeed rank of the PPO critic (value model)
 
@@ -105,23 +106,28 @@ class RolloutWorker:
 
 @ray.remote(num_cpus=0)
 class VerifierWorker:
+    """One actor of the rule-based or the model-based verifier group (rlcore/scoring.py): a
+    Scorer for `names`, scoring (verifier name, Sample) components."""
+
     def __init__(
-        self, specs: list[Any], options: dict[str, Any], workers: int, timeout_s: float
+        self, names: list[str], options: dict[str, Any], workers: int, timeout_s: float
     ) -> None:
         _setup_logging()
-        from rlcore.verifiers.build import Scorer, parse_spec
+        # (a model-based verifier's torch sizes its pool from the OMP_NUM_THREADS Placement set)
+        from rlcore.verifiers.build import Scorer
 
+        # every verifier gets the run's default timeout unless its options say otherwise
         configs = {name: {"timeout_s": timeout_s, **opts} for name, opts in options.items()}
-        for spec in specs:  # every verifier the data names gets the run's default timeout
-            for name, _weight in parse_spec(spec):
-                configs.setdefault(name, {"timeout_s": timeout_s})
-        self.scorer = Scorer.from_specs(specs, configs, workers=workers)
+        for name in names:
+            configs.setdefault(name, {"timeout_s": timeout_s})
+        self.scorer = Scorer(names, configs, workers=workers)
+        self.scorer.load_models()
 
     def ready(self) -> bool:
         return True
 
-    def score(self, items: list[tuple[Any, Any]]) -> list[dict[str, Any]]:
-        return [r.to_dict() for r in self.scorer.score(items)]
+    def score_components(self, pairs: list[tuple[str, Any]]) -> list[dict[str, Any]]:
+        return [r.to_dict() for r in self.scorer.score_components(pairs)]
 
     def stats(self) -> dict[str, Any]:
         return self.scorer.stats()

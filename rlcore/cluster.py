@@ -1,7 +1,8 @@
 """The `Cluster` of Ray actors the loop drives (the run's directory and model path: rlcore/rundir.py).
 
-`Cluster` starts the learner ranks, rollout engines and verifier workers, joins them into one
-weight-sync group, and offers the loop batched calls: generate, score, sync_weights.
+`Cluster` starts the learner ranks, rollout engines and verifier workers (rule-based and
+model-based, rlcore/scoring.py), joins the learner and engines into one weight-sync group, and
+offers the loop batched calls: generate, score, generate_and_score, sync_weights.
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ from rlcore.actors import (
     LearnerWorker,
     RolloutWorker,
     StaleWeightsError,
-    VerifierWorker,
     free_port,
     init_ray,
 )
@@ -30,6 +30,10 @@ from rlcore.config import TrainConfig
 from rlcore.learner.batch import pad_batch
 from rlcore.learner.rank import LearnerSpec
 from rlcore.placement import Placement
+from rlcore.rundir import resolve_verifier_models
+from rlcore.scoring import Pending, Scoring, VerifierError, model_based_names, split
+
+__all__ = ["Cluster", "RolloutError", "SyncError", "VerifierError"]
 
 log = logging.getLogger(__name__)
 
@@ -42,22 +46,17 @@ class SyncError(RuntimeError):
     """The engines do not serve the learner's weights after a sync."""
 
 
-class VerifierError(RuntimeError):
-    """A verifier actor died more often than allowed."""
-
-
 @dataclass
 class Cluster:
     cfg: TrainConfig
     learners: ActorGroup
     rollouts: ActorGroup
-    verifiers: ActorGroup
+    scoring: Scoring
     meta: list[Any]
     critics: ActorGroup | None = None  # PPO's value model ranks
     probe: list[int] | None = None
     probe_check: Any = None  # rlcore/sync/verify.ProbeCheck, calibrated at the first init_sync
     restarts: int = 0  # rollout worker recoveries so far
-    verifier_restarts: int = 0  # verifier actor recoveries so far
     version: int = 0  # weight version the engines hold (one per sync)
     placement: Placement | None = None  # the run's placement group (resources.nodes > 0)
     # called about every half second while waiting on engines and verifiers (may raise: the
@@ -77,8 +76,16 @@ class Cluster:
     ) -> Cluster:
         """verifier_options: more per-verifier options (an eval suite's), under the config's."""
         init_ray(cfg.ray_address, cfg.num_cpus)
-        placement = Placement.create(cfg, needs_critic)
-        rc, vc = cfg.rollout, cfg.verifier
+        unique_specs = list({json.dumps(s, sort_keys=True): s for s in specs}.values())
+        # a judge's `model_path: smollm2-135m-instruct` -> its folder (verifiers load folders)
+        options = resolve_verifier_models(
+            {**(verifier_options or {}), **dict(cfg.verifier.options)}
+        )
+        model_verifiers = cfg.verifier.model_actors
+        if not model_based_names(cfg, unique_specs, options):
+            model_verifiers = 0
+        placement = Placement.create(cfg, needs_critic, model_verifiers)
+        rc = cfg.rollout
         a = cfg.algo
         total_steps = cfg.steps * a.epochs * a.minibatches
         run_tag = uuid.uuid4().hex[:8]  # named actors: `ray list actors` shows who is who
@@ -108,35 +115,22 @@ class Cluster:
             ],
             role="rollout worker",
         )
-        unique_specs = list({json.dumps(s, sort_keys=True): s for s in specs}.values())
-        verifiers = ActorGroup(
-            [
-                VerifierWorker.options(
-                    **placement.options("verifier", i),
-                    max_restarts=vc.max_restarts,
-                    name=f"verifier-{i}-{run_tag}",
-                ).remote(
-                    unique_specs,
-                    {**(verifier_options or {}), **dict(vc.options)},
-                    vc.workers,
-                    vc.timeout_s,
-                )
-                for i in range(vc.num_actors)
-            ],
-            role="verifier actor",
-        )
         meta = ray.get(learners.actors[0].param_meta.remote())
         learners.call("ready")
         if critics is not None:
             critics.call("ready")
         info = rollouts.call("info")
+        scoring = Scoring.start(cfg, unique_specs, placement, run_tag, options)
+        cluster = cls(cfg, learners, rollouts, scoring, meta, critics, placement=placement)
+        scoring.get = cluster._get  # its waits call on_wait too (the preemption check)
         log.info(
-            "cluster: %d learner rank(s), engines %s, %d verifier actor(s)",
+            "cluster: %d learner rank(s), engines %s, %d verifier actor(s), %d model-based",
             len(learners),
             info,
-            len(verifiers),
+            len(cluster.scoring.rule),
+            len(cluster.scoring.model),
         )
-        return cls(cfg, learners, rollouts, verifiers, meta, critics, placement=placement)
+        return cluster
 
     # ---- weight sync --------------------------------------------------------------------------
     def init_sync(self, probe: list[int]) -> None:
@@ -221,16 +215,72 @@ class Cluster:
     def generate(self, prompt_ids: list[list[int]], params: Any) -> list[list[Any]]:
         """Splits the prompts over the engines; a worker that dies is restarted by Ray, given the
         current weights and its prompts again; one that hangs past rollout.timeout_s is an error."""
-        parts = _split(prompt_ids, len(self.rollouts))
-        args, start, seed = [], 0, getattr(params, "seed", None)
-        for p in parts:  # a seeded batch: prompt i keeps seed + i * n whichever engine samples it
-            part_params = params if seed is None else replace(params, seed=seed + start * params.n)
-            args.append((p, part_params, self.version))
-            start += len(p)
-        refs = self.rollouts.submit_each("generate", args)
+        parts = self._parts(prompt_ids, params)
+        refs = [self.rollouts.actors[i].generate.remote(*args) for i, _, args in parts]
         out = []
-        for i, ((part, part_params, _), ref) in enumerate(zip(args, refs, strict=True)):
-            out.extend(self._rollout_result(i, part, part_params, ref))
+        for (i, _, args), ref in zip(parts, refs, strict=True):
+            out.extend(self._rollout_result(i, args[0], args[1], ref))
+        return out
+
+    def generate_and_score(
+        self,
+        prompt_ids: list[list[int]],
+        params: Any,
+        items_for: Callable[[int, list[list[Any]]], list[tuple[Any, Any]]],
+    ) -> tuple[list[list[Any]], list[dict[str, Any]], dict[str, float]]:
+        """generate, then score `items_for(start, groups)` (the verifier items of the prompts from
+        `start` on). With verifier.overlap each engine part is scored as soon as it comes back,
+        while the others still generate. Returns (groups, results, {time_rollout: until the
+        last part came back, time_verify: what scoring added after that})."""
+        t0 = time.time()
+        if not self.cfg.verifier.overlap:
+            groups = self.generate(prompt_ids, params)
+            t1 = time.time()
+            results = self.score(items_for(0, groups))
+            return groups, results, {"time_rollout": t1 - t0, "time_verify": time.time() - t1}
+        parts = self._parts(prompt_ids, params)
+        waiting = {
+            self.rollouts.actors[i].generate.remote(*args): j
+            for j, (i, _, args) in enumerate(parts)
+        }
+        got: dict[int, list[list[Any]]] = {}
+        pending: dict[int, Pending] = {}
+        deadline = t0 + self.cfg.rollout.timeout_s
+        while waiting:
+            ready, _ = ray.wait(list(waiting), num_returns=1, timeout=0.5)
+            if not ready:
+                if time.time() > deadline:
+                    i = parts[min(waiting.values())][0]
+                    raise RolloutError(
+                        f"rollout worker {i} did not finish generating within "
+                        f"rollout.timeout_s={self.cfg.rollout.timeout_s}; it may be hung"
+                    )
+                if self.on_wait is not None:
+                    self.on_wait()
+                continue
+            j = waiting.pop(ready[0])
+            i, start, (part, part_params, _) = parts[j]
+            got[j] = self._rollout_result(i, part, part_params, ready[0])
+            pending[j] = self.scoring.submit(items_for(start, got[j]))
+        t1 = time.time()
+        groups = [g for j in range(len(parts)) for g in got[j]]
+        results = [r for j in range(len(parts)) for r in self.scoring.collect(pending[j])]
+        return groups, results, {"time_rollout": t1 - t0, "time_verify": time.time() - t1}
+
+    def _parts(self, prompt_ids: list[list[int]], params: Any) -> list[tuple[int, int, tuple]]:
+        """(engine, first prompt, generate args) per call: each engine's share of the prompts in
+        rollout.parts_per_engine calls. A seeded batch: prompt k keeps seed + k * n whichever
+        engine and part sample it."""
+        out, start, seed = [], 0, getattr(params, "seed", None)
+        for i, share in enumerate(split(prompt_ids, len(self.rollouts))):
+            for p in split(share, self.cfg.rollout.parts_per_engine):
+                if not p:
+                    continue
+                part_params = (
+                    params if seed is None else replace(params, seed=seed + start * params.n)
+                )
+                out.append((i, start, (p, part_params, self.version)))
+                start += len(p)
         return out
 
     def _rollout_result(self, i: int, part: list[Any], params: Any, ref: Any) -> list[Any]:
@@ -285,39 +335,15 @@ class Cluster:
                 time.sleep(1.0)
 
     def score(self, items: list[tuple[Any, Any]]) -> list[dict[str, Any]]:
-        """Splits the samples over the verifier actors. One that dies is restarted by Ray and
-        scores its whole part again: a part's results arrive together or not at all, so no sample
-        is lost or counted twice."""
-        parts = _split(items, len(self.verifiers))
-        refs = self.verifiers.submit_each("score", [(p,) for p in parts])
-        out = []
-        for i, (part, ref) in enumerate(zip(parts, refs, strict=True)):
-            out.extend(self._verifier_result(i, part, ref))
-        return out
+        """Each (row verifier spec, Sample) item's result: rule-based and model-based verifier
+        actors score the batch at once (rlcore/scoring.py); a dead one is restarted and scores
+        its whole part again."""
+        return self.scoring.score(items)
 
-    def _verifier_result(self, i: int, part: list[Any], ref: Any) -> list[dict[str, Any]]:
-        limit = self.cfg.verifier.max_restarts
-        for attempt in range(limit + 1):
-            try:
-                return self._get(ref, None)
-            except ray.exceptions.RayActorError as e:
-                if attempt == limit:
-                    raise VerifierError(
-                        f"verifier actor {i} died {attempt + 1} times (verifier.max_restarts="
-                        f"{limit}); last error: {e}"
-                    ) from None
-                log.warning(
-                    "verifier actor %d died (%s); waiting for its restart, then scoring its %d "
-                    "samples again",
-                    i,
-                    type(e).__name__,
-                    len(part),
-                )
-                actor = self.verifiers.actors[i]
-                _wait_ready(actor, self.cfg.rollout.timeout_s)
-                self.verifier_restarts += 1
-                ref = actor.score.remote(part)
-        raise AssertionError("unreachable")
+    @property
+    def verifier_restarts(self) -> int:
+        """Verifier actor recoveries so far (rule-based and model-based)."""
+        return self.scoring.restarts
 
     def _get(self, ref: Any, timeout_s: float | None) -> Any:
         """ray.get(ref, timeout), calling `on_wait` about every half second meanwhile."""
@@ -333,19 +359,16 @@ class Cluster:
                 self.on_wait()
 
     def verifier_stats(self) -> list[dict[str, Any]]:
-        return self.verifiers.call("stats")
+        return self.scoring.stats()
 
     def shutdown(self) -> None:
         """Stops every actor of the run (also after one died or a signal came); idempotent."""
         if self._stopped:
             return
         self._stopped = True
-        try:
-            ray.get(self.verifiers.submit("close"), timeout=30)  # their process pools
-        except Exception as e:  # a dead or hung verifier actor: ray.kill below ends it anyway
-            log.warning("verifier actors did not close cleanly: %s", type(e).__name__)
+        self.scoring.close()  # their process pools
         critics = self.critics.actors if self.critics is not None else []
-        for a in self.learners.actors + critics + self.rollouts.actors + self.verifiers.actors:
+        for a in self.learners.actors + critics + self.rollouts.actors + self.scoring.actors:
             ray.kill(a, no_restart=True)
         if self.placement is not None:
             self.placement.remove()
@@ -386,21 +409,3 @@ def _learner_group(
         ],
         role=role,
     )
-
-
-def _wait_ready(actor: Any, timeout_s: float) -> None:
-    """Until a restarting actor answers (Ray re-runs its constructor), at most timeout_s."""
-    deadline = time.time() + timeout_s
-    while True:
-        try:
-            ray.get(actor.ready.remote(), timeout=max(deadline - time.time(), 1.0))
-            return
-        except (ray.exceptions.RayActorError, ray.exceptions.GetTimeoutError):
-            if time.time() > deadline:
-                raise
-            time.sleep(0.5)
-
-
-def _split(items: list[Any], parts: int) -> list[list[Any]]:
-    size = -(-len(items) // parts)
-    return [items[i * size : (i + 1) * size] for i in range(parts)]

@@ -71,6 +71,9 @@ class SFTConfig:
 class RolloutConfig:
     engine: Literal["auto", "vllm", "hf"] = "auto"  # auto: vLLM if installed, else hf
     num_workers: int = 1  # RolloutWorker actors, each owning one engine
+    # each engine's share of a step's prompts goes as this many calls in a row, so that scoring
+    # (verifier.overlap) starts on the first part while the engine samples the next
+    parts_per_engine: int = 1
     tensor_parallel_size: int = 1  # GPUs per engine (GPU machines)
     prompts_per_step: int = 64
     n: int = 8  # samples per prompt (the GRPO group size)
@@ -104,6 +107,13 @@ class VerifierConfig:
     max_restarts: int = (
         2  # a verifier actor that dies is restarted (its samples re-scored) this often
     )
+    # Model-based verifiers (reward_model, judge, similarity: anything with `model_based = True`)
+    # run in actors of their own, scored concurrently with the rule-based ones; 0 = inside the
+    # rule-based actors (one process for both, as before)
+    model_actors: int = 1
+    model_gpus: int = 0  # GPUs per model-based verifier actor (0 on CPU)
+    # score each engine part's completions as soon as it returns, while the others still generate
+    overlap: bool = True
 
 
 @dataclass(frozen=True)
@@ -358,6 +368,9 @@ RANGES: dict[str, str] = {
     "verifier.timeout_s": "(0, inf)",
     "verifier.num_actors": "[1, inf)",
     "verifier.max_restarts": "[0, inf)",
+    "verifier.model_actors": "[0, inf)",
+    "verifier.model_gpus": "[0, inf)",
+    "rollout.parts_per_engine": "[1, inf)",
     "learner.world_size": "[1, inf)",
     "learner.zero_stage": "[0, 3]",
     "learner.micro_batch_size": "[1, inf)",

@@ -11,6 +11,7 @@ group, reserved all at once so a run never starts half-placed:
     learner / critic rank   {GPU: learner.gpus_per_rank, CPU: 1}
     rollout engine          {GPU: rollout.tensor_parallel_size (when gpus > 0), CPU: 1}
     verifier actor          {CPU: verifier.workers}
+    model verifier actor    {GPU: verifier.model_gpus, CPU: 1}   (when a model-based verifier is named)
 
 in that order; `resources.strategy` pack|spread is Ray's PACK|SPREAD (pack puts the learner ranks
 side by side for NCCL, then fills the next nodes with engines). The actors still ask for 0 CPUs of
@@ -35,13 +36,13 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-ROLES = ("learner", "critic", "rollout", "verifier")
+ROLES = ("learner", "critic", "rollout", "verifier", "model_verifier")
 LOCALHOST = "127.0.0.1"
 
 
 @dataclass(frozen=True)
 class Bundle:
-    role: str  # learner | critic | rollout | verifier
+    role: str  # learner | critic | rollout | verifier | model_verifier
     index: int  # rank, engine or actor number within the role
     gpus: int
     cpus: int
@@ -51,8 +52,9 @@ class Bundle:
         return {k: v for k, v in out.items() if v > 0}
 
 
-def plan(cfg: TrainConfig, needs_critic: bool) -> list[Bundle]:
-    """One bundle per actor, in placement order: learner ranks, critic ranks, engines, verifiers."""
+def plan(cfg: TrainConfig, needs_critic: bool, model_verifiers: int = 0) -> list[Bundle]:
+    """One bundle per actor, in placement order: learner ranks, critic ranks, engines, verifiers,
+    model-based verifiers (`model_verifiers` actors: verifier.model_actors when one is named)."""
     lc, rc, vc = cfg.learner, cfg.rollout, cfg.verifier
     rollout_gpus = rc.tensor_parallel_size if cfg.gpus else 0
     out = [Bundle("learner", r, lc.gpus_per_rank, 1) for r in range(lc.world_size)]
@@ -60,6 +62,7 @@ def plan(cfg: TrainConfig, needs_critic: bool) -> list[Bundle]:
         out += [Bundle("critic", r, lc.gpus_per_rank, 1) for r in range(lc.world_size)]
     out += [Bundle("rollout", i, rollout_gpus, 1) for i in range(rc.num_workers)]
     out += [Bundle("verifier", i, 0, max(vc.workers, 1)) for i in range(vc.num_actors)]
+    out += [Bundle("model_verifier", i, vc.model_gpus, 1) for i in range(model_verifiers)]
     return out
 
 
@@ -145,7 +148,7 @@ class Placement:
     threads: dict[str, int] = field(default_factory=dict)  # per actor of a role (rlcore/threads.py)
 
     @classmethod
-    def create(cls, cfg: TrainConfig, needs_critic: bool) -> Placement:
+    def create(cls, cfg: TrainConfig, needs_critic: bool, model_verifiers: int = 0) -> Placement:
         per_actor = threads.plan(cfg, needs_critic)
         log.info("threads per actor: %s", per_actor)
         if cfg.resources.nodes == 0:
@@ -153,7 +156,7 @@ class Placement:
         import ray
         from ray.util import placement_group, remove_placement_group
 
-        bundles = plan(cfg, needs_critic)
+        bundles = plan(cfg, needs_critic, model_verifiers)
         check_cluster(cfg, bundles, ray.nodes())
         strategy = {"pack": "PACK", "spread": "SPREAD"}[cfg.resources.strategy]
         pg = placement_group([b.resources() for b in bundles], strategy=strategy)
@@ -183,6 +186,8 @@ class Placement:
             gpus = self.cfg.learner.gpus_per_rank if role in ("learner", "critic") else 0
             if role == "rollout" and self.cfg.gpus:
                 gpus = self.cfg.rollout.tensor_parallel_size
+            if role == "model_verifier":
+                gpus = self.cfg.verifier.model_gpus
             return {"num_gpus": gpus, **env} if gpus else env
         from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 

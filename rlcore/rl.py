@@ -88,21 +88,18 @@ def collect(
         rows, position = next_rows(want)
         out.prompts_used += len(rows)
         prompt_ids = [encode(r) for r in rows]
-        t0 = time.time()
         seeded = replace(params, seed=sample_seed(cfg.seed, position, n))
-        groups = _generate(cluster, cfg, rows, prompt_ids, seeded, tokenizer)
-        t1 = time.time()
-        flat = [(row, c) for row, g in zip(rows, groups, strict=True) for c in g]
-        spec = cfg.data.verifier
-        samples = [make_sample(row, c, tokenizer) for row, c in flat]
-        results = cluster.score(
-            [(row.get("verifier", spec), s) for (row, _), s in zip(flat, samples, strict=True)]
+        items_for = VerifierItems(rows, cfg.data.verifier, tokenizer)
+        groups, results, times = _generate_and_score(
+            cluster, cfg, rows, prompt_ids, seeded, tokenizer, items_for
         )
+        flat = [(row, c) for row, g in zip(rows, groups, strict=True) for c in g]
+        samples = items_for.samples()
         out.examples += [
             {"prompt": s.prompt, "response": s.response, **{k: r[k] for k in EXAMPLE_KEYS}}
             for s, r in zip(samples, results, strict=True)
         ]
-        t_generate, t_verify = t_generate + t1 - t0, t_verify + time.time() - t1
+        t_generate, t_verify = t_generate + times["time_rollout"], t_verify + times["time_verify"]
         sampled += flat
         raw += results
         rewards = finite_rewards(results)
@@ -161,20 +158,24 @@ def outcomes(results: list[dict[str, Any]], rewards: torch.Tensor) -> torch.Tens
     )
 
 
-def _generate(
+def _generate_and_score(
     cluster: Any,
     cfg: TrainConfig,
     rows: list[dict[str, Any]],
     prompt_ids: list[list[int]],
     params: SamplingParams,
     tokenizer: Any,
-) -> list[list[Completion]]:
-    """n completions per prompt: one turn, or tool-using episodes when rollout.max_turns > 1."""
+    items_for: Callable[[int, list[list[Completion]]], list[tuple[Any, Sample]]],
+) -> tuple[list[list[Completion]], list[dict[str, Any]], dict[str, float]]:
+    """n completions per prompt and their verifier results: one turn (scored part by part as the
+    engines return them, rlcore/cluster.py), or tool-using episodes when rollout.max_turns > 1
+    (scored once every episode has ended)."""
     rc = cfg.rollout
     if rc.max_turns <= 1:
-        return cluster.generate(prompt_ids, params)
+        return cluster.generate_and_score(prompt_ids, params, items_for)  # type: ignore[no-any-return]
+    t0 = time.time()
     tools = [make_tools(r.get("tools", []), rc.tool_options) for r in rows]
-    return generate_episodes(
+    groups = generate_episodes(
         cluster.generate,
         prompt_ids,
         tools,
@@ -185,6 +186,30 @@ def _generate(
         max_model_len=rc.max_model_len,
         max_calls_per_turn=rc.max_tool_calls_per_turn,
     )
+    t1 = time.time()
+    results = cluster.score(items_for(0, groups))
+    return groups, results, {"time_rollout": t1 - t0, "time_verify": time.time() - t1}
+
+
+class VerifierItems:
+    """`items(start, groups)`: the verifier items of the prompts from `start` on (an engine part,
+    called as the parts come back, in any order); `samples()`: all of them in prompt order."""
+
+    def __init__(self, rows: list[dict[str, Any]], spec: Any, tokenizer: Any) -> None:
+        self.rows, self.spec, self.tokenizer = rows, spec, tokenizer
+        self.by_start: dict[int, list[Sample]] = {}
+
+    def __call__(self, start: int, groups: list[list[Completion]]) -> list[tuple[Any, Sample]]:
+        rows = self.rows[start : start + len(groups)]
+        flat = [(row, c) for row, g in zip(rows, groups, strict=True) for c in g]
+        self.by_start[start] = [make_sample(row, c, self.tokenizer) for row, c in flat]
+        return [
+            (row.get("verifier", self.spec), s)
+            for (row, _), s in zip(flat, self.by_start[start], strict=True)
+        ]
+
+    def samples(self) -> list[Sample]:
+        return [s for start in sorted(self.by_start) for s in self.by_start[start]]
 
 
 def _policy_tokens(c: Completion) -> int:
@@ -195,7 +220,14 @@ def _policy_tokens(c: Completion) -> int:
 def _sample_metrics(sampled: list[Any], results: list[dict[str, Any]]) -> dict[str, float]:
     """Over everything sampled this step (dropped groups included): what the policy does now."""
     n = max(len(results), 1)
+    parts: dict[str, list[float]] = {}  # a weighted list's components, by verifier name
+    for r in results:
+        for name, c in ((r.get("details") or {}).get("components") or {}).items():
+            if math.isfinite(c["reward"]):
+                parts.setdefault(name, []).append(float(c["reward"]))
+    by_verifier = {f"reward/{name}": sum(v) / len(v) for name, v in sorted(parts.items())}
     return {
+        **by_verifier,
         "reward_mean": float(finite_rewards(results).sum()) / n,
         "accuracy": sum(r["correct"] is True for r in results) / n,
         "response_len": sum(_policy_tokens(c) for _, c in sampled) / n,

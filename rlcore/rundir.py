@@ -28,6 +28,9 @@ def prepare_run_dir(cfg: TrainConfig) -> Path:
     return run_dir.resolve()
 
 
+EMBEDDED_MODELS = ("tiny-base", "smollm2-135m-instruct")
+
+
 def resolve_model_path(path: str) -> str:
     """ "tiny-base" / "smollm2-135m-instruct" -> an embedded model (built or converted once, cached);
     else an existing HF folder."""
@@ -46,6 +49,16 @@ def resolve_model_path(path: str) -> str:
             "model.path=tiny-base or model.path=smollm2-135m-instruct for an embedded model"
         )
     return str(p.resolve())
+
+
+def resolve_verifier_models(options: dict[str, Any]) -> dict[str, Any]:
+    """Verifier options with an embedded model name as `model_path` (judge: smollm2-135m-instruct)
+    replaced by its folder: verifiers load local folders only and never import rlcore."""
+    out = dict(options)
+    for name, opts in options.items():
+        if isinstance(opts, dict) and opts.get("model_path") in EMBEDDED_MODELS:
+            out[name] = opts | {"model_path": resolve_model_path(opts["model_path"])}
+    return out
 
 
 def write_summary(run_dir: Path, summary: dict[str, Any]) -> None:

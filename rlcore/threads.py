@@ -32,7 +32,7 @@ def node_cpus(cfg: Any) -> int:
 
 
 def plan(cfg: Any, needs_critic: bool) -> dict[str, int]:
-    """Threads per actor for the roles "learner" (and "critic") and "rollout"."""
+    """Threads per actor for the roles "learner" (and "critic"), "rollout" and "model_verifier"."""
     cpus = node_cpus(cfg)
     nodes = max(cfg.resources.nodes, 1)
     ranks = -(-cfg.learner.world_size // nodes) * (2 if needs_critic else 1)  # per node
@@ -50,6 +50,11 @@ def plan(cfg: Any, needs_critic: bool) -> dict[str, int]:
     if cfg.resources.rollout_threads:
         out["rollout"] = cfg.resources.rollout_threads
     out["critic"] = out["learner"]
+    # model-based verifiers: every core when they score after generation; half of them when
+    # verifier.overlap scores some engine parts while others still generate
+    parts = cfg.rollout.num_workers * cfg.rollout.parts_per_engine
+    mv = max(cpus // 2, 1) if cfg.verifier.overlap and parts > 1 else cpus
+    out["model_verifier"] = max(mv // max(cfg.verifier.model_actors, 1), 1)
     return out
 
 

@@ -109,6 +109,7 @@ def train(cfg: TrainConfig, progress: Progress | None = None) -> dict[str, Any]:
             if run.state["stage"] == "start":
                 with run.stop.interruptible():
                     run.evaluate("base")
+                _periodic_eval(run, 0)  # the suite's baseline: the model the run starts from
             if "sft" in cfg.stages and run.state["stage"] == "start":
                 _sft_stage(run)
             last: dict[str, Any] = {}
@@ -247,6 +248,15 @@ def _resume(run: Run) -> None:
     log.info("resumed from %s (stage %s, step %d)", ckpt, state["stage"], state["step"])
 
 
+def _periodic_eval(run: Run, step: int) -> None:
+    """The eval suite at RL step `step` (0: before SFT and RL, the baseline of the retention
+    alarm and of the bucket table)."""
+    if run.evaluator is not None:
+        with run.stop.interruptible():
+            result = run.evaluator(run.cluster.generate, run.cluster.score, step)[0]
+        run.metrics.log(step, "eval", result)
+
+
 def _sft_stage(run: Run) -> None:
     """Cold start: supervised fine-tuning on worked, correctly formatted solutions. A signal stops
     it between steps without a checkpoint (a resume runs SFT again)."""
@@ -325,12 +335,6 @@ def _rl_stage(run: Run) -> dict[str, Any]:
         data.version, data.position_end = cluster.version, position
         return data
 
-    def periodic_eval(step: int) -> None:
-        if run.evaluator is not None:
-            with run.stop.interruptible():
-                result = run.evaluator(cluster.generate, cluster.score, step)[0]
-            run.metrics.log(step, "eval", result)
-
     # rollout.async_steps=1: the rollouts of step t+1 run (on the engines' current weights, in a
     # driver thread) while the learner trains step t; the sync waits for both. Every sample is
     # then one policy version old (logged as staleness), which TIS corrects (algo.tis_cap).
@@ -339,8 +343,6 @@ def _rl_stage(run: Run) -> dict[str, Any]:
     last: dict[str, Any] = {}
     try:
         first = state["step"] + 1 if state["stage"] == "rl" else 1
-        if first == 1:
-            periodic_eval(0)  # the baseline the retention alarm compares with
         for step in range(first, cfg.steps + 1):
             t0 = time.time()
             with run.stop.interruptible():  # the learners still hold step - 1's weights
@@ -380,7 +382,7 @@ def _rl_stage(run: Run) -> dict[str, Any]:
             if run.stop.signal:
                 raise Preempted(run.stop.signal)
             if step % max(cfg.eval.every, 1) == 0 or step == cfg.steps:
-                periodic_eval(step)
+                _periodic_eval(run, step)
             if step % cfg.checkpoint_every == 0 and step < cfg.steps:
                 run.save(step)
     except Preempted as p:

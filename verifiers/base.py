@@ -3,7 +3,9 @@
 A verifier is a class with a class-level `name`, a constructor that takes its own small frozen config,
 and `verify(sample) -> Result`. Rule-based verifiers write plain synchronous `verify`; the default
 `verify_batch` runs them in a pool of worker processes with a per-sample timeout (verifiers/pool.py).
-Model-based verifiers override `verify_batch` to batch on their model.
+Model-based verifiers (reward models, judges, embedding models) set `model_based = True` and
+override `verify_batch` to batch on their model; a trainer runs them in actors of their own, with
+their own resources, beside the rule-based ones.
 
 This module sees plain data only: it never imports `rlcore` (imports flow launch -> rlcore -> verifiers).
 """
@@ -22,6 +24,7 @@ class Verifier:
 
     name: ClassVar[str] = ""
     config_cls: ClassVar[type[VerifierConfig]] = VerifierConfig
+    model_based: ClassVar[bool] = False  # holds a model: scored in batches, in its own actors
 
     def __init__(self, config: VerifierConfig | None = None) -> None:
         self.config = config if config is not None else self.config_cls()

@@ -17,9 +17,14 @@ every step's batch with it; the worker processes live as long as the Scorer:
     scorer.close()
 
 Rule-based verifiers run in a `WorkerPool` (per-sample timeout, main thread of a worker process).
-A verifier class that overrides `verify_batch` (model-based: reward model, embeddings) is called in
-the calling process with all of a step's samples for it at once. A weighted list is scored component
-by component and combined in the parent (composite.combine).
+A model-based verifier (`model_based = True`, or any class that overrides `verify_batch`: reward
+model, judge, embeddings) is called in the calling process with all of a step's samples for it at
+once. A weighted list is scored component by component and combined in the parent
+(composite.combine). The trainer splits the two kinds over actor groups of their own and combines a
+row's components itself:
+
+    specs, pairs = flatten(items)          # [(name, sample), ...], one per component
+    results = assemble(specs, scored)      # scored: one Result per pair, in order
 """
 
 from __future__ import annotations
@@ -120,9 +125,38 @@ def _named(v: Verifier, name: str) -> Verifier:
     return v
 
 
-def _batched_in_process(v: Verifier) -> bool:
-    """Model-based verifiers override verify_batch and batch on their model in this process."""
-    return type(v).verify_batch is not Verifier.verify_batch
+def _batched_in_process(cls: type[Verifier]) -> bool:
+    """Model-based verifiers batch on their model in the calling process (no worker pool)."""
+    return cls.model_based or cls.verify_batch is not Verifier.verify_batch
+
+
+def is_model_based(name: str, configs: Mapping[str, Any] | None = None) -> bool:
+    """Whether the verifier `name` (an alias resolved through `configs`) holds a model; finds the
+    class without building it (nothing is loaded)."""
+    config = (configs or {}).get(name)
+    path = config.get("path") if isinstance(config, Mapping) else None
+    return _batched_in_process(get_verifier_class(path or name))
+
+
+def flatten(items: Sequence[tuple[Any, Sample]]) -> tuple[list[tuple[Component, ...]], list[Any]]:
+    """(row spec, sample) items -> (parsed specs, [(verifier name, sample)] one per component)."""
+    specs = [parse_spec(spec) for spec, _ in items]
+    pairs = [(n, s) for (_, s), parts in zip(items, specs, strict=True) for n, _ in parts]
+    return specs, pairs
+
+
+def assemble(specs: Sequence[tuple[Component, ...]], scored: Sequence[Result]) -> list[Result]:
+    """One Result per item from its components' results (in `flatten` order): a lone weight-1
+    verifier's own result, else their weighted combination."""
+    out: list[Result] = []
+    k = 0
+    for parts in specs:
+        mine = [(n, w, scored[k + j]) for j, (n, w) in enumerate(parts)]
+        k += len(parts)
+        out.append(mine[0][2] if len(mine) == 1 and mine[0][1] == 1.0 else combine(mine))
+    if k != len(scored):
+        raise ValueError(f"{len(scored)} component results for {k} components")
+    return out
 
 
 class Scorer:
@@ -138,10 +172,17 @@ class Scorer:
     ) -> None:
         self.configs = dict(configs or {})
         self.verifiers = {n: build_verifier(n, self.configs) for n in sorted(set(names))}
-        pooled = {n: v for n, v in self.verifiers.items() if not _batched_in_process(v)}
+        pooled = {n: v for n, v in self.verifiers.items() if not _batched_in_process(type(v))}
         self._pooled = set(pooled)
         self.pool = WorkerPool(pooled, workers=workers, mp_context=mp_context) if pooled else None
         self._local_errors: Counter[str] = Counter()
+
+    def load_models(self) -> None:
+        """Loads every in-process (model-based) verifier's model now (`setup()`), so that the
+        first batch is not charged with it and a bad model path fails at start-up."""
+        for name, v in self.verifiers.items():
+            if name not in self._pooled:
+                v.setup()
 
     @classmethod
     def from_specs(
@@ -161,43 +202,37 @@ class Scorer:
         progress: Callable[[int], None] | None = None,
     ) -> list[Result]:
         """One Result per item, in input order. `progress(n)`: n more component scores done."""
-        specs = [parse_spec(spec) for spec, _ in items]
-        missing = {n for parts in specs for n, _ in parts} - set(self.verifiers)
+        specs, pairs = flatten(items)
+        return assemble(specs, self.score_components(pairs, progress))
+
+    def score_components(
+        self,
+        pairs: Sequence[tuple[str, Sample]],
+        progress: Callable[[int], None] | None = None,
+    ) -> list[Result]:
+        """One Result per (verifier name, sample), in input order."""
+        missing = {n for n, _ in pairs} - set(self.verifiers)
         if missing:
             raise KeyError(
                 f"verifier(s) {sorted(missing)} were not declared when this Scorer was built "
                 f"(it has {sorted(self.verifiers)})"
             )
-        flat: list[tuple[int, str]] = [(i, n) for i, parts in enumerate(specs) for n, _ in parts]
-        scores: list[Result | None] = [None] * len(flat)
-        pooled = [k for k, (_, n) in enumerate(flat) if n in self._pooled]
+        scores: list[Result | None] = [None] * len(pairs)
+        pooled = [k for k, (n, _) in enumerate(pairs) if n in self._pooled]
         if pooled and self.pool is not None:
-            got = self.pool.score([(flat[k][1], items[flat[k][0]][1]) for k in pooled], progress)
+            got = self.pool.score([pairs[k] for k in pooled], progress)
             for k, r in zip(pooled, got, strict=True):
                 scores[k] = r
         by_name: dict[str, list[int]] = defaultdict(list)
-        for k, (_, n) in enumerate(flat):
+        for k, (n, _) in enumerate(pairs):
             if scores[k] is None:
                 by_name[n].append(k)
         for n, ks in by_name.items():
-            for k, r in zip(
-                ks, self._local_batch(n, [items[flat[k][0]][1] for k in ks]), strict=True
-            ):
+            for k, r in zip(ks, self._local_batch(n, [pairs[k][1] for k in ks]), strict=True):
                 scores[k] = r
             if progress is not None:
                 progress(len(ks))
-        for k, (_, n) in enumerate(flat):
-            scores[k] = self._finite(n, scores[k])  # type: ignore[arg-type]
-        out: list[Result] = []
-        k = 0
-        for parts in specs:
-            mine = [(n, w, scores[k + j]) for j, (n, w) in enumerate(parts)]
-            k += len(parts)
-            if len(mine) == 1 and mine[0][1] == 1.0:
-                out.append(mine[0][2])  # type: ignore[arg-type]
-            else:
-                out.append(combine(mine))  # type: ignore[arg-type]
-        return out
+        return [self._finite(n, r) for (n, _), r in zip(pairs, scores, strict=True)]  # type: ignore[arg-type]
 
     def _finite(self, name: str, r: Result) -> Result:
         """A NaN or infinite score (a reward model can return one) would make a whole group's

@@ -22,6 +22,7 @@ BUILTINS: dict[str, str] = {
     "language": "rlcore.verifiers.language:LanguageVerifier",
     "similarity": "rlcore.verifiers.similarity:SimilarityVerifier",
     "reward_model": "rlcore.verifiers.reward_model:RewardModelVerifier",
+    "judge": "rlcore.verifiers.judge:JudgeVerifier",
     "reasoning_gym": "rlcore.verifiers.gym:GymVerifier",
 }
 

@@ -62,6 +62,7 @@ class RewardModelVerifier(Verifier):
     """
 
     name: ClassVar[str] = "reward_model"
+    model_based: ClassVar[bool] = True
     config_cls: ClassVar[type[VerifierConfig]] = RewardModelConfig
     config: RewardModelConfig
 

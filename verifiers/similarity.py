@@ -64,6 +64,7 @@ class SimilarityVerifier(Verifier):
     """
 
     name: ClassVar[str] = "similarity"
+    model_based: ClassVar[bool] = True
     config_cls: ClassVar[type[VerifierConfig]] = SimilarityConfig
     config: SimilarityConfig
 
@@ -72,6 +73,10 @@ class SimilarityVerifier(Verifier):
         self._model: Any = None
         self._tokenizer: Any = None
         self._device: Any = None
+
+    def setup(self) -> None:
+        """Loads the embedding model now (a model-based verifier actor calls it as it starts)."""
+        self._load()
 
     def _load(self) -> None:
         if self._model is not None:

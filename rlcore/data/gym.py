@@ -66,9 +66,19 @@ def gym_rows(
                         "dataset": dataset,
                         "entry": _jsonable(entry),
                     },
-                    "meta": {"source": f"reasoning_gym:{dataset}"},
+                    "meta": _meta(dataset, item),
                 }
             )
             if len(rows) == n:
                 return rows
     raise GymError(f"could not draw {n} distinct {split} problems from reasoning_gym/{dataset}")
+
+
+def _meta(dataset: str, item: dict[str, Any]) -> dict[str, Any]:
+    """The row's source, and a worked solution where the dataset states its expression
+    (basic_arithmetic, chain_sum...): "23 + 45 = 68", what an SFT cold start shows before the box."""
+    meta: dict[str, Any] = {"source": f"reasoning_gym:{dataset}"}
+    expression = (item.get("metadata") or {}).get("expression")
+    if isinstance(expression, str) and expression.strip():
+        meta["worked"] = f"{expression.strip()} = {item['answer']}"
+    return meta

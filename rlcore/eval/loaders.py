@@ -318,7 +318,8 @@ def chain_sum(args: dict[str, Any], ctx: LoadContext) -> list[Item]:
 
 def reasoning_gym(args: dict[str, Any], ctx: LoadContext) -> list[Item]:
     """args: dataset, options (the dataset's config), size (default 100), seed (default 1, as the
-    trainer's held-out split): the held-out split of a reasoning-gym task (rlcore/data/gym.py)."""
+    trainer's held-out split): the held-out split of a reasoning-gym task (rlcore/data/gym.py),
+    scored by the benchmark's `verifier` (`reasoning_gym`: the dataset's own scorer)."""
     from rlcore.data.gym import gym_rows
 
     if "dataset" not in args:
@@ -330,7 +331,12 @@ def reasoning_gym(args: dict[str, Any], ctx: LoadContext) -> list[Item]:
         split="heldout",
         options=dict(args.get("options") or {}),
     )
-    return [r | {"text": r["reference"]["entry"]["question"]} for r in rows]
+    # the training rows name the dataset's scorer; here the benchmark's verifier decides
+    return [
+        {k: v for k, v in r.items() if k != "verifier"}
+        | {"text": r["reference"]["entry"]["question"]}
+        for r in rows
+    ]
 
 
 CHAT_DATA = Path(__file__).resolve().parents[2] / "benchmarks" / "data" / "chat_reference.jsonl"

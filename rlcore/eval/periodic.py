@@ -17,7 +17,7 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -86,10 +86,14 @@ def periodic_eval(
     suite: PreparedSuite,
     step: int,
     baseline: dict[str, float] | None = None,
+    start_answers: dict[str, list[str]] | None = None,
 ) -> tuple[dict[str, Any], list[str]]:
     """Samples n per problem, verifies, summarises. Returns (flat metrics, retention alarms):
     metrics hold `<bucket>/<metric>` and `<benchmark>/<metric>` floats and a "_results" entry with
-    the full per-benchmark results."""
+    the full per-benchmark results. `start_answers` (benchmark -> the first evaluation's first
+    answer per problem): what `against: start` benchmarks are judged against; filled in here by
+    the first evaluation, which is then judged against itself."""
+    start_answers = {} if start_answers is None else start_answers
     cfg = suite.cfg
     n, ks = cfg.num_samples, sorted(set(cfg.k))
     benchmarks: dict[str, Any] = {}
@@ -97,10 +101,16 @@ def periodic_eval(
         t0 = time.time()
         params = prep.params(n, suite.stop_ids)
         groups = generate_fn([p.prompt_ids for p in prep.problems], params)
+        against = None
+        if prep.bench.against == "start":
+            first = [suite.decode(g[0].token_ids) for g in groups]
+            against = start_answers.setdefault(prep.bench.name, first)
         items, where = [], []
         for i, (p, group) in enumerate(zip(prep.problems, groups, strict=True)):
             for j, c in enumerate(group):
                 s = sample_for(p, prep.bench, suite.decode(c.token_ids), c.token_ids)
+                if against is not None:
+                    s = replace(s, reference={**s.reference, "response": against[i]})
                 for v, spec in enumerate(prep.specs(p)):
                     items.append((spec, s))
                     where.append((i, v, j))
@@ -141,6 +151,9 @@ class PeriodicEval:
         self.out_dir = out_dir
         self.baseline: dict[str, float] | None = None
         self.history: list[dict[str, Any]] = []  # {"step", "buckets"} of every evaluation so far
+        self.start_answers: dict[str, list[str]] = {}  # `against: start` benchmarks' first answers
+        if out_dir is not None and (out_dir / "start_answers.json").is_file():
+            self.start_answers = json.loads((out_dir / "start_answers.json").read_text())
         if out_dir is not None and (out_dir / "periodic_baseline.json").is_file():
             self.baseline = json.loads((out_dir / "periodic_baseline.json").read_text())
         if out_dir is not None and (out_dir / "periodic.jsonl").is_file():
@@ -186,7 +199,13 @@ class PeriodicEval:
         self, generate_fn: GenerateFn, score_fn: ScoreFn, step: int
     ) -> tuple[dict[str, float], list[str]]:
         t0 = time.time()
-        metrics, alarms = periodic_eval(generate_fn, score_fn, self.suite, step, self.baseline)
+        known = len(self.start_answers)
+        metrics, alarms = periodic_eval(
+            generate_fn, score_fn, self.suite, step, self.baseline, self.start_answers
+        )
+        if self.out_dir is not None and len(self.start_answers) > known:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            (self.out_dir / "start_answers.json").write_text(json.dumps(self.start_answers))
         metrics["time_eval"] = time.time() - t0
         results = metrics.pop("_results")
         metric = self.suite.cfg.alarm_metric

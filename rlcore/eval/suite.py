@@ -60,6 +60,10 @@ class BenchmarkConfig:
     verifier: Any = "math"  # decides "correct" for pass@k: a name or a weighted list
     extra_verifiers: list[str] = field(default_factory=list)  # also scored: <name>@n metrics
     vote: bool | None = None  # maj@k over extracted answers; None: on for the math verifier
+    # "start": inside a training run every answer is judged against the run's first answer to
+    # the same prompt, handed to the verifier as reference["response"] (a pairwise `judge`:
+    # conversational quality kept, in the retention table); "" = against the item's reference
+    against: str = ""
     sampling: SamplingOverride = field(default_factory=SamplingOverride)
 
 
@@ -167,6 +171,9 @@ def validate(cfg: SuiteConfig) -> None:
         raise SuiteError(f"overflow: {cfg.overflow!r} is not skip or truncate")
     if cfg.engine not in ("auto", "vllm", "hf"):
         raise SuiteError(f"engine: {cfg.engine!r} is not one of auto, vllm, hf")
+    for b in cfg.benchmarks:
+        if b.against not in ("", "start"):
+            raise SuiteError(f"benchmark {b.name!r}: against: {b.against!r} is not '' or 'start'")
     known = set(names) | {b.bucket for b in cfg.benchmarks}
     if set(cfg.only) - known:
         raise SuiteError(f"only: {sorted(set(cfg.only) - known)} name no benchmark or bucket")

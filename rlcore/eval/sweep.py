@@ -80,11 +80,12 @@ class Resources:
 
         names = {n for spec, _ in items for n, _ in parse_spec(spec)}
         if self.scorer is None or names - set(self.scorer.verifiers):
+            from rlcore.rundir import resolve_verifier_models
+
             old = set(self.scorer.verifiers) if self.scorer else set()
             self.close_scorer()
-            self.scorer = Scorer(
-                names | old, self.cfg.verifier_options, workers=self.cfg.verifier_workers
-            )
+            options = resolve_verifier_models(self.cfg.verifier_options)
+            self.scorer = Scorer(names | old, options, workers=self.cfg.verifier_workers)
         return self.scorer.score(items)
 
     def close_engine(self) -> None:
@@ -188,20 +189,20 @@ def _verify(benches: list[_Bench], n: int, ctx: dict) -> None:
         log.info("verified %d / %d", c0 + len(chunk), len(queue))
 
 
-def evaluate_target(cfg: SuiteConfig, target: Target, cache_root: Path, res: Resources) -> dict:
-    """Every selected benchmark of the suite on one model: sample what is missing, verify what is
-    unverified, summarise. Returns the content of its results.json."""
+def draw_target(
+    cfg: SuiteConfig, target: Target, cache_root: Path, res: Resources
+) -> tuple[list[_Bench], dict[str, Any]]:
+    """Every selected benchmark of the suite prepared for one model, its missing samples drawn
+    (and cached). Returns the benchmarks and the model's context (tokenizer, window, ...)."""
     from transformers import AutoTokenizer
 
-    t0 = time.time()
     tokenizer = AutoTokenizer.from_pretrained(target.model_path)
     window = model_window(target.model_path, cfg.max_model_len)
     stop_ids = stop_token_ids(tokenizer, target.model_path)
     fmt, raw = prompt_format(cfg, target)
     mkey = model_key(target.model_path, cache_root / "hashes.json")
-    n, ks = cfg.num_samples, sorted(set(cfg.k))
     ctx = dict(cfg=cfg, res=res, model_path=target.model_path, window=window, stop_ids=stop_ids)
-    ctx["tokenizer"] = tokenizer
+    ctx.update(tokenizer=tokenizer, model_key=mkey, prompt_format=fmt)
     benches = [
         _open(
             prepare(cfg, bench, tokenizer, window, fmt, raw),
@@ -209,9 +210,31 @@ def evaluate_target(cfg: SuiteConfig, target: Target, cache_root: Path, res: Res
             cfg,
             stop_ids,
         )
-        for bench in selected(cfg)
+        for bench in standalone(cfg)
     ]
-    _draw(benches, n, ctx)
+    _draw(benches, cfg.num_samples, ctx)
+    return benches, ctx
+
+
+def standalone(cfg: SuiteConfig) -> list[Any]:
+    """The selected benchmarks, less those judged against a training run's start (`against:
+    start`): a run's own evaluations have that start, a single checkpoint does not (compare two
+    with `rlcore eval --compare`)."""
+    out = []
+    for bench in selected(cfg):
+        if bench.against == "start":
+            log.info("%s: judged against a run's first answers, in training only", bench.name)
+        else:
+            out.append(bench)
+    return out
+
+
+def evaluate_target(cfg: SuiteConfig, target: Target, cache_root: Path, res: Resources) -> dict:
+    """Every selected benchmark of the suite on one model: sample what is missing, verify what is
+    unverified, summarise. Returns the content of its results.json."""
+    t0 = time.time()
+    n, ks = cfg.num_samples, sorted(set(cfg.k))
+    benches, ctx = draw_target(cfg, target, cache_root, res)
     _verify(benches, n, ctx)
     benchmarks: dict[str, Any] = {}
     totals = dict.fromkeys(("drawn", "reused", "verified", "verdicts_reused"), 0)
@@ -253,10 +276,10 @@ def evaluate_target(cfg: SuiteConfig, target: Target, cache_root: Path, res: Res
         "step": target.step,
         "run": target.run_dir.name if target.run_dir else None,
         "model_path": target.model_path,
-        "model_key": mkey,
+        "model_key": ctx["model_key"],
         "model_key_kind": "sha256 of the weight files' content and config.json",
-        "prompt_format": fmt,
-        "window": window,
+        "prompt_format": ctx["prompt_format"],
+        "window": ctx["window"],
         "k": ks,
         "n": n,
         "benchmarks": benchmarks,

@@ -12,12 +12,9 @@ def _plan(*overrides: str, critic: bool = False) -> dict[str, int]:
 
 
 def test_sync_phases_each_use_the_whole_node():
-    assert _plan() == {"learner": 8, "rollout": 8, "critic": 8}
-    assert _plan("learner.world_size=2", "rollout.num_workers=4") == {
-        "learner": 4,
-        "rollout": 2,
-        "critic": 4,
-    }
+    assert _plan() == {"learner": 8, "rollout": 8, "critic": 8, "model_verifier": 8}
+    p = _plan("learner.world_size=2", "rollout.num_workers=4")
+    assert (p["learner"], p["rollout"], p["critic"]) == (4, 2, 4)
     # PPO: the policy and the critic ranks train at the same time
     assert _plan("algo.type=ppo", critic=True)["learner"] == 4
 
@@ -25,6 +22,14 @@ def test_sync_phases_each_use_the_whole_node():
 def test_async_splits_the_node_between_engines_and_learners():
     p = _plan("rollout.async_steps=1", "algo.tis_cap=2")
     assert p["rollout"] + p["learner"] == 8 and p["rollout"] == 4
+
+
+def test_model_verifiers_share_the_node_only_while_engines_still_generate():
+    # overlap with several engine parts: scoring runs beside generation, half the node
+    assert _plan("rollout.parts_per_engine=4")["model_verifier"] == 4
+    assert _plan("rollout.parts_per_engine=4", "verifier.model_actors=2")["model_verifier"] == 2
+    # one part, or no overlap: scoring starts after generation, every core
+    assert _plan("verifier.overlap=false", "rollout.num_workers=2")["model_verifier"] == 8
 
 
 def test_overrides_and_a_floor_of_one():

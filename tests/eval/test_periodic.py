@@ -108,3 +108,41 @@ def test_from_the_trainers_eval_section(tiny_chat_model):
     cfg = ev.suite.cfg
     assert (cfg.n, cfg.k, cfg.limit, cfg.margin, cfg.alarm_metric) == (2, [1, 2], 3, 0.1, "pass@1")
     assert cfg.sampling.max_tokens == 16 and len(ev.specs) == 3
+
+
+def test_against_start_gives_every_later_answer_the_first_evaluations_answer(tmp_path, evaluator):
+    """`against: start`: a verifier sees the run's first answer to the same prompt as
+    reference["response"] (what a pairwise judge compares with), also after a restart."""
+    ev, tok = evaluator
+    start = PeriodicEval.build(
+        load_suite(None, ["name=s", *[f"{k}={v}" for k, v in _against_start(tmp_path).items()]]),
+        tok,
+        [tok.eos_token_id],
+        window=256,
+        out_dir=tmp_path / "ev2",
+    )
+    seen: list[list[dict]] = []
+
+    def recording(score):
+        def wrapped(items):
+            seen.append([dict(s.reference) | {"_response": s.response} for _, s in items])
+            return score(items)
+
+        return wrapped
+
+    generate, score = fake_cluster(tok, right=3)
+    start(generate, recording(score), step=0)
+    first = {r["_response"] for r in seen[0]}
+    assert all(r["response"] == r["_response"] for r in seen[0])  # judged against itself
+    generate, score = fake_cluster(tok, right=1)  # later answers differ
+    PeriodicEval(start.suite, start.out_dir)(generate, recording(score), step=5)  # a restart
+    later = seen[1]
+    assert any(r["_response"] != r["response"] for r in later)
+    assert {r["response"] for r in later} <= first  # still the step-0 answers
+    assert json.loads((tmp_path / "ev2" / "start_answers.json").read_text())["arith"]
+
+
+def _against_start(tmp_path) -> dict[str, str]:
+    rows = tmp_path / "rows.jsonl"
+    bench = f"{{name: arith, loader: jsonl, args: {{path: {rows}}}, bucket: math, against: start}}"
+    return {"k": "[1]", "bootstrap": "20", "sampling.max_tokens": "16", "benchmarks": f"[{bench}]"}

@@ -63,6 +63,14 @@ def test_plan_orders_roles_and_sizes_bundles():
         ("verifier", 0, 0, 3),
     ]
     assert Bundle("verifier", 0, 0, 3).resources() == {"CPU": 3.0}
+    # a model-based verifier named by the data: its actors get bundles (and GPUs) of their own
+    with_rm = load_config(None, [*SHAPE, "resources.nodes=4", "gpus=8", "verifier.model_gpus=1"])
+    tail = [(b.role, b.index, b.gpus, b.cpus) for b in plan(with_rm, False, model_verifiers=2)]
+    assert tail[-2:] == [("model_verifier", 0, 1, 1), ("model_verifier", 1, 1, 1)]
+    one_machine = Placement.create(
+        load_config(None, ["gpus=1", "verifier.model_gpus=1"], False), False
+    )
+    assert one_machine.options("model_verifier", 0)["num_gpus"] == 1
 
 
 ONE_NODE = ["resources.nodes=1", "resources.gpus_per_node=2", "learner.gpus_per_rank=1"]
