@@ -13,6 +13,18 @@ from rlcore.eval.compare import greedy, length_controlled, summarize
 from rlcore.eval.suite import load_suite
 
 
+@pytest.fixture(autouse=True)
+def _thread_vars_restored(monkeypatch):
+    """main() sets OMP_NUM_THREADS & co. for its engine (the CLI's process is its own); called
+    in-process that would leak into later tests' Ray actors, so they are set here and restored."""
+    import os
+
+    from rlcore.threads import THREAD_VARS
+
+    for var in THREAD_VARS:
+        monkeypatch.setenv(var, os.environ.get(var, str(os.cpu_count() or 1)))
+
+
 def smollm2_or_skip() -> str:
     from rlcore.models.smollm2 import smollm2_path
 
