@@ -168,6 +168,12 @@ def test_a_runs_chat_bucket_is_judged_against_the_start_by_a_judge_in_the_model_
     """eval.suite with an `against: start` benchmark scored by the `judge` verifier (SmolLM2,
     pairwise, in the model-based verifier actor): step 0 is judged against itself, step 1 against
     step 0's answers, and the bucket is in the run's retention table."""
+    from rlcore.models.smollm2 import smollm2_path
+
+    try:
+        smollm2_path()  # converted once, then cached
+    except (ModuleNotFoundError, FileNotFoundError) as e:
+        pytest.skip(f"SmolLM2 is not installed: {e}")
     suite = tmp_path / "judged.yaml"
     suite.write_text(
         "name: judged\nk: [1]\nsampling: {temperature: 0.0, max_tokens: 12}\n"
