@@ -81,9 +81,8 @@ class Cluster:
         options = resolve_verifier_models(
             {**(verifier_options or {}), **dict(cfg.verifier.options)}
         )
-        model_verifiers = cfg.verifier.model_actors
-        if not model_based_names(cfg, unique_specs, options):
-            model_verifiers = 0
+        model_names = model_based_names(cfg, unique_specs, options)
+        model_verifiers = cfg.verifier.model_actors if model_names else 0
         placement = Placement.create(cfg, needs_critic, model_verifiers)
         rc = cfg.rollout
         a = cfg.algo
@@ -120,7 +119,7 @@ class Cluster:
         if critics is not None:
             critics.call("ready")
         info = rollouts.call("info")
-        scoring = Scoring.start(cfg, unique_specs, placement, run_tag, options)
+        scoring = Scoring.start(cfg, unique_specs, placement, run_tag, options, model_names)
         cluster = cls(cfg, learners, rollouts, scoring, meta, critics, placement=placement)
         scoring.get = cluster._get  # its waits call on_wait too (the preemption check)
         log.info(

@@ -83,9 +83,12 @@ class Scoring:
         placement: Placement,
         run_tag: str,
         options: dict[str, Any],
+        model_names: set[str] | None = None,
     ) -> Scoring:
+        """model_names: `model_based_names(cfg, specs, options)`, when the caller has it already."""
         vc = cfg.verifier
-        model_names = model_based_names(cfg, specs, options)
+        if model_names is None:
+            model_names = model_based_names(cfg, specs, options)
         rule_names = {n for spec in specs for n, _ in parse_spec(spec)} - model_names
 
         def group(role: str, prefix: str, names: set[str], count: int, workers: int) -> ActorGroup:
