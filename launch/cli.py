@@ -28,7 +28,8 @@ def _setup_logging(verbose: bool) -> None:
 
 
 class _Bar:
-    """A tqdm bar per stage; RL steps show reward, accuracy and the time split in the postfix."""
+    """A tqdm bar per stage (sft_distill counts the prompts answered); RL steps show reward,
+    accuracy and the time split in the postfix."""
 
     def __init__(self) -> None:
         self.bars: dict[str, Any] = {}
@@ -49,8 +50,10 @@ class _Bar:
                 len=f"{m['response_len']:.0f}",
                 t=f"{m['time_rollout']:.1f}/{m['time_verify']:.1f}/{m['time_learn']:.1f}/{m['time_sync']:.1f}",
             )
-        else:
+        elif "loss" in m:
             bar.set_postfix(loss=f"{m['loss']:.3f}")
+        elif "rows_kept" in m:  # sft_distill: the start model's answers, filtered
+            bar.set_postfix(kept=f"{m['rows_kept']:.0f}/{m['rows']:.0f}")
         bar.update(step - bar.n)
         if step >= total:
             bar.close()

@@ -65,6 +65,14 @@ class SFTConfig:
     epochs: int = 3
     batch_size: int = 32
     lr: float = 1e-3
+    # Rejection-sampled cold start (0: train on the data's worked completions). The start model
+    # answers each SFT prompt this many times (rollout sampling); a row keeps its first answer that
+    # `distill_verifier` marks correct and that stopped on its own, so the targets are the model's
+    # own words, filtered, instead of text in a new style (trainer.py: _distilled_examples).
+    distill_n: int = 0
+    distill_verifier: str = ""  # a verifier name or verifier.options alias; "": the row's own
+    # wrap the last occurrence of the row's reference answer in \boxed{} (the trained format)
+    distill_box_answer: bool = False
 
 
 @dataclass(frozen=True)
@@ -350,6 +358,7 @@ RANGES: dict[str, str] = {
     "sft.epochs": "[1, inf)",
     "sft.batch_size": "[1, inf)",
     "sft.lr": "(0, inf)",
+    "sft.distill_n": "[0, inf)",
     "rollout.num_workers": "[1, inf)",
     "rollout.tensor_parallel_size": "[1, inf)",
     "rollout.prompts_per_step": "[1, inf)",

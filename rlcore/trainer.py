@@ -18,13 +18,14 @@ import signal
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from rlcore import checkpoint, rl
 from rlcore.actors import ActorDiedError
 from rlcore.cluster import Cluster, RolloutError, SyncError, VerifierError
+from rlcore.cold_start import distilled_examples
 from rlcore.config import TrainConfig, build_algorithm
 from rlcore.data.chat import completion_ids, render_prompt
 from rlcore.data.dataset import load_source, sft_completion
@@ -56,6 +57,8 @@ def train(cfg: TrainConfig, progress: Progress | None = None) -> dict[str, Any]:
     algo = build_algorithm(cfg)
     d = cfg.data
     specs = [r.get("verifier", d.verifier) for r in train_rows + heldout]
+    if "sft" in cfg.stages and cfg.sft.distill_n:
+        specs += [_distill_verifier(cfg, r) for r in sft_rows]
     evaluator = None
     if cfg.eval.every:
         from rlcore.eval import PeriodicEval
@@ -262,15 +265,17 @@ def _sft_stage(run: Run) -> None:
     it between steps without a checkpoint (a resume runs SFT again)."""
     cfg, cluster, tokenizer = run.cfg, run.cluster, run.tokenizer
     rng = random.Random(cfg.seed)
+    targets = _sft_targets(run)
     examples = [
-        (
-            run.encode(r),
-            completion_ids(tokenizer, sft_completion(r, cfg.data.think), tokenizer.eos_token),
-        )
-        for r in run.sft_rows
+        (run.encode(r), completion_ids(tokenizer, text, tokenizer.eos_token)) for r, text in targets
     ]
     world = cfg.learner.world_size
     per_batch = cfg.sft.batch_size - cfg.sft.batch_size % world
+    if len(examples) < per_batch:
+        raise ValueError(
+            f"sft: {len(examples)} SFT examples, fewer than one batch (sft.batch_size "
+            f"{cfg.sft.batch_size}); raise data.sft_size or sft.distill_n"
+        )
     total = cfg.sft.epochs * (len(examples) // per_batch)
     cluster.learners.call("set_lr", cfg.sft.lr)
     sft_step = 0
@@ -304,6 +309,56 @@ def _sft_stage(run: Run) -> None:
         cluster.learners.call("load_reference", str(_reference_path(run.run_dir, run.state)))
 
 
+def _sft_targets(run: Run) -> list[tuple[dict[str, Any], str]]:
+    """(row, target completion) per SFT example: the data's worked completions, or (sft.distill_n)
+    the start model's own correct answers (rlcore/cold_start.py), written to sft_data.jsonl."""
+    import json
+
+    cfg = run.cfg
+    if not cfg.sft.distill_n:
+        return [(r, sft_completion(r, cfg.data.think)) for r in run.sft_rows]
+    # seeded: a resume (which runs SFT again) samples the same answers
+    params = replace(_rollout_params(run), n=cfg.sft.distill_n, seed=cfg.seed)
+    run.progress("sft_distill", 0, len(run.sft_rows), {})
+    with run.stop.interruptible():
+        targets, stats = distilled_examples(
+            run.sft_rows,
+            run.encode,
+            run.cluster.generate,
+            run.cluster.score,
+            lambda r, c: rl.make_sample(r, c, run.tokenizer),
+            lambda r: _distill_verifier(cfg, r),
+            params,
+            cfg.sft.distill_box_answer,
+        )
+    run.metrics.log(0, "sft_distill", stats)
+    run.progress("sft_distill", len(run.sft_rows), len(run.sft_rows), stats)
+    with (run.run_dir / "sft_data.jsonl").open("w") as f:
+        for r, text in targets:
+            f.write(
+                json.dumps({"id": r.get("id"), "prompt": r["prompt"], "completion": text}) + "\n"
+            )
+    return targets
+
+
+def _rollout_params(run: Run) -> SamplingParams:
+    """RL's sampling settings (rollout.*), n per prompt."""
+    r = run.cfg.rollout
+    return SamplingParams(
+        n=r.n,
+        temperature=r.temperature,
+        top_p=r.top_p,
+        top_k=r.top_k,
+        max_tokens=r.max_tokens,
+        stop_token_ids=tuple(run.stop_ids),
+    )
+
+
+def _distill_verifier(cfg: TrainConfig, row: dict[str, Any]) -> Any:
+    """The verifier that accepts a distilled SFT answer: sft.distill_verifier, else the row's."""
+    return cfg.sft.distill_verifier or row.get("verifier", cfg.data.verifier)
+
+
 def _rl_stage(run: Run) -> dict[str, Any]:
     """RL: collect (rollout, verify, shape, filter) -> update -> sync, one step at a time. A signal
     while collecting or evaluating stops at once with a checkpoint of the last finished step; one
@@ -321,14 +376,7 @@ def _rl_stage(run: Run) -> dict[str, Any]:
         position += count
         return rows, first
 
-    params = SamplingParams(
-        n=cfg.rollout.n,
-        temperature=cfg.rollout.temperature,
-        top_p=cfg.rollout.top_p,
-        top_k=cfg.rollout.top_k,
-        max_tokens=cfg.rollout.max_tokens,
-        stop_token_ids=tuple(run.stop_ids),
-    )
+    params = _rollout_params(run)
 
     def collect() -> rl.Collected:
         data = rl.collect(cluster, run.algo, cfg, next_rows, run.encode, params, run.tokenizer)

@@ -1,0 +1,82 @@
+"""The rejection-sampled cold start (rlcore/cold_start.py): the start model's own correct answers
+become the SFT targets, the answer boxed in place."""
+
+import json
+
+import pytest
+from rlcore.verifiers import Sample
+from rlcore.verifiers.build import Scorer
+
+from rlcore.cold_start import box_answer
+from rlcore.config import ConfigError, load_config
+from rlcore.trainer import train
+from tests.core.test_train_e2e import SMALL
+
+
+@pytest.mark.parametrize(
+    ("text", "answer", "expected"),
+    [
+        (
+            "57 + 65 = 122\n\nThe final answer is 122.",
+            "122",
+            "57 + 65 = 122\n\nThe final answer is \\boxed{122}.",
+        ),
+        ("16 + 48 = 64", "64", "16 + 48 = \\boxed{64}"),
+        # part of a longer number, a decimal or a negative number is not the answer
+        ("1122 and 12.5 and -12", "12", None),
+        ("it is 12.", "12", "it is \\boxed{12}."),
+        ("-7 is the sum", "-7", "\\boxed{-7} is the sum"),
+        ("already \\boxed{ 9 } here, and 9 again", "9", "already \\boxed{ 9 } here, and 9 again"),
+        ("no number here", "5", None),
+    ],
+)
+def test_box_answer_wraps_the_last_standalone_occurrence(text, answer, expected):
+    assert box_answer(text, answer) == expected
+
+
+def test_distill_n_must_not_be_negative():
+    with pytest.raises(ConfigError, match="sft.distill_n"):
+        load_config("configs/tiny_coldstart.yaml", ["sft.distill_n=-1"])
+
+
+@pytest.mark.slow
+def test_coldstart_on_the_models_own_verified_answers(tmp_path, tiny_chat_model, ray_local):
+    """A cold start whose SFT targets are the tiny model's own answers that the math verifier
+    accepts: every kept target is one of its answers, graded correct, and stopped on its own."""
+    run_dir = tmp_path / "run"
+    cfg = load_config(
+        "configs/tiny_coldstart.yaml",
+        [
+            *SMALL,
+            f"model.path={tiny_chat_model}",
+            f"run_dir={run_dir}",
+            "steps=1",
+            "data.sft_size=24",
+            "sft.distill_n=4",
+            "sft.distill_verifier=math",
+            "rollout.max_tokens=48",
+        ],
+    )
+    train(cfg)
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    (stats,) = [r for r in rows if r["stage"] == "sft_distill"]
+    assert stats["rows"] == 24 and stats["samples"] == 96
+    assert 8 <= stats["rows_kept"] <= stats["samples_correct"]
+    data = [json.loads(line) for line in (run_dir / "sft_data.jsonl").read_text().splitlines()]
+    assert len(data) == stats["rows_kept"]
+    # each target, scored again by the same verifier, is right
+    refs = {r["id"]: r["reference"] for r in _sft_rows(cfg)}
+    items = [
+        ("math", Sample(prompt=d["prompt"], response=d["completion"], reference=refs[d["id"]]))
+        for d in data
+    ]
+    with Scorer(["math"], workers=1) as scorer:
+        assert all(r.correct for r in scorer.score(items)), data
+    sft_steps = [r for r in rows if r["stage"] == "sft"]
+    assert len(sft_steps) == int(stats["rows_kept"]) // 8  # sft.batch_size=8, one epoch
+
+
+def _sft_rows(cfg):
+    from rlcore.trainer import _load_data
+
+    return _load_data(cfg)[2]
