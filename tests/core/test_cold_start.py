@@ -40,21 +40,22 @@ def test_distill_n_must_not_be_negative():
 
 
 @pytest.mark.slow
-def test_coldstart_on_the_models_own_verified_answers(tmp_path, tiny_chat_model, ray_local):
-    """A cold start whose SFT targets are the tiny model's own answers that the math verifier
-    accepts: every kept target is one of its answers, graded correct, and stopped on its own."""
+def test_coldstart_on_the_models_own_verified_answers(tmp_path, ray_local):
+    """A cold start whose SFT targets are the pretrained tiny base's own answers that the math
+    verifier accepts (the base install.sh builds; random weights would answer nothing right):
+    every kept target is graded correct again, and each kept row is one SFT example."""
     run_dir = tmp_path / "run"
     cfg = load_config(
         "configs/tiny_coldstart.yaml",
         [
             *SMALL,
-            f"model.path={tiny_chat_model}",
+            "model.path=tiny-base",
             f"run_dir={run_dir}",
             "steps=1",
             "data.sft_size=24",
             "sft.distill_n=4",
             "sft.distill_verifier=math",
-            "rollout.max_tokens=48",
+            "rollout.max_tokens=64",
         ],
     )
     train(cfg)
