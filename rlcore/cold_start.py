@@ -51,16 +51,16 @@ def distilled_examples(
     kept: list[tuple[dict[str, Any], str]] = []
     correct = truncated = 0
     for row, group, ss in zip(rows, groups, samples, strict=True):
+        answer = str(row.get("reference", {}).get("answer", ""))
         target = None
         for completion, sample in zip(group, ss, strict=True):
             ok = bool(next(results).get("correct"))
+            stopped = completion.finish_reason == "stop"
             correct += ok
-            truncated += completion.finish_reason != "stop"
-            if target is not None or not ok or completion.finish_reason != "stop":
-                continue
-            text = sample.response.strip()
-            answer = str(row.get("reference", {}).get("answer", ""))
-            target = box_answer(text, answer) if box and answer else text
+            truncated += not stopped
+            if target is None and ok and stopped:
+                text = sample.response.strip()
+                target = box_answer(text, answer) if box and answer else text
         if target is not None:
             kept.append((row, target))
     n = sum(len(g) for g in groups)

@@ -16,6 +16,7 @@ from rlcore.config import load_config
 from rlcore.placement import Placement
 from rlcore.scoring import Scoring
 from rlcore.trainer import train
+from tests.core.test_train_e2e import SMALL
 
 MIXED = [{"name": "math", "weight": 1.0}, {"name": "reward_model", "weight": 0.5}]
 RESPONSES = ["\\boxed{12}", "it is 12", "\\boxed{7}", "", "12 12 \\boxed{12}", "what?"]
@@ -96,13 +97,7 @@ def _run(model: str, run_dir: Path, extra: list[str], progress=None) -> list[dic
     cfg = load_config(
         "configs/tiny_zero.yaml",
         [
-            "rollout.prompts_per_step=4",
-            "rollout.n=4",
-            "rollout.max_tokens=24",
-            "data.train_size=64",
-            "data.heldout_size=8",
-            "learner.micro_batch_size=8",
-            "verifier.workers=1",
+            *SMALL,  # its SFT keys do nothing here: tiny_zero has no SFT stage
             f"model.path={model}",
             f"run_dir={run_dir}",
             *extra,
