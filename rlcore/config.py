@@ -65,6 +65,9 @@ class SFTConfig:
     epochs: int = 3
     batch_size: int = 32
     lr: float = 1e-3
+    # after warmup_steps of linear warmup: constant | cosine or linear decay to 0 over the stage
+    lr_schedule: Literal["constant", "cosine", "linear"] = "constant"
+    warmup_steps: int = 0
     # Rejection-sampled cold start (0: train on the data's worked completions). The start model
     # answers each SFT prompt this many times (rollout sampling); a row keeps its first answer that
     # `distill_verifier` marks correct and that stopped on its own, so the targets are the model's
@@ -359,6 +362,7 @@ RANGES: dict[str, str] = {
     "sft.batch_size": "[1, inf)",
     "sft.lr": "(0, inf)",
     "sft.distill_n": "[0, inf)",
+    "sft.warmup_steps": "[0, inf)",
     "rollout.num_workers": "[1, inf)",
     "rollout.tensor_parallel_size": "[1, inf)",
     "rollout.prompts_per_step": "[1, inf)",

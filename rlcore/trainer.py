@@ -31,6 +31,7 @@ from rlcore.data.chat import completion_ids, render_prompt
 from rlcore.data.dataset import load_source, sft_completion
 from rlcore.eval.retention import bucket_table
 from rlcore.learner.batch import pad_batch, shard
+from rlcore.learner.schedule import lr_at
 from rlcore.metrics import MetricsLogger, plot_rewards, truncate_metrics
 from rlcore.preempt import Preempted, StopRequests
 from rlcore.rollout.engine import SamplingParams
@@ -277,7 +278,6 @@ def _sft_stage(run: Run) -> None:
             f"{cfg.sft.batch_size}); raise data.sft_size or sft.distill_n"
         )
     total = cfg.sft.epochs * (len(examples) // per_batch)
-    cluster.learners.call("set_lr", cfg.sft.lr)
     sft_step = 0
     for _epoch in range(cfg.sft.epochs):
         rng.shuffle(examples)
@@ -289,11 +289,17 @@ def _sft_stage(run: Run) -> None:
                 [p for p, _ in chunk], [c for _, c in chunk], [0.0] * len(chunk), run.pad_id
             )
             tokens = float(batch.loss_mask.sum())
+            lr = lr_at(sft_step, cfg.sft.lr, cfg.sft.warmup_steps, total, cfg.sft.lr_schedule)
+            cluster.learners.call("set_lr", lr)
             out = cluster.learners.call_each(
                 "sft_step", [(shard(batch, r, world), tokens) for r in range(world)]
             )
             sft_step += 1
-            row = {"loss": sum(o["loss"] for o in out) / tokens, "grad_norm": out[0]["grad_norm"]}
+            row = {
+                "loss": sum(o["loss"] for o in out) / tokens,
+                "grad_norm": out[0]["grad_norm"],
+                "lr": lr,
+            }
             run.metrics.log(sft_step, "sft", row)
             run.progress("sft", sft_step, total, row)
     cluster.learners.call("set_lr", None)  # back to learner.lr and its schedule

@@ -156,7 +156,7 @@ class Learner:
         }
 
     def set_lr(self, lr: float | None) -> None:
-        """A constant rate for the next steps (the SFT stage); None returns to the RL schedule."""
+        """The rate of the next steps (SFT sets it per step); None returns to the RL schedule."""
         self.stage_lr = lr
 
     # ---- forward -------------------------------------------------------------------------------

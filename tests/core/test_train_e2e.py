@@ -39,6 +39,7 @@ def test_two_step_coldstart_run_then_resume(tmp_path, tiny_chat_model, ray_local
             "steps=2",
             "checkpoint_every=1",
             "algo.kl_coef=0.05",
+            "sft.lr_schedule=cosine",
         ],
     )
     summary = train(cfg)
@@ -73,7 +74,8 @@ def test_two_step_coldstart_run_then_resume(tmp_path, tiny_chat_model, ray_local
         assert key in rl[0], key
     # the engine serves exactly the learner's weights after every sync (checked in the loop)
     assert all(r["sync_mismatch"] < 1e-3 for r in rl)
-    assert any(r["stage"] == "sft" for r in rows)
+    # two SFT steps (16 rows, batch 8): the cosine schedule's full rate, then half of it
+    assert [r["lr"] for r in rows if r["stage"] == "sft"] == pytest.approx([1e-3, 5e-4])
     # the KL reference is the policy RL starts from (the SFT weights, saved as step 0), not the
     # pre-SFT base: at the first RL step the policy IS the reference
     assert rl[0]["kl"] < 1e-6 < rl[1]["kl"]
