@@ -40,7 +40,7 @@ class DataConfig:
     sft: Any = "builtin:chain_sum"  # SFT rows with worked solutions (row["completion"])
     train_size: int = 4000  # rows drawn from a builtin generator
     heldout_size: int = 200
-    sft_size: int = 200  # the cold start is a SMALL set of worked, correctly formatted solutions
+    sft_size: int = 1000  # worked, correctly formatted solutions: the cold start's format lesson
     prompt_format: Literal["chat", "raw"] = (
         "chat"  # chat: the tokenizer's chat template | raw: the base's text format
     )
@@ -265,7 +265,7 @@ class LogConfig:
 @dataclass(frozen=True)
 class TrainConfig:
     stages: list[str] = field(default_factory=lambda: ["sft", "rl"])  # ["rl"] = zero-style
-    steps: int = 60  # RL steps (one rollout batch and its policy update each)
+    steps: int = 90  # RL steps (one rollout batch and its policy update each)
     seed: int = 0
     run_dir: str = ""  # default: runs/<timestamp>
     resume: str = ""  # a run directory to continue from its latest checkpoint

@@ -58,7 +58,7 @@ class TinyRecipe:
     tie_embeddings: bool = False
     pretrain_problems: int = 40000
     pretrain_steps: int = 2000
-    chat_fraction: float = 0.3  # documents wrapped in the chat template (answer in the raw style)
+    chat_fraction: float = 0.0  # documents wrapped in the chat template (answer in the raw style)
     batch_size: int = 64
     lr: float = 3e-3
     seed: int = 0
@@ -125,8 +125,8 @@ def build_model(recipe: TinyRecipe, vocab_size: int):
 
 
 def pretrain_texts(recipe: TinyRecipe) -> list[str]:
-    """Raw Q/A documents, and a fraction wrapped in the chat template as a web crawl holds chat
-    transcripts: the base has seen its special tokens, but never the <think> format SFT teaches."""
+    """Raw Q/A documents; a `chat_fraction` of them wrapped in the chat template (none by default:
+    the base never sees the chat template, so the cold start is what teaches it, as in R1)."""
     rows = chain_sum_rows(recipe.pretrain_problems, seed=recipe.seed + 1000, split="train")
     rng = random.Random(recipe.seed)
     texts = []

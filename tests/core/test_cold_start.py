@@ -42,14 +42,16 @@ def test_distill_n_must_not_be_negative():
 @pytest.mark.slow
 def test_coldstart_on_the_models_own_verified_answers(tmp_path, ray_local):
     """A cold start whose SFT targets are the pretrained tiny base's own answers that the math
-    verifier accepts (the base install.sh builds; random weights would answer nothing right):
-    every kept target is graded correct again, and each kept row is one SFT example."""
+    verifier accepts (the base install.sh builds; random weights would answer nothing right),
+    prompted in its pretraining format ("Q: ...\nA:"; it never saw the chat template): every
+    kept target is graded correct again, and each kept row is one SFT example."""
     run_dir = tmp_path / "run"
     cfg = load_config(
         "configs/tiny_coldstart.yaml",
         [
             *SMALL,
             "model.path=tiny-base",
+            "data.prompt_format=raw",
             f"run_dir={run_dir}",
             "steps=1",
             "data.sft_size=24",
