@@ -165,8 +165,8 @@ class LearnerWorker:
     ) -> dict[str, float]:
         return self.learner.rl_step(batch, global_tokens, algo, temperature, global_seqs)
 
-    def sft_step(self, batch: Any, global_tokens: float) -> dict[str, float]:
-        return self.learner.sft_step(batch, global_tokens)
+    def sft_step(self, batch: Any, global_tokens: float, lr: float) -> dict[str, float]:
+        return self.learner.sft_step(batch, global_tokens, lr)
 
     def logprobs(self, batch: Any) -> list[list[float]]:
         return self.learner.logprobs(batch)

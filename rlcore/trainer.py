@@ -290,9 +290,8 @@ def _sft_stage(run: Run) -> None:
             )
             tokens = float(batch.loss_mask.sum())
             lr = lr_at(sft_step, cfg.sft.lr, cfg.sft.warmup_steps, total, cfg.sft.lr_schedule)
-            cluster.learners.call("set_lr", lr)
             out = cluster.learners.call_each(
-                "sft_step", [(shard(batch, r, world), tokens) for r in range(world)]
+                "sft_step", [(shard(batch, r, world), tokens, lr) for r in range(world)]
             )
             sft_step += 1
             row = {

@@ -81,7 +81,9 @@ class Learner:
 
         self.spec, self.cfg = spec, spec.cfg
         self.base_lr = spec.lr if spec.lr is not None else spec.cfg.lr
-        self.stage_lr: float | None = None  # set_lr: a constant rate (SFT) instead of the schedule
+        self.stage_lr: float | None = (
+            None  # the SFT stage's rate (sft_step) instead of the schedule
+        )
         self.steps = 0  # RL optimizer steps taken (the schedule's position; checkpointed)
         self.nonfinite_in_row = 0
         torch.manual_seed(spec.seed + spec.rank)
@@ -156,7 +158,7 @@ class Learner:
         }
 
     def set_lr(self, lr: float | None) -> None:
-        """The rate of the next steps (SFT sets it per step); None returns to the RL schedule."""
+        """A fixed rate for the next steps instead of the schedule; None returns to the schedule."""
         self.stage_lr = lr
 
     # ---- forward -------------------------------------------------------------------------------
@@ -308,8 +310,10 @@ class Learner:
         return sums
 
     # ---- SFT -----------------------------------------------------------------------------------
-    def sft_step(self, batch: TokenBatch, global_tokens: float) -> dict[str, float]:
-        """Next-token cross-entropy on the masked (assistant) tokens of this rank's shard."""
+    def sft_step(self, batch: TokenBatch, global_tokens: float, lr: float) -> dict[str, float]:
+        """Next-token cross-entropy on the masked (assistant) tokens of this rank's shard, one
+        optimizer step at `lr` (the stage's schedule; set_lr(None) returns to RL's)."""
+        self.stage_lr = lr
         self.engine.train()
         mbs = self._micro_batches(batch)
         scale = self.spec.world_size / max(global_tokens, 1.0)

@@ -3,7 +3,7 @@
     lr_at(step, base_lr=1e-4, warmup=10, total=100, schedule="cosine", min_ratio=0.1)
 
 `step` counts optimizer steps from 0. The learner sets the rate itself before every step (rather than
-a DeepSpeed scheduler) so that the SFT stage can run at its own rates (set_lr) in one optimizer.
+a DeepSpeed scheduler) so that the SFT stage can run at its own rates in one optimizer.
 """
 
 from __future__ import annotations
