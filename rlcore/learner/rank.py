@@ -81,9 +81,7 @@ class Learner:
 
         self.spec, self.cfg = spec, spec.cfg
         self.base_lr = spec.lr if spec.lr is not None else spec.cfg.lr
-        self.stage_lr: float | None = (
-            None  # the SFT stage's rate (sft_step) instead of the schedule
-        )
+        self.stage_lr: float | None = None  # SFT's rate (sft_step) instead of the schedule
         self.steps = 0  # RL optimizer steps taken (the schedule's position; checkpointed)
         self.nonfinite_in_row = 0
         torch.manual_seed(spec.seed + spec.rank)
