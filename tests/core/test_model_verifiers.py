@@ -83,6 +83,10 @@ def test_a_model_verifier_killed_during_a_batch_is_restarted_and_scores_its_part
     scoring, _ = _scoring(tiny_reward_model, "kill")
     try:
         before = scoring.score(_items())
+        # The tiny model scores a batch in milliseconds, so a kill sent after it was submitted
+        # could land after it finished. A long batch queued ahead keeps the actor busy: the kill
+        # lands mid-batch, and the batch under test, queued behind it, dies with the actor.
+        scoring.submit(_items() * 300)
         pending = scoring.submit(_items())
         ray.kill(scoring.model.actors[0], no_restart=False)  # Ray restarts it
         after = scoring.collect(pending)
