@@ -79,6 +79,10 @@ class LanguageConfig(VerifierConfig):
     min_chunk_letters: int = 24  # shorter sentences are merged with the next before identification
     accept_prob: float = 0.3  # a chunk also counts when the expected language has this probability
     correct_threshold: float = 0.9  # correct = at least this fraction of the text in the language
+    # A terse response (fewer than min_chunk_letters letters: "Oui.", "Ja.", "答案是 12。") is too
+    # short to identify: it is judged by its script, and fails only when the identifier gives
+    # another language at least this probability ("The answer is 4." for French: en 0.97).
+    terse_reject_prob: float = 0.9
 
 
 @functools.lru_cache(maxsize=1)
@@ -167,7 +171,10 @@ class LanguageVerifier(Verifier):
     CJK, Cyrillic or other non-Latin text (tolerated on purpose); transliterated text (Hindi in Latin
     letters may be identified as Hindi or as English); regional variants (pt-BR vs pt-PT,
     Simplified vs Traditional Chinese); closely related languages the lite model confuses on short
-    chunks (accepted when the expected one has at least config.accept_prob); natural-language text
+    chunks (accepted when the expected one has at least config.accept_prob); which of the languages
+    sharing a script a terse response is in ("Oui." passes for English: under
+    config.min_chunk_letters letters only the script and a confident identification count, so
+    short English slips through for a Latin-script language); natural-language text
     inside code blocks, comments or math; whether the text is fluent, correct or relevant. A
     response that quotes foreign text on purpose (a translation task) is penalized.
     """
@@ -195,6 +202,8 @@ class LanguageVerifier(Verifier):
                           elapsed_s=time.perf_counter() - start)  # fmt: skip
 
         scripts = _SCRIPTS.get(expected, frozenset({"LATIN"}))
+        letters = sum(sum(_weighted_letters(p).values()) for p in pieces)
+        terse = letters < self.config.min_chunk_letters
         in_lang = off_lang = 0.0
         found: dict[str, float] = {}
         for piece in pieces:
@@ -206,6 +215,8 @@ class LanguageVerifier(Verifier):
             ok = lang == expected or any(
                 code == expected and p >= self.config.accept_prob for code, p in top
             )
+            if terse and not ok:  # too short to trust the identifier unless it is sure
+                ok = top[0][1] < self.config.terse_reject_prob
             if not ok:
                 off_lang += total
                 continue
@@ -216,6 +227,8 @@ class LanguageVerifier(Verifier):
             off_lang += foreign
         reward = in_lang / (in_lang + off_lang) if in_lang + off_lang > 0 else 0.0
         details["chunks"] = len(pieces)
+        if terse:
+            details["terse"] = True  # judged by script unless confidently another language
         details["languages"] = {
             k: round(v, 1) for k, v in sorted(found.items(), key=lambda x: -x[1])
         }

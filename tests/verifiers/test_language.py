@@ -148,6 +148,30 @@ def test_many_tiny_fragments_are_merged_not_trusted_one_by_one():
     assert r.reward < 0.9
 
 
+# (expected language, terse response, correct, correct by the rule for long text)
+TERSE = [
+    ("fr", "Oui.", True, False),  # identified as Italian (0.48): too short to trust
+    ("de", "Ja.", True, False),
+    ("zh", "答案是 12。", True, False),  # 3 characters: identified as English (0.12)
+    ("ru", "Да.", True, False),
+    ("ja", "はい。", True, True),
+    ("fr", "The answer is 4.", False, False),  # English at 0.97: sure enough to fail it
+    ("fr", "Да.", False, False),  # the wrong script
+    ("zh", "はい。", False, False),  # kana, identified as Japanese (1.0)
+]
+
+
+@pytest.mark.parametrize(("lang", "response", "correct", "long_rule"), TERSE)
+def test_a_terse_answer_is_judged_by_its_script_unless_surely_another_language(
+    lang, response, correct, long_rule
+):
+    sample = Sample(prompt="p", response=response, reference={"language": lang})
+    r = LanguageVerifier().verify(sample)
+    assert r.correct is correct and r.details["terse"] is True, r.details
+    strict = LanguageVerifier(LanguageConfig(terse_reject_prob=0.0))  # never trusts the script
+    assert strict.verify(sample).correct is long_rule
+
+
 @pytest.mark.parametrize(
     ("given", "code"),
     [("fr", "fr"), ("FR", "fr"), ("French", "fr"), ("pt-BR", "pt"), ("zh_TW", "zh"), ("nb", "no")],
