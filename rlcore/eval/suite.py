@@ -88,7 +88,7 @@ class SuiteConfig:
     bootstrap: int = 1000  # bootstrap resamples for the CIs (0 = none)
     out_dir: str = ""  # default: RUN/eval, or runs/eval-<model> for a plain model
     every: int = 0  # run sweeps: checkpoints whose step is a multiple (0 = all); the last always
-    base: bool = True  # run sweeps: also evaluate the run's starting model as step 0
+    base: bool = True  # run sweeps: also evaluate the run's starting model ("start", step 0)
     margin: float = 0.05  # retention alarm: a bucket dropping more than this below the start
     alarm_metric: str = "mean@n"  # the bucket metric the retention alarm watches
 

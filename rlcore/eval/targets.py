@@ -2,7 +2,8 @@
 tokens and prompt format.
 
 A target is a Hugging Face model folder, a run checkpoint (RUN/checkpoints/step_N or its policy/),
-a run directory (every finished checkpoint, filtered by `every`, plus the starting model as step 0),
+a run directory (every finished checkpoint, filtered by `every`, plus the starting model, labelled
+`start`, as step 0),
 or an embedded model name (tiny-base, ... as rlcore.rundir.resolve_model_path knows them).
 """
 
@@ -75,7 +76,8 @@ def _run_targets(run: Path, every: int, base: bool) -> list[Target]:
         from rlcore.rundir import resolve_model_path
 
         try:
-            out.insert(0, Target("step_000000", resolve_model_path(str(start)), 0, run))
+            # "start", not step_000000: after a cold start that name is the SFT checkpoint's
+            out.insert(0, Target("start", resolve_model_path(str(start)), 0, run))
         except FileNotFoundError as e:
             log.warning("%s: the starting model is not available (%s); not evaluated", run, e)
     if not out:

@@ -4,6 +4,7 @@ n samples only the difference, a new verifier only re-verifies, a run directory 
 import json
 import logging
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -85,7 +86,7 @@ def test_run_directory_sweep_table_and_plots(suite, tiny_chat_model, tmp_path):
     cfg = load_suite(suite, ["k=[1,2]", "every=4"])
     out = run_eval(cfg, [str(run)])
     labels = [r["label"] for r in out["results"]]
-    assert labels == ["step_000000", "step_000004"]  # the start, then every 4th (and the last)
+    assert labels == ["start", "step_000004"]  # the start, then every 4th (and the last)
     assert [r["step"] for r in out["results"]] == [0, 4]
     # the same weights as the starting model: every sample is reused (content-hashed key)
     assert out["results"][1]["counts"]["drawn"] == 0
@@ -101,3 +102,23 @@ def test_run_directory_sweep_table_and_plots(suite, tiny_chat_model, tmp_path):
     assert [r["label"] for r in both["results"]][1::2] == ["run/step_000004", "run2/step_000004"]
     assert (tmp_path / "both" / "run2" / "step_000004" / "results.json").is_file()
     assert sum(r["counts"]["drawn"] for r in both["results"]) == 6  # one model, sampled once
+
+
+def test_a_cold_start_runs_start_and_sft_checkpoint_are_two_targets(tiny_chat_model, tmp_path):
+    # after a cold start, checkpoints/step_000000 holds the SFT model, not the starting one
+    from rlcore.eval.targets import resolve_targets
+
+    run = tmp_path / "run"
+    for step in (0, 3):
+        ckpt = run / "checkpoints" / f"step_{step:06d}"
+        shutil.copytree(tiny_chat_model, ckpt / "policy")
+        (ckpt / "trainer_state.json").write_text(json.dumps({"step": step}))
+    (run / "config.yaml").write_text(f"model:\n  path: {tiny_chat_model}\n")
+    targets = resolve_targets(str(run))
+    assert [(t.label, t.step) for t in targets] == [
+        ("start", 0),
+        ("step_000000", 0),
+        ("step_000003", 3),
+    ]
+    assert targets[0].model_path == str(Path(tiny_chat_model).resolve())
+    assert targets[1].model_path == str(run / "checkpoints" / "step_000000" / "policy")
