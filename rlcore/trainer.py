@@ -301,7 +301,6 @@ def _sft_stage(run: Run) -> None:
             }
             run.metrics.log(sft_step, "sft", row)
             run.progress("sft", sft_step, total, row)
-    cluster.learners.call("set_lr", None)  # back to learner.lr and its schedule
     cluster.sync_weights()
     with run.stop.interruptible():
         run.evaluate("sft")

@@ -202,14 +202,13 @@ class LanguageVerifier(Verifier):
                           elapsed_s=time.perf_counter() - start)  # fmt: skip
 
         scripts = _SCRIPTS.get(expected, frozenset({"LATIN"}))
-        letters = sum(sum(_weighted_letters(p).values()) for p in pieces)
-        terse = letters < self.config.min_chunk_letters
+        per_piece = [_weighted_letters(p) for p in pieces]
+        terse = sum(sum(w.values()) for w in per_piece) < self.config.min_chunk_letters
         in_lang = off_lang = 0.0
         found: dict[str, float] = {}
-        for piece in pieces:
+        for piece, weights in zip(pieces, per_piece, strict=True):
             top = detect_languages(piece, k=3)
             lang, _ = top[0]
-            weights = _weighted_letters(piece)
             total = sum(weights.values())
             found[lang] = found.get(lang, 0.0) + total
             ok = lang == expected or any(

@@ -81,7 +81,7 @@ class Learner:
 
         self.spec, self.cfg = spec, spec.cfg
         self.base_lr = spec.lr if spec.lr is not None else spec.cfg.lr
-        self.stage_lr: float | None = None  # SFT's rate (sft_step) instead of the schedule
+        self.stage_lr: float | None = None  # set_lr: a fixed rate instead of the schedule
         self.steps = 0  # RL optimizer steps taken (the schedule's position; checkpointed)
         self.nonfinite_in_row = 0
         torch.manual_seed(spec.seed + spec.rank)
@@ -197,12 +197,15 @@ class Learner:
         self.engine.set_gradient_accumulation_boundary(last)
         self.engine.backward(loss)
 
-    def _step(self, losses_finite: bool) -> dict[str, float]:
-        """The optimizer step, unless the loss or gradient is non-finite on ANY rank: then the
-        gradients are dropped, the weights stay, and after max_nonfinite_steps in a row we stop."""
+    def _step(self, losses_finite: bool, lr: float | None = None) -> dict[str, float]:
+        """The optimizer step at `lr` (default: set_lr's rate, else the RL schedule, whose position
+        only these scheduled steps advance), unless the loss or gradient is non-finite on ANY rank:
+        then the gradients are dropped, the weights stay, and after max_nonfinite_steps in a row
+        we stop."""
         import torch.distributed as dist
 
-        lr = self.stage_lr
+        scheduled = lr is None and self.stage_lr is None
+        lr = lr if lr is not None else self.stage_lr
         if lr is None:
             lr = lr_at(
                 self.steps,
@@ -228,7 +231,7 @@ class Learner:
         norm = self.engine.get_global_grad_norm()
         norm = float(norm) if norm is not None else 0.0
         skipped = flag.item() > 0 or not math.isfinite(norm)
-        if self.stage_lr is None and not skipped:
+        if scheduled and not skipped:
             self.steps += 1
         self.nonfinite_in_row = self.nonfinite_in_row + 1 if skipped else 0
         if skipped:
@@ -310,8 +313,7 @@ class Learner:
     # ---- SFT -----------------------------------------------------------------------------------
     def sft_step(self, batch: TokenBatch, global_tokens: float, lr: float) -> dict[str, float]:
         """Next-token cross-entropy on the masked (assistant) tokens of this rank's shard, one
-        optimizer step at `lr` (the stage's schedule; set_lr(None) returns to RL's)."""
-        self.stage_lr = lr
+        optimizer step at `lr` (the SFT stage's schedule, computed by the trainer)."""
         self.engine.train()
         mbs = self._micro_batches(batch)
         scale = self.spec.world_size / max(global_tokens, 1.0)
@@ -322,7 +324,7 @@ class Learner:
             finite = finite and bool(torch.isfinite(nll))
             self._backward(nll * scale, last=i == len(mbs) - 1)
             total += float(nll.detach())
-        return {"loss": total, **self._step(finite)}
+        return {"loss": total, **self._step(finite, lr)}
 
     @torch.no_grad()
     def logprobs(self, batch: TokenBatch) -> list[list[float]]:
