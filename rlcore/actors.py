@@ -152,6 +152,12 @@ class LearnerWorker:
     def set_lr(self, lr: float | None) -> None:
         self.learner.set_lr(lr)
 
+    def reset_optimizer(self) -> None:
+        self.learner.reset_optimizer()
+
+    def optimizer_state_size(self) -> int:
+        return self.learner.optimizer_state_size()
+
     def prepare(self, batch: Any, temperature: float) -> dict[str, Any]:
         return self.learner.prepare(batch, temperature)
 

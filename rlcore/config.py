@@ -76,6 +76,10 @@ class SFTConfig:
     distill_verifier: str = ""  # a verifier name or verifier.options alias; "": the row's own
     # wrap the last occurrence of the row's reference answer in \boxed{} (the trained format)
     distill_box_answer: bool = False
+    # RL starts with a fresh AdamW (no moments, step 0), as DeepSeek-R1, verl and TRL do: SFT's
+    # moments would steer the first RL updates, and beta2's ~690-step memory the rest of the stage.
+    # false: one optimizer for both stages (the behaviour before this switch).
+    fresh_optimizer: bool = True
 
 
 @dataclass(frozen=True)

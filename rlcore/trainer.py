@@ -218,7 +218,7 @@ def _load_data(
         )
 
     heldout = load("heldout", d.heldout_size, cfg.seed + 1, "heldout")
-    banned = {str(r["prompt"]) for r in heldout}
+    banned = {str(r["prompt"]) for r in heldout} | {k for r in heldout if (k := _split_key(r))}
     train_rows = _decontaminate(load("train", d.train_size, cfg.seed, "train"), banned, "train")
     sft_rows: list[dict[str, Any]] = []
     if "sft" in cfg.stages:
@@ -306,6 +306,8 @@ def _sft_stage(run: Run) -> None:
         run.evaluate("sft")
     run.state["stage"] = "sft_done"
     if "rl" in cfg.stages:
+        if cfg.sft.fresh_optimizer:  # before step 0 is saved, so a resume starts RL the same way
+            cluster.learners.call("reset_optimizer")
         # RL's KL reference is the policy RL starts from (the SFT weights), also on a resume:
         # a checkpoint "step 0" holds them, and every later checkpoint's state names it
         run.state["reference"] = checkpoint.step_dir(run.run_dir, 0).name
@@ -491,11 +493,20 @@ def _hard_stop(cluster: Cluster, signame: str) -> None:
         os._exit(128 + int(getattr(signal, signame, signal.SIGTERM)))
 
 
+def _split_key(row: dict[str, Any]) -> str | None:
+    """A builtin row's twin-free key (rlcore/data/twins.py); None for rows from files."""
+    meta = row.get("meta")
+    key = meta.get("split_key") if isinstance(meta, dict) else None
+    return str(key) if key else None
+
+
 def _decontaminate(rows: list[dict[str, Any]], banned: set[str], name: str) -> list[dict[str, Any]]:
-    kept = [r for r in rows if str(r["prompt"]) not in banned]
+    """Drop rows whose prompt is a held-out prompt, or whose split key is a held-out problem's
+    (its twin: the same expression in another order or template, from another source)."""
+    kept = [r for r in rows if str(r["prompt"]) not in banned and _split_key(r) not in banned]
     if len(kept) < len(rows):
         log.info(
-            "decontamination: dropped %d %s rows whose prompt is a held-out prompt",
+            "decontamination: dropped %d %s rows that are held-out problems or their twins",
             len(rows) - len(kept),
             name,
         )

@@ -4,9 +4,10 @@
 
 Each row's prompt is the dataset's question plus one line asking for the answer as \\boxed{...}; its
 reference is the dataset's own answer and entry, scored by the `reasoning_gym` verifier (the
-dataset's own scorer on the last \\boxed{}). Held-out problems are chosen by a hash of the question
-(`is_heldout`, as for chain sums), so no training split can ever contain a held-out problem,
-whatever the seeds or sizes.
+dataset's own scorer on the last \\boxed{}). Held-out problems are chosen by a hash of the problem's
+twin-free key (`rlcore/data/twins.py`: the expression with commutative operands ordered, no
+template), so no training split can ever contain a held-out problem or a reworded or commuted twin
+of one, whatever the seeds or sizes.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import json
 from typing import Any
 
 from rlcore.data.tasks import is_heldout
+from rlcore.data.twins import split_key
 
 ANSWER_FORMAT = "Give your final answer as \\boxed{ANSWER}."
 
@@ -51,7 +53,8 @@ def gym_rows(
             raise GymError(f"reasoning_gym/{dataset}: {e}") from None
         for item in ds:
             question = str(item["question"])
-            if question in seen or is_heldout(question) != want_heldout:
+            key = split_key(question, item.get("metadata"))
+            if question in seen or is_heldout(key) != want_heldout:
                 continue
             seen.add(question)
             entry = {"question": question, "answer": item["answer"], "metadata": item["metadata"]}
@@ -77,7 +80,10 @@ def gym_rows(
 def _meta(dataset: str, item: dict[str, Any]) -> dict[str, Any]:
     """The row's source, and a worked solution where the dataset states its expression
     (basic_arithmetic, chain_sum...): "23 + 45 = 68", what an SFT cold start shows before the box."""
-    meta: dict[str, Any] = {"source": f"reasoning_gym:{dataset}"}
+    meta: dict[str, Any] = {
+        "source": f"reasoning_gym:{dataset}",
+        "split_key": split_key(str(item["question"]), item.get("metadata")),
+    }
     expression = (item.get("metadata") or {}).get("expression")
     if isinstance(expression, str) and expression.strip():
         meta["worked"] = f"{expression.strip()} = {item['answer']}"

@@ -7,9 +7,10 @@ rendered compactly for a character-level tiny model, with a worked left-to-right
     worked:   "57+87=144, 144-70=74"
     answer:   "74"
 
-Held-out problems are decided by a hash of the problem text, not by the generator seed, so no
-training, SFT or pretraining split can ever contain a held-out problem (decontamination by
-construction: `is_heldout(expr)` is checked by every split).
+Held-out problems are decided by a hash of the problem's twin-free key (rlcore/data/twins.py: the
+expression with its terms ordered, so "57+87-70" and "87+57-70" share it), not by the generator
+seed, so no training, SFT or pretraining split can ever contain a held-out problem or a commuted
+twin of one (decontamination by construction: `is_heldout(key)` is checked by every split).
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from typing import Any
+
+from rlcore.data.twins import split_key
 
 HELDOUT_MOD = 10  # one problem in ten (by hash) is reserved for evaluation
 
@@ -72,7 +75,8 @@ def chain_sum_rows(
         )
         for item in ds:
             expr = item["metadata"]["expression"].replace(" ", "")
-            if expr in seen or is_heldout(expr) != want_heldout:
+            key = split_key(expr, {"expression": expr})
+            if expr in seen or is_heldout(key) != want_heldout:
                 continue
             seen.add(expr)
             worked, answer = worked_solution(expr)
@@ -83,7 +87,11 @@ def chain_sum_rows(
                     "prompt": f"{expr}=?",
                     "bucket": "math",
                     "reference": {"answer": str(answer)},
-                    "meta": {"worked": worked, "source": "reasoning_gym:chain_sum"},
+                    "meta": {
+                        "worked": worked,
+                        "source": "reasoning_gym:chain_sum",
+                        "split_key": key,
+                    },
                 }
             )
             if len(rows) == n:

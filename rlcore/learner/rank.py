@@ -155,6 +155,16 @@ class Learner:
             "wall_clock_breakdown": False,
         }
 
+    def reset_optimizer(self) -> None:
+        """Forget every optimizer moment and step count: the next step is a fresh AdamW's first
+        (bias correction included). DeepSpeed's ZeRO optimizers wrap torch's AdamW, whose state is
+        created lazily at its first step, so clearing the innermost state is a fresh start."""
+        _torch_optimizer(self.engine.optimizer).state.clear()
+
+    def optimizer_state_size(self) -> int:
+        """Parameters with optimizer state (moments) on this rank; 0: a fresh optimizer."""
+        return sum(1 for v in _torch_optimizer(self.engine.optimizer).state.values() if v)
+
     def set_lr(self, lr: float | None) -> None:
         """A fixed rate for the next steps instead of the schedule; None returns to the schedule."""
         self.stage_lr = lr
@@ -373,6 +383,15 @@ class Learner:
         _, client = self.engine.load_checkpoint(str(target / "deepspeed"), tag="state")
         self.steps = int((client or {}).get("rl_steps", 0))
         _load_rng(target / f"rng_rank{self.spec.rank}.pt")
+
+
+def _torch_optimizer(opt: Any) -> torch.optim.Optimizer:
+    """The torch optimizer inside DeepSpeed's wrappers (ZeRO 1-3 keep it as `.optimizer`)."""
+    while not isinstance(opt, torch.optim.Optimizer) and hasattr(opt, "optimizer"):
+        opt = opt.optimizer
+    if not isinstance(opt, torch.optim.Optimizer):
+        raise TypeError(f"no torch optimizer inside {type(opt).__name__}")
+    return opt
 
 
 def _token_logprobs(

@@ -27,6 +27,18 @@ SMALL = [
 ]
 
 
+def _adam_moments(ckpt: Path) -> int:
+    """AdamW moment tensors saved in a checkpoint's DeepSpeed (ZeRO-2) optimizer shards."""
+    import torch
+
+    count = 0
+    for f in (ckpt / "deepspeed" / "state").glob("*optim_states.pt"):
+        sd = torch.load(f, weights_only=False)["optimizer_state_dict"]["base_optimizer_state"]
+        groups = sd["state"].values() if isinstance(sd, dict) else sd
+        count += sum(k in g for g in groups for k in ("exp_avg", "exp_avg_sq"))
+    return count
+
+
 @pytest.mark.slow
 def test_two_step_coldstart_run_then_resume(tmp_path, tiny_chat_model, ray_local):
     run_dir = tmp_path / "run"
@@ -83,6 +95,10 @@ def test_two_step_coldstart_run_then_resume(tmp_path, tiny_chat_model, ray_local
     assert ckpts == ["step_000000", "step_000001", "step_000002"]
     sft_state = json.loads((run_dir / "checkpoints/step_000000/trainer_state.json").read_text())
     assert sft_state["stage"] == "sft_done" and sft_state["reference"] == "step_000000"
+    # RL starts with a fresh optimizer (sft.fresh_optimizer): the checkpoint RL starts from holds
+    # no AdamW moments, though SFT took two steps; the first RL step creates them
+    assert _adam_moments(run_dir / "checkpoints/step_000000") == 0
+    assert _adam_moments(run_dir / "checkpoints/step_000001") > 0
     policy = run_dir / "checkpoints" / "step_000002" / "policy"
     assert (policy / "config.json").is_file() and (policy / "tokenizer.json").is_file()
 
@@ -102,7 +118,7 @@ def test_two_step_coldstart_run_then_resume(tmp_path, tiny_chat_model, ray_local
     assert summary2["steps"] == 4
     rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows if r["stage"] == "rl"] == [1, 2, 3, 4]
-    assert sum(r["stage"] == "sft" for r in rows) == sum(1 for r in rows if r["stage"] == "sft")
+    assert sum(r["stage"] == "sft" for r in rows) == 2  # the two SFT steps of the first run only
     state = json.loads((run_dir / "checkpoints" / "step_000004" / "trainer_state.json").read_text())
     assert state["step"] == 4 and state["stage"] == "rl_done"
     assert state["reference"] == "step_000000"  # the resumed learners reloaded the SFT reference
