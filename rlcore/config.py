@@ -167,6 +167,11 @@ class LearnerConfig:
         ]
     )
     max_nonfinite_steps: int = 3  # a non-finite loss/grad skips the update; this many in a row stop
+    # Rows whose advantage is 0 on every token (a GRPO group whose rewards are all equal) give
+    # exactly no gradient unless the loss has a KL or entropy term or a critic trains on them:
+    # then they skip the forward/backward, the loss denominators unchanged (the same update).
+    # Logged as learn_skipped_frac; entropy, clip_frac and loss are then means over the rows learned.
+    skip_zero_advantage: bool = True
     # rlcore.kernels: fused (Triton, GPU) | chunked | reference; auto picks
     logprob_impl: Literal["auto", "fused", "chunked", "reference"] = "auto"
     gpus_per_rank: int = 0  # 0 = CPU (gloo); 1 = one GPU per rank (NCCL)

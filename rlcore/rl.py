@@ -287,6 +287,7 @@ def update(
     rewards = torch.tensor(data.rewards, dtype=torch.float32)
     advantages, returns = algo.estimate(rewards, mask, kl, values)
     batch = batch.with_(advantages=advantages, returns=returns, old_values=values)
+    skip = cfg.learner.skip_zero_advantage and algo.zero_advantage_rows_are_inert
 
     # ---- epochs x minibatches: one optimizer step per minibatch ----------------------------------
     train_policy = step > a.critic_warmup_steps or not algo.needs_critic
@@ -300,27 +301,74 @@ def update(
                 order[m * size : (m + 1) * size] if order is not None else torch.arange(len(batch))
             )
             mb = batch.select(idx)
-            outs = _update_minibatch(cluster, algo, cfg, mb, train_policy)
+            outs = _update_minibatch(cluster, algo, cfg, mb, train_policy, skip)
             if epoch == 0:
                 first_epoch.append(outs)
-    out = _update_metrics(first_epoch, float(mask.sum()), kl)
+    learned = sum(o.pop("learn_tokens") for o in first_epoch)
+    out = _update_metrics(first_epoch, learned, kl)
     # the learner's batch as it computes it (padded width), for benchmarks/vs_trl.py's floor
     out.update(learn_seqs=float(len(batch)), learn_width=float(batch.input_ids.shape[1]))
+    out.update(_group_metrics(rewards, cfg.rollout.n))
+    out["learn_skipped_frac"] = 1.0 - learned / max(float(mask.sum()), 1.0)
     return out
 
 
+def _group_metrics(rewards: torch.Tensor, n: int) -> dict[str, float]:
+    """rewards [G * n] (the kept groups): the share of groups whose rewards are all equal (no
+    signal for a group-relative advantage) and the mean reward std within a group."""
+    grouped = rewards.view(-1, n)
+    spread = grouped.max(dim=1).values - grouped.min(dim=1).values
+    std = grouped.std(dim=1, unbiased=False) if n > 1 else torch.zeros(len(grouped))
+    return {
+        "zero_var_frac": float((spread <= 1e-6).float().mean()),
+        "group_reward_std": float(std.mean()),
+    }
+
+
+def _inert_rows(mb: TokenBatch, world: int) -> torch.Tensor:
+    """Rows [B] bool whose advantage is 0 on every loss token: left out of the forward/backward.
+    A few are kept back so that the rows sent still split evenly over `world` ranks."""
+    adv = mb.advantages
+    assert adv is not None
+    if adv.ndim == 1:  # one advantage per response
+        inert = adv == 0
+    else:  # per token [B, T]: zero wherever the loss looks
+        inert = ((adv * mb.loss_mask) == 0).all(dim=1)
+    inert = inert.clone()
+    extra = int((~inert).sum()) % world
+    if extra:
+        keep_back = inert.nonzero().flatten()[: world - extra]
+        inert[keep_back] = False
+    if bool(inert.all()):  # nothing to learn from: one row still goes (its gradient is 0)
+        inert[:world] = False
+    return inert
+
+
 def _update_minibatch(
-    cluster: Any, algo: Algorithm, cfg: TrainConfig, mb: TokenBatch, train_policy: bool
+    cluster: Any,
+    algo: Algorithm,
+    cfg: TrainConfig,
+    mb: TokenBatch,
+    train_policy: bool,
+    skip_inert: bool = False,
 ) -> dict[str, float]:
+    """One optimizer step on `mb`. skip_inert: rows with zero advantage everywhere (exactly no
+    gradient, see Algorithm.zero_advantage_rows_are_inert) are not sent; the loss denominators
+    (tokens, sequences) stay those of the whole minibatch, so the update is the same."""
     world = cfg.learner.world_size
     tokens = float(mb.loss_mask.sum())
-    shards = [shard(mb, r, world) for r in range(world)]
+    seqs = float(len(mb))
+    policy_mb = mb
+    if skip_inert and not algo.needs_critic:
+        policy_mb = mb.select((~_inert_rows(mb, world)).nonzero().flatten())
     calls = []
     if train_policy:
-        args = [(s, tokens, algo, cfg.rollout.temperature, float(len(mb))) for s in shards]
+        shards = [shard(policy_mb, r, world) for r in range(world)]
+        args = [(s, tokens, algo, cfg.rollout.temperature, seqs) for s in shards]
         calls += cluster.learners.submit_each("rl_step", args)
     if algo.needs_critic:
         clip = getattr(algo, "value_clip", None)
+        shards = [shard(mb, r, world) for r in range(world)]
         calls += cluster.critics.submit_each("value_step", [(s, tokens, clip) for s in shards])
     import ray
 
@@ -334,6 +382,8 @@ def _update_minibatch(
                 summed[k] = v  # the same on every rank
             else:
                 summed[k] = summed.get(k, 0.0) + v
+    # the learner's sums are over the tokens it saw: their means divide by those
+    summed["learn_tokens"] = float(policy_mb.loss_mask.sum()) if train_policy else tokens
     return summed
 
 

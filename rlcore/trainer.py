@@ -257,7 +257,8 @@ def _periodic_eval(run: Run, step: int) -> None:
     alarm and of the bucket table)."""
     if run.evaluator is not None:
         with run.stop.interruptible():
-            result = run.evaluator(run.cluster.generate, run.cluster.score, step)[0]
+            final = step == run.cfg.steps
+            result = run.evaluator(run.cluster.generate, run.cluster.score, step, final)[0]
         run.metrics.log(step, "eval", result)
 
 

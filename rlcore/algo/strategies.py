@@ -77,6 +77,14 @@ class Algorithm:
     def kl_in_reward(self) -> bool:
         return self.kl_coef > 0 and self.kl_placement == "reward"
 
+    @property
+    def zero_advantage_rows_are_inert(self) -> bool:
+        """True when a row whose advantage is 0 on every token adds exactly 0 to the policy
+        gradient: every loss here is the advantage times a ratio term, so only a KL or entropy
+        term in the loss, or a critic trained on the same rows, gives such a row a gradient."""
+        kl_in_loss = self.kl_coef > 0 and self.kl_placement == "loss"
+        return not (kl_in_loss or self.entropy_coef != 0 or self.needs_critic)
+
     # ---- rewards and groups (called by the trainer before packing) -----------------------------
     def shape_rewards(self, rewards: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """rewards, lengths [N] -> rewards [N] with DAPO's soft overlong penalty when configured."""

@@ -87,6 +87,7 @@ def periodic_eval(
     step: int,
     baseline: dict[str, float] | None = None,
     start_answers: dict[str, list[str]] | None = None,
+    final: bool = False,
 ) -> tuple[dict[str, Any], list[str]]:
     """Samples n per problem, verifies, summarises. Returns (flat metrics, retention alarms):
     metrics hold `<bucket>/<metric>` and `<benchmark>/<metric>` floats and a "_results" entry with
@@ -98,6 +99,9 @@ def periodic_eval(
     n, ks = cfg.num_samples, sorted(set(cfg.k))
     benchmarks: dict[str, Any] = {}
     for prep in suite.benchmarks:
+        every = prep.bench.every
+        if every and step and not final and step % every:
+            continue  # kept to the ends and its own cadence (BenchmarkConfig.every)
         t0 = time.time()
         params = prep.params(n, suite.stop_ids)
         groups = generate_fn([p.prompt_ids for p in prep.problems], params)
@@ -196,12 +200,13 @@ class PeriodicEval:
         return [s for b in self.suite.benchmarks for p in b.problems for s in b.specs(p)]
 
     def __call__(
-        self, generate_fn: GenerateFn, score_fn: ScoreFn, step: int
+        self, generate_fn: GenerateFn, score_fn: ScoreFn, step: int, final: bool = False
     ) -> tuple[dict[str, float], list[str]]:
+        """The suite at RL step `step`; `final`: the run's last step (every benchmark runs)."""
         t0 = time.time()
         known = len(self.start_answers)
         metrics, alarms = periodic_eval(
-            generate_fn, score_fn, self.suite, step, self.baseline, self.start_answers
+            generate_fn, score_fn, self.suite, step, self.baseline, self.start_answers, final
         )
         if self.out_dir is not None and len(self.start_answers) > known:
             self.out_dir.mkdir(parents=True, exist_ok=True)

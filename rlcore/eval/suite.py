@@ -65,6 +65,10 @@ class BenchmarkConfig:
     # conversational quality kept, in the retention table); "" = against the item's reference
     against: str = ""
     sampling: SamplingOverride = field(default_factory=SamplingOverride)
+    # inside a training run: evaluated at step 0, at the last step and at multiples of this many
+    # RL steps only (0: at every evaluation), so a costly bucket can be kept to the two ends while
+    # the trained task draws its curve
+    every: int = 0
 
 
 @dataclass(frozen=True)

@@ -110,3 +110,23 @@ def test_options_that_are_used_are_accepted():
     assert make_algorithm("drgrpo", group_size=2, loss_agg_constant=512.0).loss_agg_constant == 512
     assert make_algorithm("dapo", group_size=2, max_sample_rounds=2).max_sample_rounds == 2
     assert make_algorithm("ppo", group_size=2, dual_clip=3.0).dual_clip == 3.0
+
+
+@pytest.mark.parametrize("name", sorted(ALGORITHMS))
+def test_zero_advantage_rows_give_no_gradient_exactly_where_they_are_called_inert(name):
+    """Where an algorithm says a row with zero advantage is inert, its loss has exactly zero
+    gradient on that row; a KL or entropy term in the loss makes such rows matter."""
+    algo = make_algorithm(name, group_size=4)
+    torch.manual_seed(0)
+    logprob = (torch.randn(4, 6) * 0.1 - 1.0).requires_grad_()
+    old = logprob.detach() + torch.randn(4, 6) * 0.05
+    mask = torch.ones(4, 6)
+    adv = torch.zeros(4)
+    ref = logprob.detach() + 0.3
+    token_loss, _ = algo.token_loss(logprob, old, adv, -logprob.detach(), ref, mask, None)
+    algo.aggregate(token_loss, mask, float(mask.sum()), 4.0).backward()
+    assert logprob.grad is not None
+    if algo.zero_advantage_rows_are_inert:
+        assert torch.equal(logprob.grad, torch.zeros_like(logprob.grad))
+    assert not make_algorithm(name, group_size=4, kl_coef=0.1).zero_advantage_rows_are_inert
+    assert not make_algorithm(name, group_size=4, entropy_coef=0.01).zero_advantage_rows_are_inert

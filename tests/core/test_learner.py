@@ -12,9 +12,12 @@ from rlcore.algo import GRPO, DrGRPO
 from rlcore.config import LearnerConfig
 from rlcore.learner.batch import pad_batch, shard
 from rlcore.learner.rank import LearnerSpec
+from rlcore.rl import _inert_rows
 
 
-def _batches(n_steps: int, size: int, vocab: int):
+def _batches(n_steps: int, size: int, vocab: int, equal_groups: int = 0):
+    """Random sequences; `equal_groups` groups of 4 per batch get all-equal rewards (zero GRPO
+    advantage), the others random 0/1."""
     rng = random.Random(0)
     out = []
     for _ in range(n_steps):
@@ -25,6 +28,8 @@ def _batches(n_steps: int, size: int, vocab: int):
             [rng.randrange(10, vocab) for _ in range(rng.randrange(2, 12))] for _ in range(size)
         ]
         rewards = torch.tensor([float(rng.random() < 0.5) for _ in range(size)])
+        for g in range(equal_groups):
+            rewards[4 * g : 4 * g + 4] = float(g % 2)
         adv = GRPO(group_size=4).advantages(rewards).tolist()
         out.append(pad_batch(prompts, comps, adv, pad_id=0))
     return out
@@ -58,6 +63,8 @@ def _curve(
     micro: int,
     zero_stage: int,
     algo: GRPO | None = None,
+    equal_groups: int = 0,
+    skip_inert: bool = False,
     **learner: object,
 ) -> list[dict]:
     port = free_port()
@@ -72,10 +79,16 @@ def _curve(
     algo = algo or GRPO(group_size=4)
     curve = []
     try:
-        for batch in _batches(4, 16, 90):
-            tokens = float(batch.loss_mask.sum())
+        for batch in _batches(4, 16, 90, equal_groups):
+            tokens, seqs = float(batch.loss_mask.sum()), float(len(batch))
+            if skip_inert:  # as rl.update sends it: the rows with a gradient, whole-batch sizes
+                batch = batch.select((~_inert_rows(batch, world_size)).nonzero().flatten())
             outs = group.call_each(
-                "rl_step", [(shard(batch, r, world_size), tokens, algo) for r in range(world_size)]
+                "rl_step",
+                [
+                    (shard(batch, r, world_size), tokens, algo, 1.0, seqs)
+                    for r in range(world_size)
+                ],
             )
             # the surrogate's value is constant on-policy; the entropy moves with the weights
             curve.append(
@@ -109,6 +122,25 @@ def test_two_ranks_match_one_rank_with_the_same_global_batch(algo, tiny_chat_mod
     assert one[-1]["probe"] == pytest.approx(two[-1]["probe"], abs=1e-4)
     # and training moved them (the comparison is not trivially between two untouched models)
     assert one[0]["entropy"] != pytest.approx(one[3]["entropy"], rel=1e-4)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("algo", "world_size"),
+    [(GRPO(group_size=4), 1), (DrGRPO(group_size=4, loss_agg_constant=16.0), 2)],
+    ids=["grpo-1-rank", "drgrpo-2-ranks"],
+)
+def test_leaving_out_zero_advantage_rows_gives_the_same_update(
+    algo, world_size, tiny_chat_model, ray_local
+):
+    # two of four groups per batch have all-equal rewards: half the rows carry no gradient
+    full = _curve(tiny_chat_model, world_size, 4, 2, algo=algo, equal_groups=2)
+    lean = _curve(tiny_chat_model, world_size, 4, 2, algo=algo, equal_groups=2, skip_inert=True)
+    for a, b in zip(full[:-1], lean[:-1], strict=True):
+        assert a["grad_norm"] == pytest.approx(b["grad_norm"], rel=1e-4)
+    assert full[-1]["probe"] == pytest.approx(lean[-1]["probe"], abs=1e-5)
+    batch = _batches(1, 16, 90, equal_groups=2)[0]
+    assert int(_inert_rows(batch, world_size).sum()) >= 8  # the rows really were left out
 
 
 @pytest.mark.slow

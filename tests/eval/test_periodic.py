@@ -146,3 +146,32 @@ def _against_start(tmp_path) -> dict[str, str]:
     rows = tmp_path / "rows.jsonl"
     bench = f"{{name: arith, loader: jsonl, args: {{path: {rows}}}, bucket: math, against: start}}"
     return {"k": "[1]", "bootstrap": "20", "sampling.max_tokens": "16", "benchmarks": f"[{bench}]"}
+
+
+def test_a_benchmark_with_every_runs_at_the_ends_and_its_own_cadence(tmp_path, tiny_chat_model):
+    from transformers import AutoTokenizer
+
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text("".join(json.dumps(r) + "\n" for r in ROWS))
+    bench = f"loader: jsonl, args: {{path: {rows}}}"
+    cfg = load_suite(
+        None,
+        [
+            "name=t",
+            "bootstrap=0",
+            "sampling.max_tokens=16",
+            f"benchmarks=[{{name: trained, {bench}, bucket: math}}, "
+            f"{{name: costly, {bench}, bucket: other, every: 10}}]",
+        ],
+    )
+    tok = AutoTokenizer.from_pretrained(tiny_chat_model)
+    ev = PeriodicEval.build(cfg, tok, [tok.eos_token_id], window=256, out_dir=tmp_path / "ev")
+    ran = {}
+    for step, final in [(0, False), (5, False), (10, False), (15, False), (17, True)]:
+        metrics, _ = ev(*fake_cluster(tok, right=2), step=step, final=final)
+        ran[step] = sorted(k.split("/")[0] for k in metrics if k.endswith("/pass@1"))
+    assert ran[0] == ran[10] == ran[17] == ["costly", "math", "other", "trained"]
+    assert ran[5] == ran[15] == ["math", "trained"]
+    # the bucket table still compares first and last evaluation for both buckets
+    out = ev.finish(trained=["math"])
+    assert set(out["buckets"]) == {"math", "other"}
