@@ -313,6 +313,12 @@ def update(
     return out
 
 
+def loss_rows(mask: torch.Tensor) -> float:
+    """mask [B, T] -> rows with at least one loss token: the sequence-mean losses' denominator
+    (a row overlong_filter emptied counts in none, as in `aggregate`)."""
+    return float((mask.sum(dim=1) > 0).sum())
+
+
 def _group_metrics(rewards: torch.Tensor, n: int) -> dict[str, float]:
     """rewards [G * n] (the kept groups): the share of groups whose rewards are all equal (no
     signal for a group-relative advantage) and the mean reward std within a group."""
@@ -357,7 +363,7 @@ def _update_minibatch(
     (tokens, sequences) stay those of the whole minibatch, so the update is the same."""
     world = cfg.learner.world_size
     tokens = float(mb.loss_mask.sum())
-    seqs = float(len(mb))
+    seqs = loss_rows(mb.loss_mask)
     policy_mb = mb
     if skip_inert and not algo.needs_critic:
         policy_mb = mb.select((~_inert_rows(mb, world)).nonzero().flatten())

@@ -239,6 +239,7 @@ class PeriodicEval:
         from rlcore.eval.retention import bucket_summary, bucket_table
 
         out = bucket_summary(self.history, trained, list(self.suite.cfg.k))
+        out["curve"] = bucket_curve(self.history)
         if self.out_dir is not None and self.history:
             self.out_dir.mkdir(parents=True, exist_ok=True)
             (self.out_dir / "buckets.md").write_text(bucket_table(out) + "\n")
@@ -246,6 +247,20 @@ class PeriodicEval:
             out["table"] = str(self.out_dir / "buckets.md")
             out["bucket_plot"] = str(self.out_dir / "buckets.png")
         return out
+
+
+def bucket_curve(history: list[dict[str, Any]], metric: str = "pass@1") -> dict[str, Any]:
+    """Every evaluation's `metric` per bucket: {bucket: [[step, value, ci_low, ci_high], ...]}
+    (the curve a run draws, not only its two ends; buckets kept to the ends have two points)."""
+    curve: dict[str, list[list[float]]] = {}
+    for h in history:
+        for name, b in h["buckets"].items():
+            value = b.get("metrics", {}).get(metric)
+            if value is None:
+                continue
+            lo, hi = (b.get("ci") or {}).get(metric) or (float("nan"), float("nan"))
+            curve.setdefault(name, []).append([h["step"], value, lo, hi])
+    return curve
 
 
 def suite_config(ecfg: Any) -> SuiteConfig:

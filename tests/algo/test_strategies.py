@@ -58,16 +58,23 @@ def test_policy_losses_and_defaults():
     assert GRPO(group_size=2).loss_agg == "token-mean"
 
 
+@pytest.mark.parametrize(
+    "lengths", [[8, 3, 5, 1, 7, 2], [8, 0, 5, 1, 0, 2]], ids=["ragged", "empty"]
+)
 @pytest.mark.parametrize("name", sorted(ALGORITHMS))
-def test_micro_batches_sum_to_the_whole_batch_loss(name):
+def test_micro_batches_sum_to_the_whole_batch_loss(name, lengths):
+    """Rows with no loss token (overlong_filter) count in no denominator: the sequence count the
+    driver passes (rl._update_minibatch) is that of rows with a loss token."""
+    from rlcore.rl import loss_rows
+
     algo = make_algorithm(name, group_size=2, max_tokens=8)  # Dr. GRPO's constant: max_tokens
     torch.manual_seed(1)
     token_loss = torch.randn(6, 8)
     mask = torch.zeros(6, 8)
-    for i, n in enumerate([8, 3, 5, 1, 7, 2]):  # ragged responses
+    for i, n in enumerate(lengths):  # ragged responses, some with no loss token
         mask[i, :n] = 1
     whole = aggregate(token_loss, mask, algo.loss_agg, 8.0)
-    tokens, seqs = float(mask.sum()), 6.0
+    tokens, seqs = float(mask.sum()), loss_rows(mask)  # what the driver gives the learners
     parts = sum(
         algo.aggregate(token_loss[s : s + 2], mask[s : s + 2], tokens, seqs) for s in (0, 2, 4)
     )

@@ -106,7 +106,9 @@ def test_chain_sum_splits_never_overlap_and_answers_are_right():
     train = chain_sum_rows(500, seed=0, split="train")
     held = chain_sum_rows(100, seed=1, split="heldout")
     assert not {r["prompt"] for r in train} & {r["prompt"] for r in held}
-    assert all(is_heldout(split_key(r["prompt"][:-2], {"expression": r["prompt"][:-2]})) for r in held)
+    assert all(
+        is_heldout(split_key(r["prompt"][:-2], {"expression": r["prompt"][:-2]})) for r in held
+    )
     for r in train[:50]:
         expr = r["prompt"][:-2]
         assert int(r["reference"]["answer"]) == eval(expr)  # noqa: S307 - our own digits and +/-

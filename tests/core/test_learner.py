@@ -85,10 +85,7 @@ def _curve(
                 batch = batch.select((~_inert_rows(batch, world_size)).nonzero().flatten())
             outs = group.call_each(
                 "rl_step",
-                [
-                    (shard(batch, r, world_size), tokens, algo, 1.0, seqs)
-                    for r in range(world_size)
-                ],
+                [(shard(batch, r, world_size), tokens, algo, 1.0, seqs) for r in range(world_size)],
             )
             # the surrogate's value is constant on-policy; the entropy moves with the weights
             curve.append(

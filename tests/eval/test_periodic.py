@@ -175,3 +175,7 @@ def test_a_benchmark_with_every_runs_at_the_ends_and_its_own_cadence(tmp_path, t
     # the bucket table still compares first and last evaluation for both buckets
     out = ev.finish(trained=["math"])
     assert set(out["buckets"]) == {"math", "other"}
+    # the summary's curve: the trained bucket at every evaluation, the costly one at its own
+    assert [p[0] for p in out["curve"]["math"]] == [0, 5, 10, 15, 17]
+    assert [p[0] for p in out["curve"]["other"]] == [0, 10, 17]
+    assert out["curve"]["math"][0][1] == pytest.approx(0.5)
