@@ -129,6 +129,11 @@ class VerifierConfig:
     model_gpus: int = 0  # GPUs per model-based verifier actor (0 on CPU)
     # score each engine part's completions as soon as it returns, while the others still generate
     overlap: bool = True
+    # A sample the verifier could not judge (a crash or timeout of the verifier, a bad reference:
+    # error set and correct None) is no verdict: its group leaves the step (logged as
+    # groups_unjudged) instead of training on a reward of 0. More than this fraction of a step's
+    # samples unjudged stops the run with an error naming the first failure.
+    max_error_frac: float = 0.25
 
 
 @dataclass(frozen=True)
@@ -392,6 +397,7 @@ RANGES: dict[str, str] = {
     "verifier.max_restarts": "[0, inf)",
     "verifier.model_actors": "[0, inf)",
     "verifier.model_gpus": "[0, inf)",
+    "verifier.max_error_frac": "[0, 1]",
     "rollout.parts_per_engine": "[1, inf)",
     "learner.world_size": "[1, inf)",
     "learner.zero_stage": "[0, 3]",

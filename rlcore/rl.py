@@ -80,7 +80,7 @@ def collect(
     out = Collected()
     sampled: list[tuple[dict[str, Any], Completion]] = []
     raw: list[dict[str, Any]] = []
-    rounds, t_generate, t_verify = 0, 0.0, 0.0
+    rounds, t_generate, t_verify, unjudged_groups = 0, 0.0, 0.0, 0
     while len(out.rows) < want and rounds < (
         algo.max_sample_rounds if algo.dynamic_sampling else 1
     ):
@@ -105,7 +105,9 @@ def collect(
         rewards = finite_rewards(results)
         lengths = torch.tensor([_policy_tokens(c) for _, c in flat])
         shaped = algo.shape_rewards(rewards, lengths)
-        keep = algo.keep_groups(outcomes(results, rewards))
+        judged = judged_groups(results, n)
+        unjudged_groups += int((~judged).sum())
+        keep = algo.keep_groups(outcomes(results, rewards)) & judged
         for g in torch.nonzero(keep).squeeze(-1).tolist():
             if len(out.rows) == want:
                 break
@@ -120,7 +122,9 @@ def collect(
     if kept < len(out.rows):
         out.rows, out.prompt_ids = out.rows[:kept], out.prompt_ids[:kept]
         out.completions, out.rewards = out.completions[: kept * n], out.rewards[: kept * n]
+    check_unjudged(raw, cfg.verifier.max_error_frac)
     out.metrics = _sample_metrics(sampled, raw)
+    out.metrics["groups_unjudged"] = float(unjudged_groups)
     if cfg.rollout.max_turns > 1:
         out.metrics.update(episode_metrics([c for _, c in sampled]))
     out.metrics.update(
@@ -147,6 +151,32 @@ def finite_rewards(results: list[dict[str, Any]]) -> torch.Tensor:
     as nonfinite_rewards either way."""
     rewards = torch.tensor([float(r["reward"]) for r in results], dtype=torch.float32)
     return torch.where(torch.isfinite(rewards), rewards, torch.zeros_like(rewards))
+
+
+def _unjudged(result: dict[str, Any]) -> bool:
+    """Result.unjudged on a result dict: the verifier failed before judging (error, no verdict)."""
+    return result["error"] is not None and result["correct"] is None
+
+
+def judged_groups(results: list[dict[str, Any]], n: int) -> torch.Tensor:
+    """[G] bool: False for a group with a sample its verifier could not judge. Such a group leaves
+    the step whole: its 0.0 is no verdict, and a group baseline without that sample would compare
+    the others with a different set than every other group's."""
+    failed = torch.tensor([_unjudged(r) for r in results], dtype=torch.bool)
+    return ~failed.view(-1, n).any(dim=1)
+
+
+def check_unjudged(results: list[dict[str, Any]], limit: float) -> None:
+    """VerifierError (the run stops, resumable) when more than `limit` of the step's samples
+    went unjudged: a verifier that fails that often is broken, not unlucky."""
+    from rlcore.scoring import VerifierError
+
+    failed = [r for r in results if _unjudged(r)]
+    if results and len(failed) / len(results) > limit:
+        raise VerifierError(
+            f"{len(failed)} of {len(results)} samples of this step could not be judged by their "
+            f"verifier (more than verifier.max_error_frac={limit}); first: {failed[0]['error']}"
+        )
 
 
 def outcomes(results: list[dict[str, Any]], rewards: torch.Tensor) -> torch.Tensor:

@@ -3,7 +3,8 @@
 Semantics (also what `Scorer` does for a data row that names a weighted list):
 - reward: the weighted sum of the components' rewards; weights are not normalised.
 - correct: over the components that judge correctness (correct is not None), True only when all of
-  them are; None when none of them judges (e.g. format alone).
+  them are; None when none of them judges (e.g. format alone), and None when any component could
+  not judge (`Result.unjudged`: [math, ifeval] with math crashed is no verdict, not ifeval's alone).
 - details: {"components": {name: {"weight", "reward", "correct", "details", "error"}}}.
 - error: None when no component failed, else "<error> [<name>]" joined by "; " (its leading word is
   the first failing component's error kind, e.g. "timeout").
@@ -27,9 +28,10 @@ def combine(parts: Sequence[tuple[str, float, Result]]) -> Result:
     """Combine (name, weight, result) parts into one Result (see the module docstring)."""
     judged = [r.correct for _, _, r in parts if r.correct is not None]
     errors = [f"{r.error} [{name}]" for name, _, r in parts if r.error is not None]
+    failed = any(r.unjudged for _, _, r in parts)
     return Result(
         reward=float(sum(w * r.reward for _, w, r in parts)),
-        correct=all(judged) if judged else None,
+        correct=all(judged) if judged and not failed else None,
         details={"components": {name: {"weight": w, **r.to_dict()} for name, w, r in parts}},
         error="; ".join(errors) if errors else None,
         elapsed_s=sum(r.elapsed_s for _, _, r in parts),

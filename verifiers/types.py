@@ -53,6 +53,14 @@ class Result:
     error: str | None = None
     elapsed_s: float = 0.0
 
+    @property
+    def unjudged(self) -> bool:
+        """The verifier failed before it could judge (a crash, a timeout of the verifier itself, a
+        bad reference): its 0.0 is no verdict on the answer. A result with an error that still
+        judges (`correct` False: code that times out in the sandbox, an unparseable tool call) is
+        a verdict."""
+        return self.error is not None and self.correct is None
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "reward": self.reward,

@@ -32,11 +32,19 @@ def _r(reward: float, correct: bool | None, error: str | None = None) -> Result:
         ([("a", 1.0, _r(1, True)), ("b", 0.2, _r(1, None))], 1.2, True, None),
         ([("a", 1.0, _r(1, True)), ("b", 1.0, _r(0, False))], 1.0, False, None),
         ([("a", 0.5, _r(1, None)), ("b", 0.5, _r(0, None))], 0.5, None, None),
-        ([("a", 1.0, _r(0, None, "timeout")), ("b", 2.0, _r(1, True))], 2.0, True, "timeout [a]"),
+        # a component that could not judge makes the whole no verdict (not b's alone)
+        ([("a", 1.0, _r(0, None, "timeout")), ("b", 2.0, _r(1, True))], 2.0, None, "timeout [a]"),
+        # an error that still judges (code timing out in the sandbox: False) is a verdict
+        (
+            [("a", 1.0, _r(0, False, "timeout: wall")), ("b", 1.0, _r(1, True))],
+            1.0,
+            False,
+            "timeout: wall [a]",
+        ),
         (
             [("a", 1.0, _r(0, False, "crash: X: y")), ("b", -1.0, _r(1, None, "timeout"))],
             -1.0,
-            False,
+            None,
             "crash: X: y [a]; timeout [b]",
         ),
     ],
