@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+import yaml
 from omegaconf import OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
 
@@ -71,7 +72,7 @@ class SFTConfig:
     # Rejection-sampled cold start (0: train on the data's worked completions). The start model
     # answers each SFT prompt this many times (rollout sampling); a row keeps its first answer that
     # `distill_verifier` marks correct and that stopped on its own, so the targets are the model's
-    # own words, filtered, instead of text in a new style (trainer.py: _distilled_examples).
+    # own words, filtered, instead of text in a new style (rlcore/cold_start.py: distilled_examples).
     distill_n: int = 0
     distill_verifier: str = ""  # a verifier name or verifier.options alias; "": the row's own
     # wrap the last occurrence of the row's reference answer in \boxed{} (the trained format)
@@ -337,7 +338,15 @@ def load_config(
         if not p.is_file():
             raise ConfigError(f"config file not found: {p}")
         try:
-            cfg = OmegaConf.merge(cfg, OmegaConf.load(p))
+            loaded = OmegaConf.load(p)
+        except yaml.YAMLError as e:  # not YAML at all: where, as the parser says it
+            mark = getattr(e, "problem_mark", None)
+            where = f"{p}:{mark.line + 1}:{mark.column + 1}" if mark is not None else str(p)
+            raise ConfigError(
+                f"{where}: not valid YAML ({getattr(e, 'problem', None) or e})"
+            ) from None
+        try:
+            cfg = OmegaConf.merge(cfg, loaded)
         except (ConfigKeyError, ConfigAttributeError) as e:
             raise _key_error(e, str(p)) from None
         except OmegaConfBaseException as e:

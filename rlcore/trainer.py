@@ -50,13 +50,19 @@ def train(cfg: TrainConfig, progress: Progress | None = None) -> dict[str, Any]:
 
     tokenizer = AutoTokenizer.from_pretrained(model_path)
     heldout, train_rows, sft_rows = _load_data(cfg)
+    d = cfg.data
+
+    def encode(row: dict[str, Any]) -> list[int]:
+        return render_prompt(tokenizer, row["prompt"], d.prompt_format, d.raw_template)
+
+    rows_by_key = {"data.train": train_rows, "data.heldout": heldout, "data.sft": sft_rows}
+    _refuse_long_prompts(rows_by_key, encode, cfg.rollout.max_model_len)
     stop_ids = _stop_token_ids(tokenizer, model_path)
     run_dir = prepare_run_dir(cfg)
     log.info("run directory: %s", run_dir)
 
     # ---- the Ray actors: learner ranks, rollout engines, verifiers; one weight-sync group ---------
     algo = build_algorithm(cfg)
-    d = cfg.data
     specs = [r.get("verifier", d.verifier) for r in train_rows + heldout]
     if "sft" in cfg.stages and cfg.sft.distill_n:
         specs += [_distill_verifier(cfg, r) for r in sft_rows]
@@ -227,7 +233,33 @@ def _load_data(
     _check_tools(train_rows + heldout, d.train)
     if d.decontam_against:
         _refuse_contaminated(train_rows + sft_rows, d.decontam_against, d.decontam_n)
+    from rlcore.data.dataset import DataError
+
+    if "rl" in cfg.stages and not train_rows:
+        raise DataError(
+            "data.train: no training rows left (every row is a held-out problem or its twin); "
+            "give data.train and data.heldout different sources or more rows"
+        )
+    if len(heldout) < 2:  # the weight-sync probe is two held-out prompts
+        raise DataError(f"data.heldout: {len(heldout)} row(s); at least 2 are needed")
     return heldout, train_rows, sft_rows
+
+
+def _refuse_long_prompts(
+    run_rows: dict[str, list[dict[str, Any]]], encode: Any, limit: int
+) -> None:
+    """A prompt that leaves no room to answer within rollout.max_model_len fails at launch, naming
+    the row and its length (as verl's overlong-prompt filter would drop it), not inside the engine."""
+    from rlcore.data.dataset import DataError
+
+    for key, rows in run_rows.items():
+        for row in rows:
+            n = len(encode(row))
+            if n >= limit:
+                raise DataError(
+                    f"{key}: row {row.get('id')!r} has a {n}-token prompt, no room to answer "
+                    f"within rollout.max_model_len={limit}; raise it or drop the row"
+                )
 
 
 def _resume(run: Run) -> None:

@@ -72,3 +72,38 @@ def test_malformed_jsonl_row_names_file_and_line(tmp_path, tiny_chat_model):
     assert r.returncode == 2
     assert f"{data}:3: malformed JSON" in r.stderr
     assert not (tmp_path / "runs").exists()
+
+
+def test_a_config_that_is_not_yaml_names_file_and_line(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("steps: 3\nrollout:\n  n: [4\n  temperature: 0.7\n")
+    r = rlcore([str(bad)], tmp_path)
+    assert r.returncode == 2
+    assert f"{bad}:4:" in r.stderr and "not valid YAML" in r.stderr
+    assert "Traceback" not in r.stderr
+    assert not (tmp_path / "runs").exists()
+
+
+def test_training_rows_that_are_all_held_out_refuse_to_start(tmp_path, tiny_chat_model):
+    rows = tmp_path / "rows.jsonl"
+    row = {"prompt": "1+2=?", "reference": {"answer": "3"}}
+    rows.write_text("".join(json.dumps({**row, "prompt": f"{i}+2=?"}) + "\n" for i in range(4)))
+    r = rlcore(
+        [f"model.path={tiny_chat_model}", f"data.train={rows}", f"data.heldout={rows}"], tmp_path
+    )
+    assert r.returncode == 2
+    assert "data.train: no training rows left" in r.stderr
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_single_held_out_row_and_an_overlong_prompt_refuse_to_start(tmp_path, tiny_chat_model):
+    one = tmp_path / "one.jsonl"
+    one.write_text(json.dumps({"prompt": "1+2=?", "reference": {"answer": "3"}}) + "\n")
+    r = rlcore([f"model.path={tiny_chat_model}", f"data.heldout={one}"], tmp_path)
+    assert r.returncode == 2 and "data.heldout: 1 row(s); at least 2 are needed" in r.stderr
+    long = tmp_path / "long.jsonl"
+    long.write_text(json.dumps({"id": "big", "prompt": "1+" * 400 + "2=?"}) + "\n")
+    r = rlcore([f"model.path={tiny_chat_model}", f"data.train={long}"], tmp_path)
+    assert r.returncode == 2
+    assert "data.train: row 'big' has a" in r.stderr and "rollout.max_model_len=256" in r.stderr
+    assert not (tmp_path / "runs").exists()
