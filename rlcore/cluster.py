@@ -114,7 +114,9 @@ class Cluster:
             ],
             role="rollout worker",
         )
-        meta = ray.get(learners.actors[0].param_meta.remote())
+        # every rank walks the weights: under ZeRO-3 each gather is a collective (rank 0 alone
+        # would wait for ranks that were never asked); rank 0's description is the one used
+        meta = learners.call("param_meta")[0]
         learners.call("ready")
         if critics is not None:
             critics.call("ready")
@@ -195,9 +197,10 @@ class Cluster:
         """The probe's per-token logprobs on every engine, and on the learner."""
         half = len(self.probe) // 2
         batch = pad_batch([self.probe[:half]], [self.probe[half:]], [0.0], pad_id=0)
-        learner = self.learners.actors[0].logprobs.remote(batch)
+        # every rank runs the forward (a collective under ZeRO-3); they all hold the same weights
+        learner = self.learners.submit("logprobs", batch)
         engines = [lp[0] for lp in self.rollouts.call("score", [self.probe])]
-        return engines, ray.get(learner)[0]
+        return engines, ray.get(learner)[0][0]
 
     def check_probe(self) -> float:
         """The worst engine's difference from the learner on the probe (rlcore/sync/verify.py:

@@ -130,6 +130,37 @@ def test_two_step_coldstart_run_then_resume(tmp_path, tiny_chat_model, ray_local
 
 
 @pytest.mark.slow
+def test_zero3_over_two_ranks_starts_and_trains_as_zero2_does(tmp_path, tiny_chat_model, ray_local):
+    """Every collective call goes to every learner rank: ZeRO-3 over 2 ranks used to hang at
+    start-up (rank 0 alone gathered parameters for the sync's description and its probe)."""
+
+    def run(stage: int) -> list[dict]:
+        run_dir = tmp_path / f"zero{stage}"
+        cfg = load_config(
+            "configs/tiny_zero.yaml",
+            [
+                *SMALL,
+                f"model.path={tiny_chat_model}",
+                f"run_dir={run_dir}",
+                "steps=3",
+                "learner.world_size=2",
+                f"learner.zero_stage={stage}",
+                "sync.verify=true",
+            ],
+        )
+        train(cfg)
+        rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").open()]
+        return [r for r in rows if r["stage"] == "rl"]
+
+    two, three = run(2), run(3)
+    assert [r["step"] for r in three] == [1, 2, 3]
+    assert all(r["sync_mismatch"] < 1e-3 for r in three)  # the check ran, on every step
+    for a, b in zip(two, three, strict=True):
+        assert a["reward_mean"] == b["reward_mean"]  # the same samples: the same weights served
+        assert a["loss"] == pytest.approx(b["loss"], rel=1e-4, abs=1e-6)
+
+
+@pytest.mark.slow
 def test_async_one_step_off_policy_run(tmp_path, tiny_chat_model, ray_local):
     run_dir = tmp_path / "run"
     cfg = load_config(
