@@ -168,6 +168,9 @@ class Run:
         default_factory=lambda: {"stage": "start", "step": 0, "heldout": {}, "wall_s": 0.0}
     )
     wall_before: float = 0.0  # wall seconds of earlier attempts (resume)
+    # async runs: the next step's batch, already sampled (one version old) when a step ends; a
+    # checkpoint keeps it, so a resumed run trains on the same samples as the uninterrupted one
+    inflight: rl.Collected | None = None
 
     @property
     def pad_id(self) -> int:
@@ -190,13 +193,8 @@ class Run:
         return acc
 
     def save(self, step: int) -> Path:
-        return _save(
-            self.cluster,
-            self.run_dir,
-            step,
-            dict(self.state, wall_s=self.elapsed()),
-            self.tokenizer,
-        )
+        state = dict(self.state, wall_s=self.elapsed(), version=self.cluster.version)
+        return _save(self.cluster, self.run_dir, step, state, self.tokenizer, self.inflight)
 
     def preempted(self, signame: str) -> Preempted:
         """Checkpoint what the learners hold (the last finished step), unless one exists."""
@@ -279,6 +277,14 @@ def _resume(run: Run) -> None:
     if state.get("reference"):
         cluster.learners.call("load_reference", str(_reference_path(run.run_dir, state)))
     cluster.sync_weights()
+    inflight = ckpt / INFLIGHT
+    if inflight.is_file() and run.cfg.rollout.async_steps and state["stage"] == "rl":
+        import torch
+
+        carried: rl.Collected = torch.load(inflight, weights_only=False)
+        # versions restart in a new cluster; the batch keeps its distance from the weights
+        carried.version = cluster.version - (int(state["version"]) - carried.version)
+        run.inflight = carried
     truncate_metrics(run.run_dir, state["step"])
     run.state, run.wall_before = state, float(state.get("wall_s", 0.0))
     log.info("resumed from %s (stage %s, step %d)", ckpt, state["stage"], state["step"])
@@ -427,6 +433,10 @@ def _rl_stage(run: Run) -> dict[str, Any]:
     # then one policy version old (logged as staleness), which TIS corrects (algo.tis_cap).
     prefetch = ThreadPoolExecutor(max_workers=1) if cfg.rollout.async_steps else None
     pending: Future[rl.Collected] | None = None
+    if run.inflight is not None and prefetch is not None:  # resumed: the batch in flight then
+        pending = Future()
+        pending.set_result(run.inflight)
+        position = run.inflight.position_end
     last: dict[str, Any] = {}
     try:
         first = state["step"] + 1 if state["stage"] == "rl" else 1
@@ -444,8 +454,9 @@ def _rl_stage(run: Run) -> dict[str, Any]:
             else:
                 log.warning("step %d: every sampled group was dropped; no update", step)
             t2 = time.time()
-            if pending is not None:
-                pending.result()  # the engines must be idle to take new weights
+            # the engines must be idle to take new weights; the batch they sampled is the next
+            # step's, and a checkpoint from here on keeps it (run.inflight)
+            run.inflight = pending.result() if pending is not None else None
             t3 = time.time()
             sync = cluster.sync_weights() if data.rows else {}
             last.update(
@@ -622,9 +633,23 @@ def _reference_path(run_dir: Path, state: dict[str, Any]) -> Path:
     return run_dir / "checkpoints" / state["reference"] / "policy"
 
 
-def _save(cluster: Any, run_dir: Path, step: int, state: dict[str, Any], tokenizer: Any) -> Path:
+INFLIGHT = "inflight.pt"  # an async run's next batch, sampled before the checkpoint (resume)
+
+
+def _save(
+    cluster: Any,
+    run_dir: Path,
+    step: int,
+    state: dict[str, Any],
+    tokenizer: Any,
+    inflight: rl.Collected | None = None,
+) -> Path:
     tmp = checkpoint.begin(run_dir, step)
     cluster.learners.call("save", str(tmp))
+    if inflight is not None:
+        import torch
+
+        torch.save(inflight, tmp / INFLIGHT)
     if cluster.critics is not None:
         cluster.critics.call("save", str(tmp))
     tokenizer.save_pretrained(tmp / "policy")

@@ -1,10 +1,15 @@
 """The embedded tiny model: a character-level tokenizer with a chat template, a ~0.8M-parameter Llama,
 and a "base" checkpoint pretrained briefly on raw chain-sum text, all built here with no download.
 
-    python -m rlcore.models.tiny          # build (or find) the cached base and print its path
+    python -m rlcore.models.tiny          # find (or build) the cached base and print its path
+    python -m rlcore.models.tiny --ship   # rebuild the default base into rlcore/models/tiny_base/
 
 The base is cached under $RLCORE_CACHE (default ~/.cache/rlcore), keyed by a hash of the recipe
-below, so a change to the recipe rebuilds it and an unchanged one is built once (by the install step).
+below. The default recipe's base also ships with the package (rlcore/models/tiny_base/, 1.4 MB,
+every file's SHA-256 in its MANIFEST.json): fp32 kernels round differently on AVX2 and AVX-512
+machines and 2,000 pretraining steps amplify it, so a base built here differs from one built
+there; the shipped one is checked by hash and copied into the cache, so every machine starts
+from the weights README's numbers were measured on. Another recipe is built, once.
 Pretraining text is raw ("Q: 57+87-70=?\nA: 57+87=144, 144-70=74. \\boxed{74}"), never the chat
 format: the chat format is what the SFT stage teaches, and zero-style RL prompts the base in this
 raw format instead.
@@ -183,30 +188,83 @@ def cache_root() -> Path:
     return Path(os.environ.get("RLCORE_CACHE", Path.home() / ".cache" / "rlcore"))
 
 
+SHIPPED = Path(__file__).resolve().parent / "tiny_base"  # the default recipe's base, hash-checked
+
+
 def tiny_base_path(recipe: TinyRecipe = TinyRecipe()) -> Path:
-    """Path of the cached base checkpoint for `recipe`, building it (atomically) if missing."""
+    """Path of the cached base checkpoint for `recipe`: the shipped base for the default recipe
+    (verified by hash), else built (atomically) if missing."""
     final = cache_root() / f"tiny-base-{recipe.key()}"
     if (final / "config.json").exists():
         return final
     final.parent.mkdir(parents=True, exist_ok=True)
-    t0 = time.time()
-    log.info("building the tiny base model (once; cached at %s)", final)
-    tok = build_tokenizer()
-    model = build_model(recipe, vocab_size=len(tok))
-    losses = pretrain(model, tok, pretrain_texts(recipe), recipe)
     tmp = Path(tempfile.mkdtemp(prefix=".tiny-base-", dir=final.parent))
-    model.save_pretrained(tmp)
-    tok.save_pretrained(tmp)
-    info = {"recipe": asdict(recipe), "final_loss": losses[-1], "build_s": time.time() - t0}
-    (tmp / "rlcore_tiny.json").write_text(json.dumps(info, indent=1))
+    try:
+        if _shipped_recipe() == recipe.key():
+            _copy_verified(SHIPPED, tmp)
+            log.info("tiny base: the shipped one (%s), verified", SHIPPED)
+        else:
+            _build(recipe, tmp)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     try:
         tmp.rename(final)
-    except OSError:  # another process built it first
+    except OSError:  # another process put it there first
         shutil.rmtree(tmp, ignore_errors=True)
-    log.info("tiny base built in %.1fs (final loss %.3f)", time.time() - t0, losses[-1])
     return final
 
 
+def _build(recipe: TinyRecipe, out: Path) -> None:
+    t0 = time.time()
+    log.info("building the tiny base model (once; recipe %s)", recipe.key())
+    tok = build_tokenizer()
+    model = build_model(recipe, vocab_size=len(tok))
+    losses = pretrain(model, tok, pretrain_texts(recipe), recipe)
+    model.save_pretrained(out)
+    tok.save_pretrained(out)
+    info = {"recipe": asdict(recipe), "final_loss": losses[-1], "build_s": time.time() - t0}
+    (out / "rlcore_tiny.json").write_text(json.dumps(info, indent=1))
+    log.info("tiny base built in %.1fs (final loss %.3f)", time.time() - t0, losses[-1])
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _shipped_recipe() -> str | None:
+    manifest = SHIPPED / "MANIFEST.json"
+    return json.loads(manifest.read_text())["recipe_key"] if manifest.is_file() else None
+
+
+def _copy_verified(src: Path, dst: Path) -> None:
+    """Copy the shipped base, each file checked against MANIFEST.json: a changed or missing file
+    is an error naming it (a newcomer's numbers would silently differ otherwise)."""
+    manifest = json.loads((src / "MANIFEST.json").read_text())
+    for name, digest in sorted(manifest["sha256"].items()):
+        f = src / name
+        if not f.is_file() or _sha256(f) != digest:
+            raise RuntimeError(
+                f"{f}: missing or not the shipped file (SHA-256 differs from {src}/MANIFEST.json); "
+                "restore it from git, or rebuild with `python -m rlcore.models.tiny --ship`"
+            )
+        shutil.copyfile(f, dst / name)
+
+
+def ship(recipe: TinyRecipe = TinyRecipe()) -> Path:
+    """Rebuild the default base into rlcore/models/tiny_base/ with its manifest (maintainers)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        _build(recipe, Path(tmp))
+        shutil.rmtree(SHIPPED, ignore_errors=True)
+        shutil.copytree(tmp, SHIPPED)
+    files = sorted(p.name for p in SHIPPED.iterdir() if p.name != "MANIFEST.json")
+    manifest = {"recipe_key": recipe.key(), "sha256": {n: _sha256(SHIPPED / n) for n in files}}
+    (SHIPPED / "MANIFEST.json").write_text(json.dumps(manifest, indent=1) + "\n")
+    return SHIPPED
+
+
 if __name__ == "__main__":
+    import sys
+
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    print(tiny_base_path())
+    print(ship() if "--ship" in sys.argv[1:] else tiny_base_path())

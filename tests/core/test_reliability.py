@@ -38,8 +38,11 @@ def _rl_rows(run_dir: Path) -> list[dict]:
     return [r for r in rows if r["stage"] == "rl"]
 
 
-def _overrides(model: str, run_dir: Path) -> list[str]:
-    return [*SMALL, f"model.path={model}", f"run_dir={run_dir}"]
+ASYNC = ["rollout.async_steps=1", "algo.tis_cap=2.0"]
+
+
+def _overrides(model: str, run_dir: Path, extra: tuple[str, ...] = ()) -> list[str]:
+    return [*SMALL, *extra, f"model.path={model}", f"run_dir={run_dir}"]
 
 
 @pytest.fixture(scope="module")
@@ -49,14 +52,21 @@ def uninterrupted(tiny_chat_model, ray_local, tmp_path_factory):
     return run_dir, summary
 
 
-def _start(model: str, run_dir: Path, log: Path) -> subprocess.Popen:
+@pytest.fixture(scope="module")
+def uninterrupted_async(tiny_chat_model, ray_local, tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("uninterrupted_async") / "run"
+    cfg = load_config("configs/tiny_zero.yaml", _overrides(tiny_chat_model, run_dir, tuple(ASYNC)))
+    return run_dir, train(cfg)
+
+
+def _start(model: str, run_dir: Path, log: Path, extra: tuple[str, ...] = ()) -> subprocess.Popen:
     """`rlcore train` as a user starts it; its output goes to `log` (a pipe nobody reads while
     the test waits would fill up and block the run)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
     with log.open("w") as out:
         return subprocess.Popen(
             [sys.executable, "-m", "rlcore.launch.cli", "train", "configs/tiny_zero.yaml"]
-            + _overrides(model, run_dir),
+            + _overrides(model, run_dir, extra),
             stdout=out,
             stderr=subprocess.STDOUT,
             env=env,
@@ -92,14 +102,19 @@ def _kill_session(sid: int) -> None:
             pass
 
 
-def _resume_and_compare(model: str, run_dir: Path, reference: tuple[Path, dict]) -> None:
+def _resume_and_compare(
+    model: str, run_dir: Path, reference: tuple[Path, dict], extra: tuple[str, ...] = ()
+) -> None:
     summary = train(
-        load_config("configs/tiny_zero.yaml", [*SMALL, f"model.path={model}", f"resume={run_dir}"])
+        load_config(
+            "configs/tiny_zero.yaml", [*SMALL, *extra, f"model.path={model}", f"resume={run_dir}"]
+        )
     )
     want, got = _rl_rows(reference[0]), _rl_rows(run_dir)
     assert [r["step"] for r in got] == [1, 2, 3, 4]
+    same = SAME + (("staleness", "tis_weight") if extra else ())
     for a, b in zip(want, got, strict=True):
-        assert {k: b[k] for k in SAME} == {k: a[k] for k in SAME}, f"step {a['step']} differs"
+        assert {k: b[k] for k in same} == {k: a[k] for k in same}, f"step {a['step']} differs"
     assert summary["heldout_accuracy"] == reference[1]["heldout_accuracy"]
 
 
@@ -143,6 +158,35 @@ def test_sigterm_checkpoints_stops_every_process_and_resume_reproduces_the_run(
     finally:
         _kill_session(proc.pid)
     _resume_and_compare(tiny_chat_model, run_dir, uninterrupted)
+
+
+@pytest.mark.slow
+def test_an_async_run_killed_or_stopped_then_resumed_equals_the_uninterrupted_one(
+    tmp_path, tiny_chat_model, ray_local, uninterrupted_async
+):
+    """In async mode a checkpoint keeps the next step's batch, already sampled one version old:
+    the resumed run trains on it (staleness 1, as uninterrupted), not on a fresh sample."""
+    extra = tuple(ASYNC)
+    killed = tmp_path / "killed"
+    proc = _start(tiny_chat_model, killed, tmp_path / "killed.log", extra)
+    try:
+        _wait_for_step(proc, killed, 2)
+        proc.kill()
+        proc.wait(timeout=30)
+    finally:
+        _kill_session(proc.pid)
+    assert list(killed.glob("checkpoints/step_*/inflight.pt"))  # the batch in flight was kept
+    _resume_and_compare(tiny_chat_model, killed, uninterrupted_async, extra)
+    stopped = tmp_path / "stopped"
+    proc = _start(tiny_chat_model, stopped, tmp_path / "stopped.log", extra)
+    try:
+        _wait_for_step(proc, stopped, 1)
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=180)
+        assert proc.returncode == 128 + signal.SIGTERM
+    finally:
+        _kill_session(proc.pid)
+    _resume_and_compare(tiny_chat_model, stopped, uninterrupted_async, extra)
 
 
 def kill_after_step_1(prefix: str, restart: bool, killed: list[str]):

@@ -2,6 +2,8 @@
 
 from dataclasses import replace
 
+import pytest
+
 from rlcore.data.chat import completion_ids, render_prompt
 from rlcore.models.tiny import IM_END, TinyRecipe, build_tokenizer, tiny_base_path
 
@@ -43,3 +45,28 @@ def test_base_is_built_once_and_cached(tmp_path, monkeypatch):
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".tiny-base-")]  # no leftovers
     other = replace(recipe, pretrain_steps=4)
     assert tiny_base_path(other) != path  # a different recipe is a different cache entry
+
+
+def test_the_default_base_is_the_shipped_one_verified_by_hash(tmp_path, monkeypatch):
+    """README's numbers start from rlcore/models/tiny_base/; a recipe change must re-ship it."""
+    import hashlib
+    import json
+    import shutil
+
+    import rlcore.models.tiny as tiny
+
+    manifest = json.loads((tiny.SHIPPED / "MANIFEST.json").read_text())
+    assert manifest["recipe_key"] == TinyRecipe().key()  # re-ship after changing the recipe
+    monkeypatch.setenv("RLCORE_CACHE", str(tmp_path / "cache"))
+    path = tiny_base_path()
+    weights = (path / "model.safetensors").read_bytes()
+    assert hashlib.sha256(weights).hexdigest() == manifest["sha256"]["model.safetensors"]
+    # a changed shipped file is an error naming it, and leaves nothing in the cache
+    bad = tmp_path / "bad"
+    shutil.copytree(tiny.SHIPPED, bad)
+    (bad / "model.safetensors").write_bytes(weights[:-8] + b"\x00" * 8)
+    monkeypatch.setattr(tiny, "SHIPPED", bad)
+    monkeypatch.setenv("RLCORE_CACHE", str(tmp_path / "cache2"))
+    with pytest.raises(RuntimeError, match="model.safetensors: missing or not the shipped file"):
+        tiny_base_path()
+    assert not list((tmp_path / "cache2").iterdir())
