@@ -57,17 +57,26 @@ def test_the_tied_lm_head_trap(tmp_path, monkeypatch, dtype):
     engine, check = _engine_and_check(path, dtype)
     try:
         expected = _expected(path, dtype)
-        before = hf_logprobs(load_hf(path).to(DTYPES[dtype]), FIXED_SEQ)
+        stale_head = hf_logprobs(_with_old_head(path).to(DTYPES[dtype]), FIXED_SEQ)
         monkeypatch.setattr(vllm_engine, "_redispatch_cpu_gemms", lambda model: 0)
         sync_from_learner(engine, path)
         served = engine.score([FIXED_SEQ])[0]
-        stale = _mean_abs(served, before) < _mean_abs(served, expected)
+        stale = _mean_abs(served, stale_head) < _mean_abs(served, expected)
         assert (check.failure(served, expected) is not None) == stale, (dtype, stale)
         monkeypatch.undo()  # with the fix, the same sync passes
         sync_from_learner(engine, path)
         assert check.failure(engine.score([FIXED_SEQ])[0], expected) is None
     finally:
         engine.shutdown()
+
+
+def _with_old_head(path: str):
+    """What a trapped engine computes: the new weights everywhere, but the output layer still
+    the OLD tied embedding (its pre-packed GEMM copy was never refreshed)."""
+    model = perturbed_reference(path)
+    old = load_hf(path).get_input_embeddings().weight.detach().clone()
+    model.lm_head.weight = torch.nn.Parameter(old)  # unties: the input embedding stays new
+    return model
 
 
 def _mean_abs(a: list[float], b: list[float]) -> float:
