@@ -135,7 +135,7 @@ def test_leaving_out_zero_advantage_rows_gives_the_same_update(
     lean = _curve(tiny_chat_model, world_size, 4, 2, algo=algo, equal_groups=2, skip_inert=True)
     for a, b in zip(full[:-1], lean[:-1], strict=True):
         assert a["grad_norm"] == pytest.approx(b["grad_norm"], rel=1e-4)
-    assert full[-1]["probe"] == pytest.approx(lean[-1]["probe"], abs=1e-5)
+    assert full[-1]["probe"] == pytest.approx(lean[-1]["probe"], abs=1e-4)
     batch = _batches(1, 16, 90, equal_groups=2)[0]
     assert int(_inert_rows(batch, world_size).sum()) >= 8  # the rows really were left out
 

@@ -90,7 +90,13 @@ def test_two_step_coldstart_run_then_resume(tmp_path, tiny_chat_model, ray_local
     assert [r["lr"] for r in rows if r["stage"] == "sft"] == pytest.approx([1e-3, 5e-4])
     # the KL reference is the policy RL starts from (the SFT weights, saved as step 0), not the
     # pre-SFT base: at the first RL step the policy IS the reference
-    assert rl[0]["kl"] < 1e-6 < rl[1]["kl"]
+    assert rl[0]["kl"] < 1e-6
+    # and RL's optimizer is fresh: a first step with no gradient (every group all-wrong) leaves
+    # the weights where SFT left them; SFT's carried-over moments used to move them anyway
+    if rl[0]["grad_norm"] == 0.0:
+        assert rl[1]["kl"] < 1e-6
+    else:
+        assert rl[1]["kl"] > 1e-6
     ckpts = sorted(p.name for p in (run_dir / "checkpoints").iterdir())
     assert ckpts == ["step_000000", "step_000001", "step_000002"]
     sft_state = json.loads((run_dir / "checkpoints/step_000000/trainer_state.json").read_text())
@@ -125,7 +131,7 @@ def test_two_step_coldstart_run_then_resume(tmp_path, tiny_chat_model, ray_local
     kl = [r["kl"] for r in rows if r["stage"] == "rl"]
     # one update per step at a small lr: the resumed steps stay as close to the SFT reference as
     # step 2 was (the pre-SFT base, two SFT steps at lr 1e-3 away, is orders of magnitude further)
-    assert kl[2] < 20 * kl[1], kl
+    assert max(kl[2:]) <= 20 * max(kl[:2]) + 1e-6, kl
     assert not list(Path(run_dir / "checkpoints").glob(".*.tmp"))
 
 
