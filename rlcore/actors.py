@@ -155,9 +155,6 @@ class LearnerWorker:
     def reset_optimizer(self) -> None:
         self.learner.reset_optimizer()
 
-    def optimizer_state_size(self) -> int:
-        return self.learner.optimizer_state_size()
-
     def prepare(self, batch: Any, temperature: float) -> dict[str, Any]:
         return self.learner.prepare(batch, temperature)
 

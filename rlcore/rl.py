@@ -370,7 +370,6 @@ def _inert_rows(mb: TokenBatch, world: int) -> torch.Tensor:
         inert = adv == 0
     else:  # per token [B, T]: zero wherever the loss looks
         inert = ((adv * mb.loss_mask) == 0).all(dim=1)
-    inert = inert.clone()
     extra = int((~inert).sum()) % world
     if extra:
         keep_back = inert.nonzero().flatten()[: world - extra]
@@ -395,7 +394,7 @@ def _update_minibatch(
     tokens = float(mb.loss_mask.sum())
     seqs = loss_rows(mb.loss_mask)
     policy_mb = mb
-    if skip_inert and not algo.needs_critic:
+    if skip_inert:
         policy_mb = mb.select((~_inert_rows(mb, world)).nonzero().flatten())
     calls = []
     if train_policy:

@@ -51,12 +51,10 @@ def train(cfg: TrainConfig, progress: Progress | None = None) -> dict[str, Any]:
     tokenizer = AutoTokenizer.from_pretrained(model_path)
     heldout, train_rows, sft_rows = _load_data(cfg)
     d = cfg.data
-
-    def encode(row: dict[str, Any]) -> list[int]:
-        return render_prompt(tokenizer, row["prompt"], d.prompt_format, d.raw_template)
-
     rows_by_key = {"data.train": train_rows, "data.heldout": heldout, "data.sft": sft_rows}
-    _refuse_long_prompts(rows_by_key, encode, cfg.rollout.max_model_len)
+    _refuse_long_prompts(
+        rows_by_key, lambda row: _prompt_ids(tokenizer, d, row), cfg.rollout.max_model_len
+    )
     stop_ids = _stop_token_ids(tokenizer, model_path)
     run_dir = prepare_run_dir(cfg)
     log.info("run directory: %s", run_dir)
@@ -178,8 +176,7 @@ class Run:
         return pad if pad is not None else self.stop_ids[0]
 
     def encode(self, row: dict[str, Any]) -> list[int]:
-        d = self.cfg.data
-        return render_prompt(self.tokenizer, row["prompt"], d.prompt_format, d.raw_template)
+        return _prompt_ids(self.tokenizer, self.cfg.data, row)
 
     def elapsed(self) -> float:
         """Wall seconds of the whole run, across resumes."""
@@ -241,6 +238,11 @@ def _load_data(
     if len(heldout) < 2:  # the weight-sync probe is two held-out prompts
         raise DataError(f"data.heldout: {len(heldout)} row(s); at least 2 are needed")
     return heldout, train_rows, sft_rows
+
+
+def _prompt_ids(tokenizer: Any, d: Any, row: dict[str, Any]) -> list[int]:
+    """A row's prompt as the engines see it (data.prompt_format, data.raw_template)."""
+    return render_prompt(tokenizer, row["prompt"], d.prompt_format, d.raw_template)
 
 
 def _refuse_long_prompts(

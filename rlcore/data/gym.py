@@ -69,7 +69,7 @@ def gym_rows(
                         "dataset": dataset,
                         "entry": _jsonable(entry),
                     },
-                    "meta": _meta(dataset, item),
+                    "meta": _meta(dataset, item, key),
                 }
             )
             if len(rows) == n:
@@ -77,12 +77,12 @@ def gym_rows(
     raise GymError(f"could not draw {n} distinct {split} problems from reasoning_gym/{dataset}")
 
 
-def _meta(dataset: str, item: dict[str, Any]) -> dict[str, Any]:
+def _meta(dataset: str, item: dict[str, Any], key: str) -> dict[str, Any]:
     """The row's source, and a worked solution where the dataset states its expression
     (basic_arithmetic, chain_sum...): "23 + 45 = 68", what an SFT cold start shows before the box."""
     meta: dict[str, Any] = {
         "source": f"reasoning_gym:{dataset}",
-        "split_key": split_key(str(item["question"]), item.get("metadata")),
+        "split_key": key,
     }
     expression = (item.get("metadata") or {}).get("expression")
     if isinstance(expression, str) and expression.strip():

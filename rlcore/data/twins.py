@@ -39,12 +39,9 @@ def _key(node: ast.AST) -> str:
     if isinstance(node, ast.Constant) and isinstance(node.value, int | float):
         value = node.value
         return str(int(value)) if float(value).is_integer() else repr(float(value))
-    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add | ast.Sub):
+    sum_node = isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add | ast.Sub)
+    if sum_node or (isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub | ast.UAdd)):
         terms: list[str] = []
-        _terms(node, 1, terms)
-        return "(" + "".join(sorted(terms)) + ")"
-    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub | ast.UAdd):
-        terms = []
         _terms(node, 1, terms)
         return "(" + "".join(sorted(terms)) + ")"
     if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Mult):

@@ -161,10 +161,6 @@ class Learner:
         created lazily at its first step, so clearing the innermost state is a fresh start."""
         _torch_optimizer(self.engine.optimizer).state.clear()
 
-    def optimizer_state_size(self) -> int:
-        """Parameters with optimizer state (moments) on this rank; 0: a fresh optimizer."""
-        return sum(1 for v in _torch_optimizer(self.engine.optimizer).state.values() if v)
-
     def set_lr(self, lr: float | None) -> None:
         """A fixed rate for the next steps instead of the schedule; None returns to the schedule."""
         self.stage_lr = lr
