@@ -147,8 +147,9 @@ def test_roles_land_where_the_config_says_on_a_simulated_cluster():
     assert 1024 < result["pack"]["learner0_port"] < 65536  # picked by a task on that node
 
     spread = {(b["role"], b["index"]): b for b in result["spread"]["bundles"]}
-    assert spread["learner", 0]["node"] != spread["learner", 1]["node"]
-    assert len({b["node"] for b in spread.values()}) == 3
+    # Ray's SPREAD is best effort: it spreads the bundles over more than one node (pack keeps the
+    # learner ranks together), but 4 bundles on 3 nodes may land on 2 or 3 of them, in any grouping
+    assert len({b["node"] for b in spread.values()}) >= 2
 
     too_large = result["too_large"]
     assert too_large and "nodes=4 x gpus_per_node=2" in too_large
