@@ -185,14 +185,15 @@ class LearnerWorker:
         self.sender = make_sender(sync_type, device=self.learner.device)
         self.sender.init_group(addr, port, world_size)
 
-    def send_weights(self, bucket_bytes: int) -> dict[str, float]:
-        """Rank 0 streams the weights; other ranks only join the ZeRO-3 gathers."""
+    def send_weights(self, bucket_bytes: int, digest: bool = False) -> dict[str, Any]:
+        """Rank 0 streams the weights (with their digests when asked); other ranks only join
+        the ZeRO-3 gathers."""
         weights = self.learner.named_weights()
         if self.sender is None:
             for _ in weights:  # collective under ZeRO-3; a no-op walk otherwise
                 pass
             return {}
-        return self.sender.send(weights, bucket_bytes)
+        return self.sender.send(weights, bucket_bytes, digest)
 
     def save(self, path: str) -> None:
         self.learner.save(path)

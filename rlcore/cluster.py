@@ -32,6 +32,7 @@ from rlcore.learner.rank import LearnerSpec
 from rlcore.placement import Placement
 from rlcore.rundir import resolve_verifier_models
 from rlcore.scoring import Pending, Scoring, VerifierError, model_based_names, split
+from rlcore.sync.digest import digest_failure
 
 __all__ = ["Cluster", "RolloutError", "SyncError", "VerifierError"]
 
@@ -134,6 +135,16 @@ class Cluster:
         return cluster
 
     # ---- weight sync --------------------------------------------------------------------------
+    def sample_probe(self, prompt: list[int], seed: int, max_tokens: int = 32) -> list[int]:
+        """The sync check's probe: a held-out prompt and a response the policy samples for it (T=1,
+        seeded, from the checkpoint the run starts from), so the check covers the tokens the policy
+        generates as well as prompt text."""
+        from rlcore.rollout.engine import SamplingParams
+
+        params = SamplingParams(n=1, temperature=1.0, max_tokens=max_tokens, seed=seed)
+        completion = ray.get(self.rollouts.actors[0].generate.remote([prompt], params))[0][0]
+        return list(prompt) + list(completion.token_ids)
+
     def init_sync(self, probe: list[int]) -> None:
         """One process group: learner rank 0 is rank 0, engine workers take ranks 1..N."""
         self.probe = probe
@@ -177,7 +188,8 @@ class Cluster:
 
     def _send_weights(self) -> dict[str, float]:
         bucket = self.cfg.sync.bucket_mb * 2**20
-        sends = self.learners.submit("send_weights", bucket)
+        verify = self.cfg.sync.verify
+        sends = self.learners.submit("send_weights", bucket, verify)
         self.version += 1
         receives = self.rollouts.submit("receive_weights", self.meta, bucket, self.version)
         sent = ray.get(sends)[0]
@@ -187,6 +199,10 @@ class Cluster:
             "sync_bytes": sent.get("bytes", 0.0),
             "load_s": max(r.get("load_seconds", r.get("seconds", 0.0)) for r in got),
         }
+        if verify:  # exact: every engine loaded every tensor's bytes as sent
+            failure = digest_failure(sent["digests"], [r["digests"] for r in got])
+            if failure is not None:
+                raise SyncError(f"sync {self.version}: {failure}")
         if self.probe_check is not None:
             t0 = time.perf_counter()
             out["max_abs_diff"] = self.check_probe()

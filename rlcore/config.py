@@ -228,7 +228,8 @@ class SyncConfig:
     # engines on one machine (CUDA IPC on a shared GPU; a shared-memory segment on CPU)
     type: Literal["broadcast", "ipc"] = "broadcast"
     bucket_mb: int = 64
-    # after each sync, compare engine and learner logprobs of a probe sequence (rlcore/sync/verify.py)
+    # after each sync: every engine loaded every tensor as sent (per-tensor digests,
+    # rlcore/sync/digest.py), and engine and learner logprobs agree on a probe (rlcore/sync/verify.py)
     verify: bool = True
     verify_atol: float = 1e-3  # float32: per-token bound; bf16: the least limit on the mean
     verify_factor: float = 4.0  # bf16: limit on the mean = this x the noise floor at start-up

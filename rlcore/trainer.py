@@ -36,6 +36,7 @@ from rlcore.metrics import MetricsLogger, plot_rewards, truncate_metrics
 from rlcore.preempt import Preempted, StopRequests
 from rlcore.rollout.engine import SamplingParams
 from rlcore.rundir import prepare_run_dir, resolve_model_path, write_summary
+from rlcore.sync.verify import mismatch_alarm
 from rlcore.trackers import make_trackers
 
 log = logging.getLogger(__name__)
@@ -109,7 +110,7 @@ def train(cfg: TrainConfig, progress: Progress | None = None) -> dict[str, Any]:
     cluster.on_wait = run.stop.check
     try:
         with run.stop.installed():
-            cluster.init_sync(probe=run.encode(heldout[0]) + run.encode(heldout[1]))
+            cluster.init_sync(probe=cluster.sample_probe(run.encode(heldout[0]), seed=cfg.seed))
             backends = list(cfg.log.backends)
             trackers = make_trackers(backends, asdict(cfg), run_dir, cfg.log.project, cfg.log.name)
             run.metrics = MetricsLogger(run_dir, backends, trackers)
@@ -235,9 +236,18 @@ def _load_data(
             "data.train: no training rows left (every row is a held-out problem or its twin); "
             "give data.train and data.heldout different sources or more rows"
         )
-    if len(heldout) < 2:  # the weight-sync probe is two held-out prompts
+    if len(heldout) < 2:  # one problem gives no accuracy worth reporting (and no bootstrap CI)
         raise DataError(f"data.heldout: {len(heldout)} row(s); at least 2 are needed")
     return heldout, train_rows, sft_rows
+
+
+def _watch_mismatch(run: Run, step: int, metrics: dict[str, Any]) -> None:
+    """With sync.verify, warns when the batch's learner/rollout mismatch leaves its early level."""
+    if run.cfg.sync.verify and "mismatch_abs" in metrics:
+        early = run.state.setdefault("mismatch_early", [])
+        alarm = mismatch_alarm(metrics["mismatch_abs"], early, run.cfg.sync.verify_factor)
+        if alarm is not None:
+            log.warning("step %d: %s", step, alarm)
 
 
 def _prompt_ids(tokenizer: Any, d: Any, row: dict[str, Any]) -> list[int]:
@@ -453,6 +463,7 @@ def _rl_stage(run: Run) -> dict[str, Any]:
             last = dict(data.metrics, staleness=float(cluster.version - data.version))
             if data.rows:
                 last.update(rl.update(cluster, run.algo, cfg, data, run.pad_id, step))
+                _watch_mismatch(run, step, last)
             else:
                 log.warning("step %d: every sampled group was dropped; no update", step)
             t2 = time.time()

@@ -88,7 +88,9 @@ class RolloutEngine(ABC):
         """Receives one sync (concurrently with the sender's `send`) and loads it; returns metrics.
 
         `meta`: (hf parameter name, dtype string, shape) in the order the sender streams; the
-        bucket layout is `rlcore.sync.plan_buckets(meta, bucket_bytes)` on both sides.
+        bucket layout is `rlcore.sync.plan_buckets(meta, bucket_bytes)` on both sides. The
+        metrics carry "digests": per worker, {name: digest} of each tensor as this engine loaded
+        it (rlcore/sync/digest.py), for the trainer to compare with the sender's.
         """
 
     @property

@@ -20,6 +20,7 @@ import torch
 from rlcore.rollout.engine import Completion, RolloutEngine, SamplingParams, sampling_logprobs
 from rlcore.sync import receiver
 from rlcore.sync.buckets import ParamMeta, plan_buckets
+from rlcore.sync.digest import tensor_digest
 from rlcore.sync.group import SyncGroup, backend_for, init_stateless_group
 
 log = logging.getLogger(__name__)
@@ -159,9 +160,14 @@ class HFEngine(RolloutEngine):
         params = dict(self.model.named_parameters(remove_duplicate=False))
         unknown = [name for name, _, _ in meta if name not in params]
         stream = self.receive(self.group, meta, bucket_bytes, self.device)
+        # digests of the parameter after the copy (what this engine computes with); of the
+        # received tensor where the copy casts it to another dtype
+        digests = {}
         for name, tensor in stream:  # received even when names are unknown, so the sender finishes
             if name in params:
-                params[name].copy_(tensor)
+                param = params[name]
+                param.copy_(tensor)
+                digests[name] = tensor_digest(param if param.dtype == tensor.dtype else tensor)
         if unknown:
             raise KeyError(f"weight sync sent parameters this model does not have: {unknown[:5]}")
         buckets = plan_buckets(meta, bucket_bytes)
@@ -169,6 +175,7 @@ class HFEngine(RolloutEngine):
             "bytes": float(sum(b.nbytes for b in buckets)),
             "buckets": float(len(buckets)),
             "seconds": time.perf_counter() - start,
+            "digests": [digests],  # one worker
         }
 
     def shutdown(self) -> None:

@@ -41,6 +41,7 @@ from packaging.version import InvalidVersion, Version  # noqa: E402
 from rlcore.rollout.engine import Completion, RolloutEngine, SamplingParams  # noqa: E402
 from rlcore.sync import receiver  # noqa: E402
 from rlcore.sync.buckets import ParamMeta, plan_buckets  # noqa: E402
+from rlcore.sync.digest import DigestedStream  # noqa: E402
 from rlcore.sync.group import SyncGroup, backend_for  # noqa: E402
 
 log = logging.getLogger(__name__)
@@ -91,10 +92,22 @@ class RlcoreWorkerExtension:
         if group is None:
             raise RuntimeError("receive_weights called before init_weight_group")
         start = time.perf_counter()
-        weights = self._rlcore_receive(group, meta, bucket_bytes, self.device)
-        self.reload_weights(weights_iterator=weights, is_checkpoint_format=True)
+        # digests of what the loader takes; what it leaves is still received (the sender must
+        # finish) and shows as missing (rlcore/sync/digest.py)
+        weights = DigestedStream(self._rlcore_receive(group, meta, bucket_bytes, self.device))
+        _load(self, weights)
+        weights.drain()
         redispatched = _redispatch_cpu_gemms(self.model_runner.get_model())
-        return {"seconds": time.perf_counter() - start, "redispatched": redispatched}
+        return {
+            "seconds": time.perf_counter() - start,
+            "redispatched": redispatched,
+            "digests": weights.digests,
+        }
+
+
+def _load(worker, weights: DigestedStream) -> None:
+    """vLLM's in-place reload: the model's own loader, then its per-layer post-processing."""
+    worker.reload_weights(weights_iterator=iter(weights), is_checkpoint_format=True)
 
 
 def _redispatch_cpu_gemms(model: torch.nn.Module) -> int:
@@ -221,6 +234,7 @@ class VLLMEngine(RolloutEngine):
             "buckets": float(len(buckets)),
             "seconds": time.perf_counter() - start,
             "load_seconds": max(r["seconds"] for r in results),
+            "digests": [r["digests"] for r in results],  # one per worker (tensor parallel)
         }
 
     def shutdown(self) -> None:

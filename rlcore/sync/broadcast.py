@@ -16,6 +16,7 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import timedelta
+from typing import Any
 
 import torch
 
@@ -27,6 +28,7 @@ from rlcore.sync.buckets import (
     plan_buckets,
     unpack_bucket,
 )
+from rlcore.sync.digest import tensor_digest
 from rlcore.sync.group import DEFAULT_TIMEOUT, SyncGroup, backend_for, init_stateless_group
 
 log = logging.getLogger(__name__)
@@ -41,9 +43,13 @@ class WeightSender(ABC):
 
     @abstractmethod
     def send(
-        self, named_tensors: Iterable[tuple[str, torch.Tensor]], bucket_bytes: int
-    ) -> dict[str, float]:
-        """Streams the tensors, in the order of the receivers' metadata; returns metrics."""
+        self,
+        named_tensors: Iterable[tuple[str, torch.Tensor]],
+        bucket_bytes: int,
+        digest: bool = False,
+    ) -> dict[str, Any]:
+        """Streams the tensors, in the order of the receivers' metadata; returns metrics, and
+        with `digest` each tensor's digest under "digests" (rlcore/sync/digest.py)."""
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Releases the transport."""
@@ -64,15 +70,21 @@ class BroadcastSender(WeightSender):
         )
 
     def send(
-        self, named_tensors: Iterable[tuple[str, torch.Tensor]], bucket_bytes: int
-    ) -> dict[str, float]:
+        self,
+        named_tensors: Iterable[tuple[str, torch.Tensor]],
+        bucket_bytes: int,
+        digest: bool = False,
+    ) -> dict[str, Any]:
         if self.group is None:
             raise RuntimeError("BroadcastSender.send called before init_group")
         start = time.perf_counter()
         planner = BucketPlanner(bucket_bytes)
         pending: list[torch.Tensor] = []  # tensors of the open bucket, in entry order
         nbytes = nbuckets = 0
+        digests: dict[str, str] = {}
         for name, tensor in named_tensors:
+            if digest:
+                digests[name] = tensor_digest(tensor)
             closed = planner.add(name, dtype_to_str(tensor.dtype), tuple(tensor.shape))
             if closed is not None:
                 nbytes += self._send_bucket(closed, pending[: len(closed.entries)])
@@ -87,7 +99,14 @@ class BroadcastSender(WeightSender):
         log.info(
             "weight sync sent %.1f MiB in %d buckets, %.3f s", nbytes / 2**20, nbuckets, seconds
         )
-        return {"bytes": float(nbytes), "seconds": seconds, "buckets": float(nbuckets)}
+        out: dict[str, Any] = {
+            "bytes": float(nbytes),
+            "seconds": seconds,
+            "buckets": float(nbuckets),
+        }
+        if digest:
+            out["digests"] = digests
+        return out
 
     def _send_bucket(self, bucket, tensors: Sequence[torch.Tensor]) -> int:
         # One reusable buffer (grown to the largest bucket): the broadcast has completed before

@@ -75,3 +75,26 @@ class ProbeCheck:
 
 def _abs_diffs(engine: Sequence[float], learner: Sequence[float]) -> list[float]:
     return [abs(a - b) for a, b in zip(engine, learner, strict=True)]
+
+
+def mismatch_alarm(
+    value: float, early: list[float], factor: float, warmup: int = 3, floor: float = 1e-4
+) -> str | None:
+    """The batch's learner/rollout mismatch (`mismatch_abs`: mean |log pi_learner - log pi_rollout|
+    over its sampled tokens) against its early level: the median of the first `warmup` steps'
+    values, collected into `early` (kept in the run's state, so a resumed run keeps its level).
+    Returns a warning when the value exceeds `factor` x that level (and `floor`, below which the
+    engines and the learner agree to float32 rounding). An engine serving weights the learner no
+    longer holds raises the mismatch of every token it samples; the probe sees one sequence."""
+    if len(early) < warmup:
+        early.append(value)
+        return None
+    level = sorted(early)[len(early) // 2]
+    limit = max(floor, factor * level)
+    if value <= limit:
+        return None
+    return (
+        f"the batch's learner/rollout mismatch {value:.2e} is above {limit:.2e} ({factor:g} x "
+        f"its early level {level:.2e}, sync.verify_factor): an engine may be serving weights the "
+        "learner no longer holds"
+    )

@@ -94,12 +94,27 @@ def perturbed_reference(model_path: str):
     return model
 
 
+def adam_first_step(name: str, tensor: torch.Tensor, lr: float) -> torch.Tensor:
+    """A bf16 weight after AdamW's first step at `lr` (every element moves by lr against the sign
+    of its gradient; here a deterministic stand-in for the gradient), rounded back to bf16: at
+    lr 1e-5 most elements do not change at all."""
+    start = tensor.to(torch.bfloat16).float()
+    return (start - lr * torch.sign(noise(name, tensor.shape))).to(torch.bfloat16)
+
+
 def learner_main(
-    model_path: str, port: int, world_size: int, bucket_bytes: int, queue, stale=()
+    model_path: str,
+    port: int,
+    world_size: int,
+    bucket_bytes: int,
+    queue,
+    stale=(),
+    step_lr: float | None = None,
 ) -> None:
-    """The learner side of one sync: perturbed checkpoint tensors, streamed by BroadcastSender.
-    Tensors named in `stale` are sent as they are on disk: the engine keeps serving them unchanged
-    while the expected model (`perturbed_reference`) moved them.
+    """The learner side of one sync: perturbed checkpoint tensors, streamed by BroadcastSender
+    with their digests. Tensors named in `stale` are sent as they are on disk: the engine keeps
+    serving them unchanged while the expected model (`perturbed_reference`) moved them. With
+    `step_lr` the tensors are instead bf16 after one AdamW step at that rate (`adam_first_step`).
 
     Reads the safetensors file directly (no transformers import), to keep the process cheap.
     """
@@ -108,15 +123,18 @@ def learner_main(
     from rlcore.sync import make_sender, param_meta
 
     tensors = load_file(f"{model_path}/model.safetensors")
-    named = [(n, t if n in stale else t + noise(n, t.shape)) for n, t in tensors.items()]
+    if step_lr is not None:
+        named = [(n, adam_first_step(n, t, step_lr)) for n, t in tensors.items()]
+    else:
+        named = [(n, t if n in stale else t + noise(n, t.shape)) for n, t in tensors.items()]
     queue.put(param_meta(named))
     sender = make_sender("broadcast", device="cpu")
     sender.init_group("127.0.0.1", port, world_size)
-    queue.put(sender.send(iter(named), bucket_bytes))
+    queue.put(sender.send(iter(named), bucket_bytes, digest=True))
 
 
 def sync_from_learner(
-    engine, model_path: str, bucket_bytes: int = 4096, stale=()
+    engine, model_path: str, bucket_bytes: int = 4096, stale=(), step_lr: float | None = None
 ) -> tuple[dict, dict]:
     """Runs a learner process against `engine`; returns the send and receive metrics."""
     import multiprocessing as mp
@@ -124,7 +142,7 @@ def sync_from_learner(
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
     port = free_port()
-    args = (model_path, port, 2, bucket_bytes, queue, tuple(stale))
+    args = (model_path, port, 2, bucket_bytes, queue, tuple(stale), step_lr)
     proc = ctx.Process(target=learner_main, args=args)
     proc.start()
     try:

@@ -104,3 +104,27 @@ def test_check_catches_a_tensor_that_was_not_updated(tmp_path, dtype, tie, tenso
         assert check.failure(engine.score([FIXED_SEQ])[0], expected) is None
     finally:
         engine.shutdown()
+
+
+def test_an_engine_that_skips_one_small_update_is_caught_by_the_digest(tmp_path, monkeypatch):
+    """bf16, one AdamW step at lr 1e-5: most weights do not move by even one ulp, so the probe
+    cannot tell a skipped update from rounding noise. The engine that skips the load (a test
+    double: vLLM's reload is switched off for one sync, the bytes still received) is named by the
+    per-tensor digests at that sync; the next, complete sync matches every digest."""
+    import rlcore.rollout.vllm_engine as vllm_engine
+    from rlcore.sync.digest import digest_failure
+
+    path = build_tiny_llama(tmp_path / "model", tie=True)
+    engine, _ = _engine_and_check(path, "bfloat16")
+    try:
+        monkeypatch.setattr(vllm_engine, "_load", lambda worker, weights: None)
+        sent, got = sync_from_learner(engine, path, step_lr=1e-5)
+        failure = digest_failure(sent["digests"], [got["digests"]])
+        assert failure is not None and "engine 0 worker 0" in failure
+        assert f"{len(sent['digests'])} of {len(sent['digests'])} tensors" in failure
+        monkeypatch.undo()
+        sent, got = sync_from_learner(engine, path, step_lr=1e-5)
+        assert digest_failure(sent["digests"], [got["digests"]]) is None
+        assert got["digests"][0] == sent["digests"]
+    finally:
+        engine.shutdown()

@@ -27,3 +27,19 @@ def test_bf16_is_judged_on_the_mean_against_its_noise_floor():
     assert msg is not None and "mean per-token" in msg and "bfloat16" in msg
     # a floor of zero (identical kernels) still leaves atol
     assert ProbeCheck("bfloat16", atol=1e-3).calibrated([0.0], [0.0]).limit == 1e-3
+
+
+def test_the_mismatch_alarm_fires_above_its_early_level_only():
+    from rlcore.sync.verify import mismatch_alarm
+
+    early: list[float] = []
+    for v in (1.1e-2, 0.9e-2, 1.0e-2):  # bf16 numerics: the first three steps set the level
+        assert mismatch_alarm(v, early, factor=4.0) is None
+    assert early == [1.1e-2, 0.9e-2, 1.0e-2]
+    assert mismatch_alarm(3.9e-2, early, factor=4.0) is None  # the level drifts: no alarm
+    msg = mismatch_alarm(4.5e-2, early, factor=4.0)  # a stale engine: every token off
+    assert msg is not None and "4.50e-02" in msg and "early level 1.00e-02" in msg
+    assert early == [1.1e-2, 0.9e-2, 1.0e-2]  # later steps do not move the level
+    fp32: list[float] = [2e-7, 3e-7, 1e-7]
+    assert mismatch_alarm(5e-5, fp32, factor=4.0) is None  # below the floor: still rounding
+    assert mismatch_alarm(5e-3, fp32, factor=4.0) is not None

@@ -1,0 +1,96 @@
+"""Did each engine load exactly the bytes the learner sent? A per-tensor digest on both sides.
+
+The probe check (verify.py) compares logprobs, which in bf16 cannot see one small optimizer step:
+at lr 1e-5 most bf16 weights move by less than one ulp, so an engine that skipped an update serves
+logprobs within rounding noise of the learner's. The digest is exact: the sender digests every
+tensor it streams, each engine digests every tensor its loader takes, and any tensor whose digest
+differs or is missing names the engine and the tensor.
+
+Where the engine side digests: the HF engine digests its parameter after the copy (what it will
+compute with); the vLLM engine digests each tensor as the model's loader pulls it from the stream
+(on CPU the loaded linear weights are repacked for the GEMM kernels, so the parameters cannot be
+read back byte for byte). What the loader was never handed is drained from the stream, so the
+sender still finishes, and reported as missing. The kernel-cache traps (a stale pre-packed copy of
+a weight that did load) are the probe's to catch.
+
+The digest is a position-weighted checksum of the raw bytes computed where the tensor lives (GPU
+or CPU, no copy to the host): the sum of the 32-bit words and the sum of word x position, each
+modulo 2^64. Any single changed word changes the first; changes that cancel in the first must also
+cancel in the position-weighted second.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+
+import torch
+
+_CHUNK = 1 << 22  # words per chunk: bounds the int64 temporaries at 64 MiB
+_MASK = (1 << 64) - 1
+
+
+def tensor_digest(tensor: torch.Tensor) -> str:
+    """32 hex digits that change when any byte of `tensor` changes (see the module docstring)."""
+    raw = tensor.detach().contiguous().reshape(-1).view(torch.uint8)
+    pad = (-raw.numel()) % 4
+    if pad:
+        raw = torch.cat([raw, raw.new_zeros(pad)])
+    words = raw.view(torch.int32)
+    plain = weighted = 0
+    for start in range(0, words.numel(), _CHUNK):
+        chunk = words[start : start + _CHUNK].to(torch.int64)
+        pos = torch.arange(start + 1, start + 1 + chunk.numel(), device=chunk.device)
+        plain += int(chunk.sum())
+        weighted += int((chunk * pos).sum())  # int64 wraps: a sum modulo 2^64
+    return f"{plain & _MASK:016x}{weighted & _MASK:016x}"
+
+
+class DigestedStream:
+    """Wraps a (name, tensor) stream: records each tensor's digest as the consumer takes it.
+
+    `drain()` pulls what the consumer left (the transport must finish either way) without
+    recording it, so a loader that stopped early shows as missing digests, not as a hang.
+    """
+
+    def __init__(self, stream: Iterable[tuple[str, torch.Tensor]]) -> None:
+        self._stream = iter(stream)
+        self.digests: dict[str, str] = {}
+
+    def __iter__(self) -> Iterator[tuple[str, torch.Tensor]]:
+        for name, tensor in self._stream:
+            self.digests[name] = tensor_digest(tensor)
+            yield name, tensor
+
+    def drain(self) -> int:
+        """Receives and drops the rest of the stream; returns how many tensors that was."""
+        return sum(1 for _ in self._stream)
+
+
+def differing(sent: Mapping[str, str], loaded: Mapping[str, str]) -> list[str]:
+    """Names of the tensors the engine did not load as sent (a different digest, or none)."""
+    return [name for name, digest in sent.items() if loaded.get(name) != digest]
+
+
+def digest_failure(
+    sent: Mapping[str, str], engines: Sequence[Sequence[Mapping[str, str]]]
+) -> str | None:
+    """None when every worker of every engine loaded every tensor as sent, else what differed.
+
+    `engines[i][w]`: the digests worker w of engine i reported (tensor-parallel workers each load
+    the whole stream and take their shard).
+    """
+    problems = []
+    for i, workers in enumerate(engines):
+        for w, loaded in enumerate(workers):
+            bad = differing(sent, loaded)
+            if bad:
+                shown = ", ".join(bad[:3]) + (f" and {len(bad) - 3} more" if len(bad) > 3 else "")
+                problems.append(
+                    f"engine {i} worker {w}: {len(bad)} of {len(sent)} tensors ({shown})"
+                )
+    if not problems:
+        return None
+    return (
+        "after the weight sync an engine did not load the bytes the learner sent (per-tensor "
+        "digests differ or are missing: " + "; ".join(problems) + "); refusing to train off-policy"
+    )
