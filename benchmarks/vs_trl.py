@@ -143,7 +143,7 @@ def run_rlcore(case: dict[str, Any], steps: int, work: Path) -> dict[str, Any]:
         "response_len": statistics.mean(r["response_len"] for r in rl),
         "learn_width": round(statistics.median(r["learn_width"] for r in rl[1:] or rl)),
         "reward_mean": statistics.mean(r["reward_mean"] for r in rl),
-        "sync_mismatch_max": max(r.get("sync_mismatch", 0.0) for r in rl),
+        "sync_probe_max": max(r.get("sync_probe_max", 0.0) for r in rl),
         "sync_load_s": median_after_first([r["time_sync_load"] for r in rl]),
         "sync_check_s": median_after_first([r["time_sync_check"] for r in rl]),
     }

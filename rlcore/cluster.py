@@ -205,7 +205,7 @@ class Cluster:
                 raise SyncError(f"sync {self.version}: {failure}")
         if self.probe_check is not None:
             t0 = time.perf_counter()
-            out["max_abs_diff"] = self.check_probe()
+            out[self.probe_check.metric] = self.check_probe()
             out["check_s"] = time.perf_counter() - t0
         return out
 

@@ -321,25 +321,41 @@ def update(
 
     # ---- epochs x minibatches: one optimizer step per minibatch ----------------------------------
     train_policy = step > a.critic_warmup_steps or not algo.needs_critic
+    per_minibatch = _optimize(cluster, algo, cfg, batch, step, train_policy, skip)
+    # every epoch's minibatches (as verl): clip fraction, entropy and loss move as the policy does
+    learned = sum(o.pop("learn_tokens") for o in per_minibatch)
+    out = _update_metrics(per_minibatch, learned)
+    if kl is not None:  # the reward's KL penalty, per loss token of the batch
+        out["kl_reward"] = float(kl.sum()) / max(float(mask.sum()), 1.0)
+    # the learner's batch as it computes it (padded width), for benchmarks/vs_trl.py's floor
+    out.update(learn_seqs=float(len(batch)), learn_width=float(batch.input_ids.shape[1]))
+    out.update(_group_metrics(rewards, cfg.rollout.n))
+    out["learn_skipped_frac"] = 1.0 - learned / max(float(mask.sum()) * a.epochs, 1.0)
+    return out
+
+
+def _optimize(
+    cluster: Any,
+    algo: Algorithm,
+    cfg: TrainConfig,
+    batch: TokenBatch,
+    step: int,
+    train_policy: bool,
+    skip: bool,
+) -> list[dict[str, float]]:
+    """`algo.epochs` passes over the batch in `algo.minibatches` shuffled minibatches, one optimizer
+    step each; returns every minibatch's sums, in order."""
+    a = cfg.algo
     gen = torch.Generator().manual_seed(cfg.seed * 100003 + step)
-    first_epoch: list[dict[str, float]] = []
-    for epoch in range(a.epochs):
+    out = []
+    for _ in range(a.epochs):
         order = torch.randperm(len(batch), generator=gen) if a.epochs * a.minibatches > 1 else None
         size = len(batch) // a.minibatches
         for m in range(a.minibatches):
             idx = (
                 order[m * size : (m + 1) * size] if order is not None else torch.arange(len(batch))
             )
-            mb = batch.select(idx)
-            outs = _update_minibatch(cluster, algo, cfg, mb, train_policy, skip)
-            if epoch == 0:
-                first_epoch.append(outs)
-    learned = sum(o.pop("learn_tokens") for o in first_epoch)
-    out = _update_metrics(first_epoch, learned, kl)
-    # the learner's batch as it computes it (padded width), for benchmarks/vs_trl.py's floor
-    out.update(learn_seqs=float(len(batch)), learn_width=float(batch.input_ids.shape[1]))
-    out.update(_group_metrics(rewards, cfg.rollout.n))
-    out["learn_skipped_frac"] = 1.0 - learned / max(float(mask.sum()), 1.0)
+            out.append(_update_minibatch(cluster, algo, cfg, batch.select(idx), train_policy, skip))
     return out
 
 
@@ -422,10 +438,9 @@ def _update_minibatch(
     return summed
 
 
-def _update_metrics(
-    per_minibatch: list[dict[str, float]], tokens: float, kl: torch.Tensor | None
-) -> dict[str, float]:
-    """Token sums -> means over the batch; norms and lr averaged over the minibatch steps."""
+def _update_metrics(per_minibatch: list[dict[str, float]], tokens: float) -> dict[str, float]:
+    """Token sums -> means over every token the updates saw (all epochs); norms and lr averaged
+    over the optimizer steps; `nonfinite` counted."""
     out: dict[str, float] = {}
     steps = max(len(per_minibatch), 1)
     for outs in per_minibatch:
@@ -438,6 +453,4 @@ def _update_metrics(
                 out[k] = out.get(k, 0.0) + v
             else:
                 out[k] = out.get(k, 0.0) + v / max(tokens, 1.0)
-    if kl is not None:
-        out["kl_reward"] = float(kl.sum()) / max(tokens, 1.0)
     return out

@@ -472,8 +472,9 @@ def _rl_stage(run: Run) -> dict[str, Any]:
             run.inflight = pending.result() if pending is not None else None
             t3 = time.time()
             sync = cluster.sync_weights() if data.rows else {}
+            # the probe's statistic, named for what it is (a max in float32, a mean in bf16)
+            last.update({k: v for k, v in sync.items() if k.startswith("sync_probe_")})
             last.update(
-                sync_mismatch=sync.get("max_abs_diff", 0.0),
                 time_sync_load=sync.get("load_s", 0.0),  # the engines' receive + weight load
                 time_sync_check=sync.get("check_s", 0.0),  # the probe check (sync.verify)
                 rollout_restarts=float(cluster.restarts),

@@ -38,6 +38,11 @@ class ProbeCheck:
         return self.dtype in EXACT_DTYPES
 
     @property
+    def metric(self) -> str:
+        """The logged name of the statistic: `sync_probe_max` (float32) or `sync_probe_mean`."""
+        return "sync_probe_max" if self.exact else "sync_probe_mean"
+
+    @property
     def limit(self) -> float:
         return self.atol if self.exact else max(self.atol, self.factor * self.baseline)
 
