@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import uuid
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,24 @@ def missing_backend(backends: list[str]) -> str | None:
         module = BACKENDS[b]
         if module and importlib.util.find_spec(module) is None:
             return f"log.backends: {b} needs its package: pip install 'rlcore[{b}]'"
+    if "mlflow" in backends:
+        return _mlflow_file_store_refused()
+    return None
+
+
+def _mlflow_file_store_refused() -> str | None:
+    """MLflow 3 refuses a file store (a file:// URI or a plain path) unless MLFLOW_ALLOW_FILE_STORE
+    is set; say so before start-up instead of ending in MLflow's traceback."""
+    uri = os.environ.get("MLFLOW_TRACKING_URI", "")
+    if not uri or os.environ.get("MLFLOW_ALLOW_FILE_STORE", "").lower() in ("true", "1"):
+        return None  # unset: rlcore's own local store in the run directory (opted in)
+    if uri.startswith("file:") or "://" not in uri and ":" not in uri.split("/")[0]:
+        return (
+            f"log.backends: mlflow: MLFLOW_TRACKING_URI={uri} is a file store, which MLflow 3 "
+            "refuses; set MLFLOW_ALLOW_FILE_STORE=true to use it, point MLFLOW_TRACKING_URI at a "
+            "database (sqlite:///PATH/mlflow.db) or a server (http://HOST:5000), or unset it for a "
+            "store in the run directory"
+        )
     return None
 
 

@@ -55,6 +55,30 @@ _SCRIPTS: dict[str, frozenset[str]] = {
     "am": frozenset({"ETHIOPIC"}), "km": frozenset({"KHMER"}), "lo": frozenset({"LAO"}),
     "my": frozenset({"MYANMAR"}), "si": frozenset({"SINHALA"}),
 }  # fmt: skip
+# Function words (articles, pronouns, prepositions, conjunctions, yes/no) of Latin-script languages:
+# the cheap signal for a terse answer, too short for the identifier ("Die Antwort ist vier." is
+# German, "The answer is four." is not, though both are Latin script).
+_FUNCTION_WORDS: dict[str, frozenset[str]] = {
+    k: frozenset(v.split())
+    for k, v in {
+        "en": "the a an is are was were be it this that and or but of to in on for with yes no not "
+        "i you he she we they my your his her our their answer",
+        "fr": "le la les un une des est sont était et ou mais de du à au aux en dans pour avec "
+        "oui non ne pas je tu il elle nous vous ils elles mon ton son ce cette réponse c'est",
+        "de": "der die das den dem des ein eine einen ist sind war und oder aber von zu im in auf "
+        "für mit ja nein nicht ich du er sie wir ihr es mein dein sein antwort",
+        "es": "el la los las un una unos es son era y o pero de del a en por para con sí no yo tú "
+        "él ella nosotros ellos mi tu su este esta respuesta",
+        "pt": "o a os as um uma é são era e ou mas de do da em no na por para com sim não eu tu "
+        "ele ela nós eles meu minha seu sua este esta resposta",
+        "it": "il lo la i gli le un una è sono era e o ma di del della a in per con sì no non io "
+        "tu lui lei noi voi loro mio tuo suo questo questa risposta",
+        "nl": "de het een is zijn was en of maar van te in op voor met ja nee niet ik jij hij zij "
+        "wij mijn jouw zijn dit dat antwoord",
+    }.items()
+}
+_WORD = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)?")
+
 # One CJK/kana/Hangul character carries about as much text as three Latin letters.
 _DENSE_SCRIPTS = frozenset({"CJK", "HIRAGANA", "KATAKANA", "HANGUL"})
 
@@ -154,6 +178,26 @@ def chunks(text: str, min_letters: int) -> list[str]:
     return out
 
 
+def _terse_verdict(text: str, expected: str, identified: bool, unsure: bool) -> bool:
+    """A terse chunk's verdict: its function words decide when it has any of the expected
+    language's or another listed one's (more of the expected's: in, more of another's: out);
+    without any, the identifier's verdict, or a pass when the identifier is not sure."""
+    words = [w.lower() for w in _WORD.findall(text)]
+    mine = _FUNCTION_WORDS.get(expected, frozenset())
+    hits = sum(w in mine for w in words)
+    other = max(
+        (
+            sum(w in v and w not in mine for w in words)
+            for k, v in _FUNCTION_WORDS.items()
+            if k != expected
+        ),
+        default=0,
+    )
+    if hits or other:
+        return hits >= other
+    return identified or unsure
+
+
 class LanguageVerifier(Verifier):
     """Scores the share of the response's prose written in the expected language.
 
@@ -172,9 +216,10 @@ class LanguageVerifier(Verifier):
     letters may be identified as Hindi or as English); regional variants (pt-BR vs pt-PT,
     Simplified vs Traditional Chinese); closely related languages the lite model confuses on short
     chunks (accepted when the expected one has at least config.accept_prob); which of the languages
-    sharing a script a terse response is in ("Oui." passes for English: under
-    config.min_chunk_letters letters only the script and a confident identification count, so
-    short English slips through for a Latin-script language); natural-language text
+    sharing a script a terse response is in, when it has no function word of the listed
+    Latin-script languages (en, fr, de, es, pt, it, nl): under config.min_chunk_letters letters
+    the identifier is not trusted, so "Die Antwort ist vier." passes for German and "The answer
+    is four." fails, but "Vier." passes for any Latin-script language); natural-language text
     inside code blocks, comments or math; whether the text is fluent, correct or relevant. A
     response that quotes foreign text on purpose (a translation task) is penalized.
     """
@@ -214,8 +259,8 @@ class LanguageVerifier(Verifier):
             ok = lang == expected or any(
                 code == expected and p >= self.config.accept_prob for code, p in top
             )
-            if terse and not ok:  # too short to trust the identifier unless it is sure
-                ok = top[0][1] < self.config.terse_reject_prob
+            if terse:  # too short for the identifier: function words, else its confidence
+                ok = _terse_verdict(piece, expected, ok, top[0][1] < self.config.terse_reject_prob)
             if not ok:
                 off_lang += total
                 continue

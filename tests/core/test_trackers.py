@@ -35,6 +35,35 @@ def test_a_backend_whose_package_is_missing_stops_at_launch_naming_the_extra(mon
         load_config(None, ["log.backends=[neptune]"])
 
 
+@pytest.mark.parametrize(
+    "uri, refused",
+    [
+        ("file:///tmp/mlruns", True),
+        ("./mlruns", True),
+        ("/srv/mlruns", True),
+        ("sqlite:///tmp/mlflow.db", False),
+        ("http://tracking:5000", False),
+    ],
+)
+def test_an_mlflow_file_store_uri_is_refused_at_launch_saying_what_to_set(
+    monkeypatch, uri, refused
+):
+    """MLflow 3 refuses a file store unless opted in; before this check the run started Ray and
+    then ended in MLflow's traceback."""
+    pytest.importorskip("mlflow")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.delenv("MLFLOW_ALLOW_FILE_STORE", raising=False)
+    if refused:
+        with pytest.raises(
+            ConfigError, match=r"is a file store.*MLFLOW_ALLOW_FILE_STORE=true.*sqlite"
+        ):
+            load_config(None, ["log.backends=[jsonl,mlflow]"])
+    else:
+        load_config(None, ["log.backends=[jsonl,mlflow]"])
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")  # the opt-in: accepted
+    load_config(None, ["log.backends=[jsonl,mlflow]"])
+
+
 @pytest.mark.slow
 def test_wandb_and_mlflow_get_config_metrics_completions_and_summary(
     tmp_path, tiny_chat_model, ray_local, monkeypatch

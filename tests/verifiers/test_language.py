@@ -148,28 +148,33 @@ def test_many_tiny_fragments_are_merged_not_trusted_one_by_one():
     assert r.reward < 0.9
 
 
-# (expected language, terse response, correct, correct by the rule for long text)
+# (expected language, terse response, correct, correct by the rule for long text; None where
+# function words decide, which they do under either rule)
 TERSE = [
-    ("fr", "Oui.", True, False),  # identified as Italian (0.48): too short to trust
-    ("de", "Ja.", True, False),
+    ("fr", "Oui.", True, None),  # identified as Italian (0.48); "oui" is French
+    ("de", "Ja.", True, None),
     ("zh", "答案是 12。", True, False),  # 3 characters: identified as English (0.12)
     ("ru", "Да.", True, False),
     ("ja", "はい。", True, True),
-    ("fr", "The answer is 4.", False, False),  # English at 0.97: sure enough to fail it
+    ("fr", "The answer is 4.", False, None),  # English function words, no French one
+    ("de", "The answer is four.", False, None),  # a few English words where German was asked
+    ("de", "Die Antwort ist vier.", True, None),
+    ("en", "Oui.", False, None),
+    ("es", "Sí, es correcto.", True, None),
     ("fr", "Да.", False, False),  # the wrong script
     ("zh", "はい。", False, False),  # kana, identified as Japanese (1.0)
 ]
 
 
 @pytest.mark.parametrize(("lang", "response", "correct", "long_rule"), TERSE)
-def test_a_terse_answer_is_judged_by_its_script_unless_surely_another_language(
+def test_a_terse_answer_is_judged_by_function_words_then_its_script(
     lang, response, correct, long_rule
 ):
     sample = Sample(prompt="p", response=response, reference={"language": lang})
     r = LanguageVerifier().verify(sample)
     assert r.correct is correct and r.details["terse"] is True, r.details
     strict = LanguageVerifier(LanguageConfig(terse_reject_prob=0.0))  # never trusts the script
-    assert strict.verify(sample).correct is long_rule
+    assert strict.verify(sample).correct is (correct if long_rule is None else long_rule)
 
 
 @pytest.mark.parametrize(
