@@ -83,7 +83,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(f"rlcore train: error: {e}", file=sys.stderr)
         return 2
     except Preempted as p:
-        again = " ".join([args.config or "", *args.overrides, f"resume={p.run_dir}"])
+        resume = [f"resume={p.run_dir}"] if p.run_dir else []  # none: stopped while starting
+        again = " ".join([args.config or "", *args.overrides, *resume])
         where = (
             f"checkpoint {p.checkpoint}" if p.checkpoint else "no checkpoint yet: it starts over"
         )

@@ -106,3 +106,43 @@ class StopRequests:
         if self._timer is not None:
             self._timer.cancel()
         self.on_expire(name)
+
+
+class StartupSignals:
+    """While the actors start there is nothing to checkpoint: SIGTERM or SIGINT stops the start-up
+    at once, as Preempted with no checkpoint, instead of Ray's native stack dump.
+
+        with StartupSignals() as startup:
+            init_ray(...)
+            startup.install()         # ray.init sets a SIGTERM handler of its own
+            cluster = Cluster.start(...)
+        # on any exception: startup.signal names the signal if one caused it
+
+    The handler raises Preempted; from inside a Ray wait it may surface as another exception,
+    which is why the signal's name is kept for the caller to check.
+    """
+
+    def __init__(self) -> None:
+        self.signal: str | None = None
+        self._previous: dict[int, object] = {}
+
+    def __enter__(self) -> StartupSignals:
+        self.install()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for s, handler in self._previous.items():
+            signal.signal(s, handler)  # type: ignore[arg-type]
+        self._previous = {}
+
+    def install(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+        for s in SIGNALS:
+            previous = signal.signal(s, self._handle)
+            self._previous.setdefault(s, previous)
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        self.signal = signal.Signals(signum).name
+        log.warning("%s received while the actors start: stopping", self.signal)
+        raise Preempted(self.signal)

@@ -11,6 +11,7 @@ The loop branches on no backend and no algorithm name.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 import shutil
@@ -23,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from rlcore import checkpoint, rl
-from rlcore.actors import ActorDiedError
+from rlcore.actors import ActorDiedError, init_ray
 from rlcore.cluster import Cluster, RolloutError, SyncError, VerifierError
 from rlcore.cold_start import distilled_examples
 from rlcore.config import TrainConfig, build_algorithm
@@ -33,7 +34,7 @@ from rlcore.eval.retention import bucket_table
 from rlcore.learner.batch import pad_batch, shard
 from rlcore.learner.schedule import lr_at
 from rlcore.metrics import MetricsLogger, plot_rewards, truncate_metrics
-from rlcore.preempt import Preempted, StopRequests
+from rlcore.preempt import Preempted, StartupSignals, StopRequests
 from rlcore.rollout.engine import SamplingParams
 from rlcore.rundir import prepare_run_dir, resolve_model_path, write_summary
 from rlcore.sync.verify import mismatch_alarm
@@ -79,18 +80,26 @@ def train(cfg: TrainConfig, progress: Progress | None = None) -> dict[str, Any]:
             run_dir / "eval",
         )
         specs += evaluator.specs
+    startup = StartupSignals()  # a signal now stops the start-up cleanly (nothing to save yet)
     try:
-        cluster = Cluster.start(
-            cfg,
-            model_path,
-            specs,
-            algo.needs_reference,
-            needs_critic=algo.needs_critic,
-            verifier_options=dict(evaluator.suite.cfg.verifier_options) if evaluator else None,
-        )
-    except BaseException:  # e.g. the placement group was not granted: leave no run directory
+        with startup:
+            init_ray(cfg.ray_address, cfg.num_cpus)
+            startup.install()  # ray.init replaced the SIGTERM handler with its own
+            cluster = Cluster.start(
+                cfg,
+                model_path,
+                specs,
+                algo.needs_reference,
+                needs_critic=algo.needs_critic,
+                verifier_options=dict(evaluator.suite.cfg.verifier_options) if evaluator else None,
+            )
+    except BaseException as e:  # e.g. the placement group was not granted: leave no run directory
         if not cfg.resume:
             shutil.rmtree(run_dir, ignore_errors=True)
+        signame = startup.signal or _ray_sigterm(e)
+        if signame is not None:
+            _stop_ray()
+            raise Preempted(signame, run_dir=str(run_dir) if cfg.resume else "") from None
         raise
     run = Run(
         cfg=cfg,
@@ -533,6 +542,19 @@ def _finish(run: Run, last: dict[str, Any]) -> dict[str, Any]:
     run.metrics.finish(summary, [Path(f) for f in files if f])
     log.info("done: %s", {k: summary[k] for k in ("steps", "wall_s", "heldout_accuracy")})
     return summary
+
+
+def _ray_sigterm(e: BaseException) -> str | None:
+    """ray.init's own SIGTERM handler exits with the signal's number: a SIGTERM during ray.init."""
+    return "SIGTERM" if isinstance(e, SystemExit) and e.code == signal.SIGTERM else None
+
+
+def _stop_ray() -> None:
+    """Stops the actors started so far (a local Ray cluster goes with them)."""
+    import ray
+
+    with contextlib.suppress(Exception):
+        ray.shutdown()
 
 
 def _hard_stop(cluster: Cluster, signame: str) -> None:

@@ -161,6 +161,36 @@ def test_sigterm_checkpoints_stops_every_process_and_resume_reproduces_the_run(
 
 
 @pytest.mark.slow
+def test_sigterm_while_the_actors_start_stops_cleanly_without_ray_s_stack_dump(
+    tmp_path, tiny_chat_model
+):
+    """Before, a signal before the first step met Ray's native handler ("SIGTERM received ...",
+    logging.cc) instead of rlcore's stop message and exit status."""
+    run_dir, log = tmp_path / "run", tmp_path / "train.log"
+    proc = _start(tiny_chat_model, run_dir, log)
+    try:
+        deadline = time.time() + 300
+        while "Started a local Ray instance" not in log.read_text() and time.time() < deadline:
+            assert proc.poll() is None, log.read_text()[-3000:]
+            time.sleep(0.1)
+        time.sleep(1.0)  # inside Cluster.start: the actors are being created
+        assert "weight-sync group" not in log.read_text()  # still starting
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=120)
+        err = log.read_text()
+        assert proc.returncode == 128 + signal.SIGTERM, err[-3000:]
+        assert "stopped by SIGTERM after step 0 (no checkpoint yet" in err, err[-3000:]
+        assert "logging.cc" not in err and "*** SIGTERM received" not in err, err[-3000:]
+        assert not run_dir.exists()  # nothing half-written is left
+        deadline = time.time() + 30
+        while _session_members(proc.pid) and time.time() < deadline:
+            time.sleep(0.5)
+        assert not _session_members(proc.pid), _session_members(proc.pid)
+    finally:
+        _kill_session(proc.pid)
+
+
+@pytest.mark.slow
 def test_an_async_run_killed_or_stopped_then_resumed_equals_the_uninterrupted_one(
     tmp_path, tiny_chat_model, ray_local, uninterrupted_async
 ):
