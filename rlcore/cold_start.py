@@ -4,16 +4,19 @@ answers, rejection-sampled (sft.distill_n > 0).
 Rejection sampling keeps the targets in the model's own words: each SFT prompt is answered
 `distill_n` times, and a row keeps its first answer that the verifier marks correct and that ended
 on its own (not at the token limit). With `distill_box_answer` the last place the answer states the
-reference is wrapped in \\boxed{} (the format RL pays for); nothing else of the answer changes. A
-small instruct model trained on text in a new style forgets what it could do elsewhere (long-context
-retrieval, the prompt's language: docs/benchmarks.md, "A real model"); its own filtered answers
-teach the format with less drift (as STaR and rejection-sampling fine-tuning do).
+reference is wrapped in \\boxed{} (the format RL pays for); nothing else of the answer changes, and
+the boxed text is scored again by the verifier RL pays with. An answer kept as it is trains on the
+model's own tokens. A small instruct model trained on text in a new style forgets what it could do
+elsewhere (long-context retrieval, the prompt's language: docs/benchmarks.md, "A real model"); its
+own filtered answers teach the format with less drift (as STaR and rejection-sampling fine-tuning
+do).
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from dataclasses import dataclass, replace
 from typing import Any
 
 from rlcore.rollout.engine import SamplingParams
@@ -32,6 +35,16 @@ def box_answer(text: str, answer: str) -> str | None:
     return f"{text[: m.start()]}\\boxed{{{answer}}}{text[m.end() :]}"
 
 
+@dataclass(frozen=True)
+class Target:
+    """One SFT target: the text, and the model's own token ids where the text is its answer
+    unedited (None where it was edited, e.g. boxed: the text is then tokenized for training)."""
+
+    row: dict[str, Any]
+    text: str
+    token_ids: tuple[int, ...] | None
+
+
 def distilled_examples(
     rows: list[dict[str, Any]],
     encode: Callable[[dict[str, Any]], list[int]],
@@ -41,14 +54,21 @@ def distilled_examples(
     verifier_of: Callable[[dict[str, Any]], Any],
     params: SamplingParams,
     box: bool,
-) -> tuple[list[tuple[dict[str, Any], str]], dict[str, float]]:
-    """[(row, target text)] for the rows that kept an answer, and the yield:
-    {rows, rows_kept, samples, samples_correct, samples_truncated}."""
+    rl_verifier_of: Callable[[dict[str, Any]], Any] | None = None,
+) -> tuple[list[Target], dict[str, float]]:
+    """The rows that kept an answer, and the yield: {rows, rows_kept, samples, samples_correct,
+    samples_truncated, targets_edited, edited_rejected}.
+
+    An answer edited by boxing is scored again, by `rl_verifier_of(row)` (the verifier RL will pay
+    with) where given, else by the distillation verifier: a target the reward would not accept is
+    not taught. An unedited answer keeps the model's own tokens (re-tokenizing its text need not
+    give them back)."""
     groups = generate([encode(r) for r in rows], params)
     samples = [[make_sample(r, c) for c in g] for r, g in zip(rows, groups, strict=True)]
     items = [(verifier_of(r), s) for r, ss in zip(rows, samples, strict=True) for s in ss]
     results = iter(score(items))
-    kept: list[tuple[dict[str, Any], str]] = []
+    chosen: list[Target] = []
+    edited: list[tuple[Target, Any]] = []  # (target, its sample with the edited response)
     correct = truncated = 0
     for row, group, ss in zip(rows, groups, samples, strict=True):
         answer = str(row.get("reference", {}).get("answer", ""))
@@ -58,11 +78,26 @@ def distilled_examples(
             stopped = completion.finish_reason == "stop"
             correct += ok
             truncated += not stopped
-            if target is None and ok and stopped:
-                text = sample.response.strip()
-                target = box_answer(text, answer) if box and answer else text
+            if target is not None or not (ok and stopped):
+                continue
+            text = box_answer(sample.response, answer) if box and answer else sample.response
+            if text is None:  # the answer is never stated as such: nothing to box
+                continue
+            if text == sample.response:
+                target = Target(row, text, tuple(completion.token_ids))
+            else:
+                target = Target(row, text, None)
+                edited.append((target, replace(sample, response=text, token_ids=())))
         if target is not None:
-            kept.append((row, target))
+            chosen.append(target)
+    rejected: set[int] = set()
+    if edited:
+        again = rl_verifier_of or verifier_of
+        rescored = score([(again(t.row), s) for t, s in edited])
+        rejected = {
+            id(t) for (t, _), r in zip(edited, rescored, strict=True) if not r.get("correct")
+        }
+    kept = [t for t in chosen if id(t) not in rejected]
     n = sum(len(g) for g in groups)
     stats = {
         "rows": float(len(rows)),
@@ -70,5 +105,7 @@ def distilled_examples(
         "samples": float(n),
         "samples_correct": float(correct),
         "samples_truncated": float(truncated),
+        "targets_edited": float(len(edited)),
+        "edited_rejected": float(len(rejected)),
     }
     return kept, stats

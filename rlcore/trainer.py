@@ -26,7 +26,7 @@ from typing import Any
 from rlcore import checkpoint, rl
 from rlcore.actors import ActorDiedError, init_ray
 from rlcore.cluster import Cluster, RolloutError, SyncError, VerifierError
-from rlcore.cold_start import distilled_examples
+from rlcore.cold_start import Target, distilled_examples
 from rlcore.config import TrainConfig, build_algorithm
 from rlcore.data.chat import completion_ids, render_prompt
 from rlcore.data.dataset import load_source, sft_completion
@@ -326,9 +326,12 @@ def _sft_stage(run: Run) -> None:
     it between steps without a checkpoint (a resume runs SFT again)."""
     cfg, cluster, tokenizer = run.cfg, run.cluster, run.tokenizer
     rng = random.Random(cfg.seed)
-    targets = _sft_targets(run)
     examples = [
-        (run.encode(r), completion_ids(tokenizer, text, tokenizer.eos_token)) for r, text in targets
+        (
+            run.encode(t.row),
+            list(t.token_ids or completion_ids(tokenizer, t.text, tokenizer.eos_token)),
+        )
+        for t in _sft_targets(run)
     ]
     world = cfg.learner.world_size
     per_batch = cfg.sft.batch_size - cfg.sft.batch_size % world
@@ -375,14 +378,14 @@ def _sft_stage(run: Run) -> None:
         cluster.learners.call("load_reference", str(_reference_path(run.run_dir, run.state)))
 
 
-def _sft_targets(run: Run) -> list[tuple[dict[str, Any], str]]:
-    """(row, target completion) per SFT example: the data's worked completions, or (sft.distill_n)
-    the start model's own correct answers (rlcore/cold_start.py), written to sft_data.jsonl."""
+def _sft_targets(run: Run) -> list[Target]:
+    """One target per SFT example: the data's worked completions, or (sft.distill_n) the start
+    model's own correct answers (rlcore/cold_start.py), written to sft_data.jsonl."""
     import json
 
     cfg = run.cfg
     if not cfg.sft.distill_n:
-        return [(r, sft_completion(r, cfg.data.think)) for r in run.sft_rows]
+        return [Target(r, sft_completion(r, cfg.data.think), None) for r in run.sft_rows]
     # seeded: a resume (which runs SFT again) samples the same answers
     params = replace(_rollout_params(run), n=cfg.sft.distill_n, seed=cfg.seed)
     run.progress("sft_distill", 0, len(run.sft_rows), {})
@@ -396,14 +399,14 @@ def _sft_targets(run: Run) -> list[tuple[dict[str, Any], str]]:
             lambda r: _distill_verifier(cfg, r),
             params,
             cfg.sft.distill_box_answer,
+            rl_verifier_of=lambda r: r.get("verifier", cfg.data.verifier),
         )
     run.metrics.log(0, "sft_distill", stats)
     run.progress("sft_distill", len(run.sft_rows), len(run.sft_rows), stats)
     with (run.run_dir / "sft_data.jsonl").open("w") as f:
-        for r, text in targets:
-            f.write(
-                json.dumps({"id": r.get("id"), "prompt": r["prompt"], "completion": text}) + "\n"
-            )
+        for t in targets:
+            row = {"id": t.row.get("id"), "prompt": t.row["prompt"], "completion": t.text}
+            f.write(json.dumps({**row, "own_tokens": t.token_ids is not None}) + "\n")
     return targets
 
 
