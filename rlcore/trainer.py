@@ -367,6 +367,9 @@ def _sft_stage(run: Run) -> None:
     cluster.sync_weights()
     with run.stop.interruptible():
         run.evaluate("sft")
+        if run.evaluator is not None and "rl" in cfg.stages:  # where RL's own gain starts from
+            rl_start = run.evaluator.rl_start(run.cluster.generate, run.cluster.score)
+            run.metrics.log(0, "eval_rl_start", rl_start)
     run.state["stage"] = "sft_done"
     if "rl" in cfg.stages:
         if cfg.sft.fresh_optimizer:  # before step 0 is saved, so a resume starts RL the same way

@@ -147,6 +147,11 @@ def periodic_eval(
     return flat, retention_alarms(buckets, baseline, cfg.margin, cfg.alarm_metric)
 
 
+# The step periodic_eval is given for the evaluation after a cold start: not a multiple of any
+# benchmark's own cadence, so only the benchmarks that run through RL run.
+RL_START = -1
+
+
 class PeriodicEval:
     """A prepared suite plus its baseline (the first evaluation, kept in out_dir across resumes)."""
 
@@ -160,6 +165,10 @@ class PeriodicEval:
             self.start_answers = json.loads((out_dir / "start_answers.json").read_text())
         if out_dir is not None and (out_dir / "periodic_baseline.json").is_file():
             self.baseline = json.loads((out_dir / "periodic_baseline.json").read_text())
+        # after a cold start: the weights RL starts from (see rl_start); kept across resumes
+        self.rl_start_buckets: dict[str, Any] | None = None
+        if out_dir is not None and (out_dir / "rl_start.json").is_file():
+            self.rl_start_buckets = json.loads((out_dir / "rl_start.json").read_text())
         if out_dir is not None and (out_dir / "periodic.jsonl").is_file():
             for line in (out_dir / "periodic.jsonl").read_text().splitlines():
                 r = json.loads(line)
@@ -232,13 +241,29 @@ class PeriodicEval:
             log.warning("step %d: %s", step, a)
         return metrics, alarms
 
+    def rl_start(self, generate_fn: GenerateFn, score_fn: ScoreFn) -> dict[str, float]:
+        """After a cold start, on the weights RL starts from: the benchmarks that run through RL
+        (those without a cadence of their own), so the RL stage's own gain is measured from here.
+        Kept apart from the history: the retention baseline and the curve's step 0 stay the
+        model the run started from. summary.json's "rl_start", the bucket table's column."""
+        t0 = time.time()
+        metrics, _ = periodic_eval(
+            generate_fn, score_fn, self.suite, RL_START, None, self.start_answers, False
+        )
+        self.rl_start_buckets = metrics.pop("_results")["buckets"]
+        if self.out_dir is not None:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            (self.out_dir / "rl_start.json").write_text(json.dumps(self.rl_start_buckets))
+        metrics["time_eval"] = time.time() - t0
+        return metrics
+
     def finish(self, trained: list[str]) -> dict[str, Any]:
         """The run's bucket summary (first vs last evaluation; rlcore/eval/retention.py), also
         written as out_dir/buckets.md and a plot of every bucket against step, buckets.png."""
         from rlcore.eval.plots import plot_buckets
         from rlcore.eval.retention import bucket_summary, bucket_table
 
-        out = bucket_summary(self.history, trained, list(self.suite.cfg.k))
+        out = bucket_summary(self.history, trained, list(self.suite.cfg.k), self.rl_start_buckets)
         out["curve"] = bucket_curve(self.history)
         if self.out_dir is not None and self.history:
             self.out_dir.mkdir(parents=True, exist_ok=True)

@@ -38,9 +38,14 @@ def verdict(start: dict[str, Any], end: dict[str, Any]) -> str:
 
 
 def bucket_summary(
-    history: list[dict[str, Any]], trained: list[str], k: list[int]
+    history: list[dict[str, Any]],
+    trained: list[str],
+    k: list[int],
+    rl_start: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """summary.json's "buckets" and "trained_buckets" from the first and last evaluation."""
+    """summary.json's "buckets" and "trained_buckets" from the first and last evaluation; with
+    `rl_start` (the buckets evaluated after a cold start) each such bucket also gets "rl_start"
+    and "rl_change" (the RL stage's own change: end minus RL start)."""
     if not history:
         return {"buckets": {}, "trained_buckets": sorted(trained)}
     first, last = history[0], history[-1]
@@ -58,6 +63,10 @@ def bucket_summary(
             "end_step": last["step"],
             "verdict": verdict(start, end),
         }
+        rl = _point((rl_start or {}).get(name, {}), ks)
+        if "pass@1" in rl:
+            buckets[name]["rl_start"] = rl
+            buckets[name]["rl_change"] = end["pass@1"] - rl["pass@1"]
     return {"buckets": buckets, "trained_buckets": sorted(b for b in trained if b in buckets)}
 
 
@@ -73,14 +82,21 @@ def bucket_table(summary: dict[str, Any]) -> str:
         return "(no in-training evaluation)"
     any_row = next(iter(rows.values()))
     extra = sorted(k for k in any_row["start"] if k.startswith("pass@") and k != "pass@1")
+    after_sft = any("rl_start" in b for b in rows.values())  # a cold start: RL's own column
     head = ["bucket", "trained", f"step {any_row['start_step']} pass@1 [95% CI]"]
+    head += ["RL start (after SFT)"] if after_sft else []
     head += [f"step {any_row['end_step']} pass@1 [95% CI]", "change"]
+    head += ["RL's change"] if after_sft else []
     head += [f"{e} start / end" for e in extra] + ["truncated start / end", "verdict"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for name, b in rows.items():
         s, e = b["start"], b["end"]
-        cells = [name, "yes" if name in summary["trained_buckets"] else "", _cell(s), _cell(e)]
-        cells.append(f"{e['pass@1'] - s['pass@1']:+.3f}")
+        cells = [name, "yes" if name in summary["trained_buckets"] else "", _cell(s)]
+        if after_sft:
+            cells.append(_cell(b["rl_start"]) if "rl_start" in b else "")
+        cells += [_cell(e), f"{e['pass@1'] - s['pass@1']:+.3f}"]
+        if after_sft:
+            cells.append(f"{b['rl_change']:+.3f}" if "rl_change" in b else "")
         cells += [f"{s[x]:.3f} / {e[x]:.3f}" for x in extra]
         cells.append(f"{s.get('truncated', 0):.2f} / {e.get('truncated', 0):.2f}")
         cells.append(b["verdict"])

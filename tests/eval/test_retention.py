@@ -34,3 +34,28 @@ def test_summary_uses_the_first_and_last_evaluation():
     table = bucket_table(out)
     assert "| reasoning | yes | 0.200 [0.10, 0.30] | 0.600 [0.50, 0.70] | +0.400 |" in table
     assert "0.00 / 0.10 | kept |" in table
+
+
+def test_a_cold_start_gets_rl_s_own_column_from_the_evaluation_after_sft():
+    history = [
+        {
+            "step": 0,
+            "buckets": {"reasoning": _bucket(0.05, 0.0, 0.1), "if": _bucket(0.5, 0.4, 0.6)},
+        },
+        {
+            "step": 40,
+            "buckets": {"reasoning": _bucket(0.6, 0.55, 0.65), "if": _bucket(0.5, 0.4, 0.6)},
+        },
+    ]
+    after_sft = {"reasoning": _bucket(0.4, 0.35, 0.45)}  # only the benchmarks that run through RL
+    out = bucket_summary(history, trained=["reasoning"], k=[1], rl_start=after_sft)
+    r = out["buckets"]["reasoning"]
+    assert r["rl_start"]["pass@1"] == 0.4 and abs(r["rl_change"] - 0.2) < 1e-9
+    assert "rl_start" not in out["buckets"]["if"]
+    table = bucket_table(out)
+    assert "| RL start (after SFT) |" in table and "| RL's change |" in table
+    assert (
+        "| reasoning | yes | 0.050 [0.00, 0.10] | 0.400 [0.35, 0.45] | 0.600 [0.55, 0.65] | +0.550 | +0.200 |"
+        in table
+    )
+    assert "| if |  | 0.500 [0.40, 0.60] |  | 0.500 [0.40, 0.60] | +0.000 |  |" in table
