@@ -154,3 +154,25 @@ def test_roles_land_where_the_config_says_on_a_simulated_cluster():
     too_large = result["too_large"]
     assert too_large and "nodes=4 x gpus_per_node=2" in too_large
     assert "3 alive node(s)" in too_large and "6 GPUs, 6 CPUs in total" in too_large
+
+
+@pytest.mark.slow
+def test_a_run_across_two_raylets_trains_and_syncs(tmp_path):
+    """Two nodes (a head and a worker raylet on this machine), the learner ranks spread over them:
+    DeepSpeed's group, the weight-sync broadcast (with its digest and probe checks) and the ports
+    picked by a task on each node all cross the node boundary, and 2 steps train."""
+    run_dir = tmp_path / "run"
+    r = subprocess.run(
+        [sys.executable, str(HERE / "two_node_run.py"), str(run_dir)],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        cwd=HERE.parents[1],
+    )
+    line = [x for x in r.stdout.splitlines() if x.startswith("RESULT ")]
+    assert r.returncode == 0 and line, r.stdout[-3000:] + r.stderr[-3000:]
+    result = json.loads(line[0][len("RESULT ") :])
+    assert len(result["nodes"]) == 2
+    rows = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    rl = [x for x in rows if x["stage"] == "rl" and "loss" in x]
+    assert [x["step"] for x in rl] == [1, 2] and all("sync_probe_max" in x for x in rl)
