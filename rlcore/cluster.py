@@ -192,6 +192,8 @@ class Cluster:
         sends = self.learners.submit("send_weights", bucket, verify)
         self.version += 1
         receives = self.rollouts.submit("receive_weights", self.meta, bucket, self.version)
+        # the learner's side of the probe, queued behind its send: it runs while the engines load
+        learner_probe = self._learner_probe() if self.probe_check is not None else None
         sent = ray.get(sends)[0]
         got = ray.get(receives)
         out = {
@@ -205,26 +207,34 @@ class Cluster:
                 raise SyncError(f"sync {self.version}: {failure}")
         if self.probe_check is not None:
             t0 = time.perf_counter()
-            out[self.probe_check.metric] = self.check_probe()
+            out[self.probe_check.metric] = self.check_probe(learner_probe)
             out["check_s"] = time.perf_counter() - t0
         return out
 
-    def _probe_logprobs(self) -> tuple[list[list[float]], list[float]]:
-        """The probe's per-token logprobs on every engine, and on the learner."""
+    def _learner_probe(self) -> list[Any]:
+        """The learner's logprobs of the probe, submitted (refs, one per rank)."""
+        assert self.probe is not None
         half = len(self.probe) // 2
         batch = pad_batch([self.probe[:half]], [self.probe[half:]], [0.0], pad_id=0)
         # every rank runs the forward (a collective under ZeRO-3); they all hold the same weights
-        learner = self.learners.submit("logprobs", batch)
+        return self.learners.submit("logprobs", batch)
+
+    def _probe_logprobs(
+        self, learner: list[Any] | None = None
+    ) -> tuple[list[list[float]], list[float]]:
+        """The probe's per-token logprobs on every engine, and on the learner (`learner`: its
+        refs, when already submitted)."""
+        learner = learner if learner is not None else self._learner_probe()
         engines = [lp[0] for lp in self.rollouts.call("score", [self.probe])]
         return engines, ray.get(learner)[0][0]
 
-    def check_probe(self) -> float:
+    def check_probe(self, learner: list[Any] | None = None) -> float:
         """The worst engine's difference from the learner on the probe (rlcore/sync/verify.py:
         the largest per token in float32, the mean per token against a noise floor in bf16)."""
-        engines, learner = self._probe_logprobs()
-        worst = max(self.probe_check.statistic(e, learner) for e in engines)
+        engines, learner_lp = self._probe_logprobs(learner)
+        worst = max(self.probe_check.statistic(e, learner_lp) for e in engines)
         for engine in engines:
-            failure = self.probe_check.failure(engine, learner)
+            failure = self.probe_check.failure(engine, learner_lp)
             if failure is not None:
                 raise SyncError(failure)
         return worst
