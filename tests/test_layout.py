@@ -1,0 +1,129 @@
+"""The layout docs/design.md states, checked on the source: no import cycle among rlcore's modules,
+the import direction launch -> rlcore -> {verifiers, kernels}, and a config module that imports no
+subsystem when it loads. Also: README's Python example runs as printed."""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+# folder -> package (pyproject.toml's package-dir)
+PACKAGES = {
+    "rlcore": "rlcore",
+    "verifiers": "rlcore.verifiers",
+    "kernels": "rlcore.kernels",
+    "launch": "rlcore.launch",
+}
+
+
+def _modules() -> dict[str, Path]:
+    out = {}
+    for folder, package in PACKAGES.items():
+        for path in (ROOT / folder).rglob("*.py"):
+            parts = list(path.relative_to(ROOT / folder).with_suffix("").parts)
+            if parts[-1] == "__init__":
+                parts = parts[:-1]
+            out[".".join([package, *parts])] = path
+    return out
+
+
+MODULES = _modules()
+
+
+def _type_checking(node: ast.AST) -> bool:
+    return isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
+
+
+def _imports(module: str, path: Path, top_level_only: bool = False) -> set[str]:
+    """The rlcore modules `module` imports (type-only imports aside), resolved to known modules."""
+    tree = ast.parse(path.read_text())
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    found: set[str] = set()
+
+    def visit(node: ast.AST, depth: int) -> None:
+        if _type_checking(node):
+            return
+        if isinstance(node, ast.Import) and (depth == 0 or not top_level_only):
+            found.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and (depth == 0 or not top_level_only):
+            base = node.module or ""
+            if node.level:
+                base = ".".join(
+                    package.split(".")[: len(package.split(".")) - node.level + 1]
+                    + ([base] if base else [])
+                )
+            found.add(base)
+            found.update(f"{base}.{a.name}" for a in node.names)
+        inner = depth + isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)
+        for child in ast.iter_child_nodes(node):
+            visit(child, inner)
+
+    visit(tree, 0)
+    return {m for m in found if m in MODULES and m != module}
+
+
+def _cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """One import cycle of `graph` as a path that ends where it starts, or None."""
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    path: list[str] = []
+
+    def visit(m: str) -> list[str] | None:
+        state[m] = 1
+        path.append(m)
+        for d in sorted(graph.get(m, ())):
+            if state.get(d) == 1:
+                return path[path.index(d) :] + [d]
+            if d not in state and (found := visit(d)):
+                return found
+        path.pop()
+        state[m] = 2
+        return None
+
+    for m in sorted(graph):
+        if m not in state and (found := visit(m)):
+            return found
+    return None
+
+
+def test_no_module_imports_one_that_imports_it_back():
+    """Every import counts, those inside functions too (type-only ones aside)."""
+    graph = {m: _imports(m, p) for m, p in MODULES.items()}
+    assert _cycle(graph) is None, " -> ".join(_cycle(graph) or [])
+    assert _cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == [
+        "a",
+        "b",
+        "c",
+        "a",
+    ]  # the check sees one
+
+
+def test_imports_point_launch_to_rlcore_to_verifiers_and_kernels():
+    for module, path in MODULES.items():
+        deps = _imports(module, path)
+        if module.startswith(("rlcore.verifiers", "rlcore.kernels")):
+            own = ".".join(module.split(".")[:2])
+            outside = {d for d in deps if not d.startswith(own)}
+            assert not outside, f"{path.relative_to(ROOT)} imports rlcore internals: {outside}"
+        elif not module.startswith("rlcore.launch"):
+            assert not {d for d in deps if d.startswith("rlcore.launch")}, path
+
+
+def test_the_config_module_imports_no_subsystem_when_it_loads():
+    deps = _imports("rlcore.config", MODULES["rlcore.config"], top_level_only=True)
+    assert deps <= {"rlcore.errors", "rlcore"}, deps
+
+
+def test_the_readme_verifier_example_runs_as_printed():
+    readme = (ROOT / "README.md").read_text()
+    (code,) = [b for b in re.findall(r"```python\n(.*?)```", readme, re.DOTALL) if "Verifier" in b]
+    namespace: dict = {}
+    exec(compile(code, "README.md", "exec"), namespace)  # noqa: S102 - the project's own README
+    from rlcore.verifiers import Sample
+
+    verifier = namespace["ShortAnswer"](namespace["LengthConfig"](max_words=3))
+    ok = verifier.verify(Sample(prompt="p", response="two words"))
+    long = verifier.verify(Sample(prompt="p", response="one two three four"))
+    assert (ok.reward, ok.error, long.reward, long.error) == (1.0, None, 0.0, None)
+    assert ok.details == {"words": 2}
