@@ -46,16 +46,20 @@ class ToolCall:
 
 ToolCallParser = Callable[[str], list[ToolCall]]
 
-_HERMES = re.compile(r"<tool_call>(.*?)(?:</tool_call>|\Z)", re.DOTALL)
+_HERMES = re.compile(r"<tool_call>(.*?)(</tool_call>|\Z)", re.DOTALL)
 _THINK = re.compile(r"<think>.*?(?:</think>|\Z)", re.DOTALL)
 
 
 def parse_hermes(text: str) -> list[ToolCall]:
-    """`<tool_call>{"name": ..., "arguments": {...}}</tool_call>` blocks (Hermes, Qwen 2.5/3), an
-    unclosed last block included; text inside <think> is planning, not a call. A block that does not
-    decode becomes a ToolCall with `error` set, so the policy is told what was wrong."""
+    """`<tool_call>{"name": ..., "arguments": {...}}</tool_call>` blocks (Hermes, Qwen 2.5/3); text
+    inside <think> is planning, not a call. A block that does not decode, or is never closed (the
+    `tool_call` verifier's rule: an unclosed block is not a call), becomes a ToolCall with `error`
+    set and is not run, so the policy is told what was wrong."""
     calls = []
-    for block in _HERMES.findall(_THINK.sub("", text)):
+    for block, close in _HERMES.findall(_THINK.sub("", text)):
+        if not close:
+            calls.append(ToolCall("", {}, "a <tool_call> block is never closed (no </tool_call>)"))
+            continue
         try:
             obj = json.loads(block.strip())
         except json.JSONDecodeError as e:

@@ -196,8 +196,9 @@ def test_parse_hermes():
     assert (c.name, c.arguments, c.error) == ("calculator", {"expression": "2+3"}, None)
     two = parse_hermes(CALL + "\n" + CALL.replace("2+3", "4*5"))
     assert [c.arguments["expression"] for c in two] == ["2+3", "4*5"]
+    # never closed: not run, as the tool_call verifier scores it (unparseable); the policy is told
     unclosed = parse_hermes('<tool_call>{"name": "python", "arguments": {"code": "print(1)"}}')
-    assert unclosed[0].name == "python" and unclosed[0].error is None
+    assert unclosed[0].name == "" and "never closed" in unclosed[0].error
     as_string = parse_hermes('<tool_call>{"name": "f", "arguments": "{\\"a\\": 1}"}</tool_call>')
     assert as_string[0].arguments == {"a": 1}
     (bad,) = parse_hermes('<tool_call>{"name": "calculator", "arguments": {</tool_call>')
