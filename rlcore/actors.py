@@ -63,6 +63,10 @@ def _setup_logging() -> None:
 
 @ray.remote(num_cpus=0)
 class RolloutWorker:
+    def memory(self) -> float:
+        """PSS of this actor's process tree, MiB (process_pss_mib)."""
+        return process_pss_mib()
+
     def __init__(self, kind: str, model_path: str, engine_kwargs: dict[str, Any]) -> None:
         _setup_logging()
         from rlcore.rollout import make_engine
@@ -109,6 +113,10 @@ class VerifierWorker:
     """One actor of the rule-based or the model-based verifier group (rlcore/scoring.py): a
     Scorer for `names`, scoring (verifier name, Sample) components."""
 
+    def memory(self) -> float:
+        """PSS of this actor's process tree, MiB (process_pss_mib)."""
+        return process_pss_mib()
+
     def __init__(
         self, names: list[str], options: dict[str, Any], workers: int, timeout_s: float
     ) -> None:
@@ -138,6 +146,10 @@ class VerifierWorker:
 
 @ray.remote(num_cpus=0)
 class LearnerWorker:
+    def memory(self) -> float:
+        """PSS of this actor's process tree, MiB (process_pss_mib)."""
+        return process_pss_mib()
+
     def __init__(self, spec: Any) -> None:
         _setup_logging()
         from rlcore.learner.rank import Learner
@@ -207,6 +219,10 @@ class LearnerWorker:
 
 @ray.remote(num_cpus=0)
 class CriticWorker:
+    def memory(self) -> float:
+        """PSS of this actor's process tree, MiB (process_pss_mib)."""
+        return process_pss_mib()
+
     def __init__(self, spec: Any) -> None:
         _setup_logging()
         from rlcore.learner.critic import Critic
@@ -258,6 +274,22 @@ class ActorGroup:
         return [
             getattr(a, method).remote(*args) for a, args in zip(self.actors, per_actor, strict=True)
         ]
+
+
+def process_pss_mib(children: bool = True) -> float:
+    """This process's proportional set size in MiB (shared pages divided among the processes that
+    map them, so summing actors does not count a page twice as RSS would), with its child
+    processes (an engine's workers) unless `children` is False."""
+    import psutil
+
+    me = psutil.Process()
+    total = 0
+    for p in [me, *(me.children(recursive=True) if children else [])]:
+        try:
+            total += p.memory_full_info().pss
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+    return total / 2**20
 
 
 def init_ray(address: str, num_cpus: int) -> None:

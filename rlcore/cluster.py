@@ -25,6 +25,7 @@ from rlcore.actors import (
     StaleWeightsError,
     free_port,
     init_ray,
+    process_pss_mib,
 )
 from rlcore.config import TrainConfig
 from rlcore.learner.batch import pad_batch
@@ -133,6 +134,26 @@ class Cluster:
             len(cluster.scoring.model),
         )
         return cluster
+
+    def memory(self) -> dict[str, float]:
+        """Every actor's resident memory (PSS of its process tree, MiB) and the driver's own, as
+        `pss_mib/<role><rank>` (`pss_mib/driver`)."""
+        groups = [
+            ("learner", self.learners),
+            ("critic", self.critics),
+            ("rollout", self.rollouts),
+            ("verifier", self.scoring.rule),
+            ("model_verifier", self.scoring.model),
+        ]
+        refs = {
+            f"pss_mib/{role}{i}": actor.memory.remote()
+            for role, group in groups
+            if group is not None
+            for i, actor in enumerate(group.actors)
+        }
+        out = dict(zip(refs, ray.get(list(refs.values())), strict=True))
+        out["pss_mib/driver"] = process_pss_mib(children=False)  # its children are Ray's
+        return out
 
     # ---- weight sync --------------------------------------------------------------------------
     def sample_probe(self, prompt: list[int], seed: int, max_tokens: int = 32) -> list[int]:

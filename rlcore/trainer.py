@@ -250,6 +250,17 @@ def _load_data(
     return heldout, train_rows, sft_rows
 
 
+def _memory(run: Run) -> dict[str, float]:
+    """Every actor's PSS now (pss_mib/<role><rank>, pss_mib/total); the run keeps each one's peak."""
+    mem = run.cluster.memory()
+    mem["pss_mib/total"] = sum(mem.values())
+    peak = run.state.setdefault("peak_pss_mib", {})
+    for k, v in mem.items():
+        name = k.removeprefix("pss_mib/")
+        peak[name] = max(peak.get(name, 0.0), round(v, 1))
+    return mem
+
+
 def _watch_mismatch(run: Run, step: int, metrics: dict[str, Any]) -> None:
     """With sync.verify, warns when the batch's learner/rollout mismatch leaves its early level."""
     if run.cfg.sync.verify and "mismatch_abs" in metrics:
@@ -499,6 +510,7 @@ def _rl_stage(run: Run) -> dict[str, Any]:
                 time_sync=time.time() - t3,
                 time_step=time.time() - t0,
             )
+            last.update(_memory(run))
             run.metrics.log(step, "rl", last)
             every = cfg.log.completions_every
             if every and step % every == 0:
@@ -536,6 +548,8 @@ def _finish(run: Run, last: dict[str, Any]) -> dict[str, Any]:
         "final_reward_mean": last.get("reward_mean"),
         "final_accuracy": last.get("accuracy"),
         "verifier_stats": run.cluster.verifier_stats(),
+        # each actor's peak resident memory (PSS, MiB) over the RL steps, and of their sum
+        "peak_pss_mib": state.get("peak_pss_mib", {}),
     }
     if run.evaluator is not None:
         trained = sorted({str(r.get("bucket", "")) for r in run.train_rows})

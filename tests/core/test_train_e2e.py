@@ -86,6 +86,11 @@ def test_two_step_coldstart_run_then_resume(tmp_path, tiny_chat_model, ray_local
         assert key in rl[0], key
     # the engine serves exactly the learner's weights after every sync (checked in the loop)
     assert all(r["sync_probe_max"] < 1e-3 for r in rl)
+    # every actor's resident memory per step, and each one's peak in the summary
+    actors = {"learner0", "rollout0", "verifier0", "driver"}
+    assert all(r[f"pss_mib/{a}"] > 50 for r in rl for a in actors)
+    peak = on_disk["peak_pss_mib"]
+    assert actors | {"total"} <= set(peak) and peak["total"] >= max(peak[a] for a in actors)
     # two SFT steps (16 rows, batch 8): the cosine schedule's full rate, then half of it
     assert [r["lr"] for r in rows if r["stage"] == "sft"] == pytest.approx([1e-3, 5e-4])
     # the KL reference is the policy RL starts from (the SFT weights, saved as step 0), not the
