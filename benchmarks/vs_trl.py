@@ -12,7 +12,7 @@ uses its default generation (transformers `generate`); rlcore runs `rlcore train
 process; the two sides of a case run back to back, TRL first on even cases and rlcore first on odd
 ones. Reported per side: the median seconds per step over steps 2..N, the phases (rollout, verify,
 learn, sync; TRL's generate, reward and the rest), the whole run's wall time and the peak resident
-memory of its process tree (sampled every 0.2 s; rlcore's includes Ray's own processes).
+memory (PSS, summed) of its process tree (sampled every 0.2 s; rlcore's includes Ray's own processes).
 
 The learner floor: a bare torch forward + backward + AdamW step of the same model, in the same
 dtype, on a batch of the learner's shape (the step's prompts x n rows, as wide as the learner's
@@ -70,8 +70,18 @@ def model_path(name: str) -> str:
 
 
 # ---- measuring a child process ---------------------------------------------------------------
+def _pss(p) -> int:
+    import psutil
+
+    try:
+        return p.memory_full_info().pss
+    except psutil.Error:  # gone, or not ours to read
+        return 0
+
+
 def run_measured(cmd: list[str], log: Path) -> tuple[float, float]:
-    """Run cmd; returns (wall seconds, peak RSS MiB of its whole process tree)."""
+    """Run cmd; returns (wall seconds, peak PSS MiB summed over its whole process tree: shared
+    pages divided among the processes that map them, where RSS would count them in each)."""
     import psutil
 
     start = time.time()
@@ -84,8 +94,8 @@ def run_measured(cmd: list[str], log: Path) -> tuple[float, float]:
             while proc.poll() is None:
                 try:
                     procs = [root, *root.children(recursive=True)]
-                    rss = sum(p.memory_info().rss for p in procs if p.is_running())
-                    peak[0] = max(peak[0], rss / 2**20)
+                    pss = sum(_pss(p) for p in procs)
+                    peak[0] = max(peak[0], pss / 2**20)
                 except psutil.Error:
                     pass
                 time.sleep(0.2)
@@ -139,7 +149,7 @@ def run_rlcore(case: dict[str, Any], steps: int, work: Path) -> dict[str, Any]:
         "phases": phases,
         "orchestration_s": other,
         "wall_s": wall,
-        "peak_rss_mib": peak,
+        "peak_pss_mib": peak,
         "response_len": statistics.mean(r["response_len"] for r in rl),
         "learn_width": round(statistics.median(r["learn_width"] for r in rl[1:] or rl)),
         "reward_mean": statistics.mean(r["reward_mean"] for r in rl),
@@ -242,7 +252,7 @@ def run_trl(case_name: str, steps: int, work: Path) -> dict[str, Any]:
         "step_s": step,
         "phases": {"rollout": gen, "verify": rew, "learn": step - gen - rew},
         "wall_s": wall,
-        "peak_rss_mib": peak,
+        "peak_pss_mib": peak,
     }
 
 
@@ -329,7 +339,7 @@ def run_case(
 def print_table(results: list[dict[str, Any]]) -> None:
     head = (
         "| case | TRL s/step | rlcore s/step | ratio | rlcore rollout / verify / learn / sync / other"
-        " | learn / floor | TRL wall s | rlcore wall s | TRL peak MiB | rlcore peak MiB |"
+        " | learn / floor | TRL wall s | rlcore wall s | TRL peak PSS MiB | rlcore peak PSS MiB |"
     )
     print(head)
     print("|---" * 10 + "|")
@@ -347,8 +357,8 @@ def print_table(results: list[dict[str, Any]]) -> None:
             floor,
             _num(t.get("wall_s"), 0),
             _num(c["wall_s"], 0),
-            _num(t.get("peak_rss_mib"), 0),
-            _num(c["peak_rss_mib"], 0),
+            _num(t.get("peak_pss_mib", t.get("peak_rss_mib")), 0),
+            _num(c.get("peak_pss_mib", c.get("peak_rss_mib")), 0),
         ]
         print("| " + " | ".join(cells) + " |")
 
