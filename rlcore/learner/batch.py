@@ -110,15 +110,22 @@ def shard(batch: TokenBatch, rank: int, world_size: int) -> TokenBatch:
     return batch.slice(rank * per, (rank + 1) * per)
 
 
-def micro_batches(batch: TokenBatch, size: int, token_budget: int = 0) -> list[TokenBatch]:
-    """Fixed `size` sequences per micro-batch, in order; or, with token_budget > 0, length-sorted
-    micro-batches whose padded size (rows x longest row) stays within the budget (a sequence longer
-    than the budget gets a micro-batch of its own). The loss uses global denominators, so the
-    grouping changes memory and speed, never the update."""
+def micro_batches(
+    batch: TokenBatch, size: int, token_budget: int = 0, by_length: bool = False
+) -> list[TokenBatch]:
+    """Micro-batches, each trimmed to its longest row: `size` sequences each, in order (callers
+    that concatenate per-row outputs rely on it) or, `by_length`, longest first, so a long
+    prompt's rows (a tool schema) do not widen a micro-batch of short ones; or, with token_budget >
+    0, length-sorted micro-batches whose padded size (rows x longest row) stays within the budget
+    (a sequence longer than the budget gets a micro-batch of its own). The loss uses global
+    denominators, so the grouping changes memory and speed, never the update (up to the float
+    rounding of the summation order)."""
     n = len(batch)
-    if token_budget <= 0:
+    if token_budget <= 0 and not by_length:
         return [batch.slice(s, min(s + size, n)) for s in range(0, n, size)]
-    order = torch.argsort(batch.lengths(), descending=True).tolist()
+    order = torch.argsort(batch.lengths(), descending=True, stable=True).tolist()
+    if token_budget <= 0:
+        return [batch.select(order[s : s + size]) for s in range(0, n, size)]
     lengths = batch.lengths().tolist()
     groups: list[list[int]] = []
     for i in order:  # longest first: a group's first row sets its width

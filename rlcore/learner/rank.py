@@ -195,7 +195,9 @@ class Learner:
         return logprob, entropy
 
     def _micro_batches(self, batch: TokenBatch) -> list[TokenBatch]:
-        return micro_batches(batch, self.cfg.micro_batch_size, self.cfg.max_tokens_per_micro_batch)
+        """A training step's micro-batches: length-sorted (less padding), any order being exact."""
+        mb, budget = self.cfg.micro_batch_size, self.cfg.max_tokens_per_micro_batch
+        return micro_batches(batch, mb, budget, by_length=True)
 
     def _backward(self, loss: torch.Tensor, last: bool) -> None:
         # We own the accumulation boundary (one optimizer step per call, whatever the number of

@@ -41,6 +41,22 @@ def test_token_budget_covers_every_row_once_within_budget():
     assert [len(mb) for mb in micro_batches(batch, size=4)] == [4, 4, 3]
 
 
+def test_length_sorted_micro_batches_cover_every_row_once_with_less_padding():
+    batch = _batch()
+    plain, sorted_ = micro_batches(batch, size=4), micro_batches(batch, size=4, by_length=True)
+    rows = lambda mbs: sorted(  # noqa: E731
+        tuple(r[m.bool()].tolist())
+        for mb in mbs
+        for r, m in zip(mb.input_ids, mb.attention_mask, strict=True)
+    )
+    assert rows(sorted_) == rows(plain) and [len(mb) for mb in sorted_] == [4, 4, 3]
+    widths = [int(mb.lengths().max()) for mb in sorted_]
+    assert widths == sorted(widths, reverse=True)  # longest first
+    padded = lambda mbs: sum(len(mb) * mb.input_ids.shape[1] for mb in mbs)  # noqa: E731
+    assert padded(sorted_) <= padded(plain)
+    assert float(sum(mb.loss_mask.sum() for mb in sorted_)) == float(batch.loss_mask.sum())
+
+
 def _model():
     torch.manual_seed(0)
     cfg = LlamaConfig(
