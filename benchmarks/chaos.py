@@ -2,6 +2,7 @@
 
     python benchmarks/chaos.py                       # 200 steps, a fault every 10 steps
     python benchmarks/chaos.py --steps 40 --every 5 --json benchmarks/results/chaos.json
+    python benchmarks/chaos.py --async --steps 60 --every 6 --json benchmarks/results/chaos_async.json
 
 Both runs use configs/tiny_zero.yaml on the embedded tiny model, a local Ray cluster, vLLM on CPU,
 DeepSpeed, checkpoints every `--every` steps. Faults, in a seeded random order, one every K steps
@@ -31,12 +32,16 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
-SAME = ("reward_mean", "accuracy", "response_len", "truncated_frac", "loss", "entropy", "grad_norm")
+SAME = ["reward_mean", "accuracy", "response_len", "truncated_frac", "loss", "entropy", "grad_norm"]
 KINDS = ("rollout", "verifier", "learner", "driver")
+
+
+ASYNC: list[str] = []  # --async: the overrides of an async run (set in main)
 
 
 def overrides(run_dir: Path, steps: int, every: int) -> list[str]:
     return [
+        *ASYNC,
         f"run_dir={run_dir}",
         f"steps={steps}",
         f"checkpoint_every={every}",
@@ -135,7 +140,17 @@ def main() -> int:
     p.add_argument("--seed", type=int, default=0, help="the order of fault kinds")
     p.add_argument("--out", default="runs/chaos", help="the two run directories go here")
     p.add_argument("--json", help="write the result row here")
+    p.add_argument(
+        "--async",
+        dest="async_",
+        action="store_true",
+        help="async mode (rollout.async_steps=1, algo.tis_cap=2.0): a checkpoint keeps the batch "
+        "in flight; staleness and TIS weights are compared too",
+    )
     args = p.parse_args()
+    if args.async_:
+        ASYNC.extend(["rollout.async_steps=1", "algo.tis_cap=2.0"])
+        SAME.extend(["staleness", "tis_weight"])
     os.chdir(REPO)
     import logging
     import shutil
@@ -156,6 +171,7 @@ def main() -> int:
     row = {
         "steps": args.steps,
         "every": args.every,
+        "async": args.async_,
         "faults_injected": len(chaos["faults"]),
         "faults_by_kind": kinds,
         "faults_survived": chaos["survived"],
