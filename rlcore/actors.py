@@ -61,12 +61,16 @@ def _setup_logging() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
 
 
-@ray.remote(num_cpus=0)
-class RolloutWorker:
+class _Measured:
+    """What every actor answers besides its work: its resident memory (`Cluster.memory`)."""
+
     def memory(self) -> float:
         """PSS of this actor's process tree, MiB (process_pss_mib)."""
         return process_pss_mib()
 
+
+@ray.remote(num_cpus=0)
+class RolloutWorker(_Measured):
     def __init__(self, kind: str, model_path: str, engine_kwargs: dict[str, Any]) -> None:
         _setup_logging()
         from rlcore.rollout import make_engine
@@ -109,13 +113,9 @@ class RolloutWorker:
 
 
 @ray.remote(num_cpus=0)
-class VerifierWorker:
+class VerifierWorker(_Measured):
     """One actor of the rule-based or the model-based verifier group (rlcore/scoring.py): a
     Scorer for `names`, scoring (verifier name, Sample) components."""
-
-    def memory(self) -> float:
-        """PSS of this actor's process tree, MiB (process_pss_mib)."""
-        return process_pss_mib()
 
     def __init__(
         self, names: list[str], options: dict[str, Any], workers: int, timeout_s: float
@@ -145,11 +145,7 @@ class VerifierWorker:
 
 
 @ray.remote(num_cpus=0)
-class LearnerWorker:
-    def memory(self) -> float:
-        """PSS of this actor's process tree, MiB (process_pss_mib)."""
-        return process_pss_mib()
-
+class LearnerWorker(_Measured):
     def __init__(self, spec: Any) -> None:
         _setup_logging()
         from rlcore.learner.rank import Learner
@@ -218,11 +214,7 @@ class LearnerWorker:
 
 
 @ray.remote(num_cpus=0)
-class CriticWorker:
-    def memory(self) -> float:
-        """PSS of this actor's process tree, MiB (process_pss_mib)."""
-        return process_pss_mib()
-
+class CriticWorker(_Measured):
     def __init__(self, spec: Any) -> None:
         _setup_logging()
         from rlcore.learner.critic import Critic

@@ -27,13 +27,13 @@ import torch
 
 _CHUNK = 1 << 20  # 64-bit words per chunk: bounds the temporaries at 8 MiB
 _MASK = (1 << 64) - 1
-_POSITIONS: dict[tuple[str, int], torch.Tensor] = {}  # 1..n per device, reused by every chunk
+_POSITIONS: dict[tuple[str, int], torch.Tensor] = {}  # 1.._CHUNK per device, sliced per chunk
 
 
-def _positions(device: torch.device, n: int) -> torch.Tensor:
-    key = (str(device), n)
+def _positions(device: torch.device) -> torch.Tensor:
+    key = (str(device), _CHUNK)
     if key not in _POSITIONS:
-        _POSITIONS[key] = torch.arange(1, n + 1, dtype=torch.int64, device=device)
+        _POSITIONS[key] = torch.arange(1, _CHUNK + 1, dtype=torch.int64, device=device)
     return _POSITIONS[key]
 
 
@@ -45,7 +45,7 @@ def tensor_digest(tensor: torch.Tensor) -> str:
     if pad or raw.storage_offset() % 8:
         raw = torch.cat([raw, raw.new_zeros(pad)])  # a copy: aligned, whole words
     words = raw.view(torch.int64)
-    pos = _positions(words.device, min(_CHUNK, max(words.numel(), 1)))
+    pos = _positions(words.device)
     plain = weighted = 0
     for start in range(0, words.numel(), _CHUNK):
         chunk = words[start : start + _CHUNK]

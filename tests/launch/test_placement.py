@@ -163,7 +163,7 @@ def test_a_run_across_two_raylets_trains_and_syncs(tmp_path):
     picked by a task on each node all cross the node boundary, and 2 steps train."""
     run_dir = tmp_path / "run"
     r = subprocess.run(
-        [sys.executable, str(HERE / "two_node_run.py"), str(run_dir)],
+        [sys.executable, "-m", "tests.launch.two_node_run", str(run_dir)],
         capture_output=True,
         text=True,
         timeout=900,

@@ -3,7 +3,7 @@ worker node, as `ray start` makes them, via ray.cluster_utils) and a 2-step tiny
 them with `resources.nodes=2, strategy=spread`, so the learner ranks' DeepSpeed group, the weight-sync
 broadcast group and the ports picked on each node cross a node boundary. Prints one JSON object.
 
-    python tests/launch/two_node_run.py RUN_DIR
+    python -m tests.launch.two_node_run RUN_DIR      (from the repository root)
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from ray.cluster_utils import Cluster
 
 from rlcore.config import load_config
 from rlcore.trainer import train
+from tests.core.test_train_e2e import SMALL
 
 
 def main(run_dir: str) -> int:
@@ -35,13 +36,7 @@ def main(run_dir: str) -> int:
                 "resources.strategy=spread",
                 "learner.world_size=2",
                 "rollout.num_workers=2",
-                "rollout.prompts_per_step=4",
-                "rollout.n=4",
-                "rollout.max_tokens=24",
-                "data.train_size=64",
-                "data.heldout_size=8",
-                "learner.micro_batch_size=8",
-                "verifier.workers=1",
+                *SMALL,
                 "steps=2",
             ],
         )
