@@ -131,11 +131,12 @@ class VerifierWorker(_Measured):
         self.scorer = Scorer(names, configs, workers=workers)
         self.scorer.load_models()
 
-    def ready(self) -> bool:
-        return True
+    def ready(self) -> int:
+        """This incarnation's process id: a restart Ray made between two calls shows as a new one."""
+        return os.getpid()
 
-    def score_components(self, pairs: list[tuple[str, Any]]) -> list[dict[str, Any]]:
-        return [r.to_dict() for r in self.scorer.score_components(pairs)]
+    def score_components(self, pairs: list[tuple[str, Any]]) -> tuple[int, list[dict[str, Any]]]:
+        return os.getpid(), [r.to_dict() for r in self.scorer.score_components(pairs)]
 
     def stats(self) -> dict[str, Any]:
         return self.scorer.stats()

@@ -73,7 +73,10 @@ class Scoring:
     model_names: set[str]
     # ray.get(ref, timeout); the cluster puts its own here, which calls its wait hook meanwhile
     get: Callable[[Any, float | None], Any] = lambda ref, timeout: ray.get(ref, timeout=timeout)
-    restarts: int = 0  # actor recoveries so far, both groups
+    restarts: int = 0  # actor restarts seen so far, both groups
+    # each actor's process id as last seen, by (role, index): a restart Ray made while the actor
+    # was idle fails no call, so a new id is how it shows
+    pids: dict[tuple[str, int], int] = field(default_factory=dict)
 
     @classmethod
     def start(
@@ -104,8 +107,8 @@ class Scoring:
 
         rule = group("verifier", "verifier", rule_names, vc.num_actors, vc.workers)
         model = group("model_verifier", "model-verifier", model_names, vc.model_actors, 1)
-        rule.call("ready")  # every model loaded (a bad model path fails here, naming the actor)
-        model.call("ready")
+        # every model loaded (a bad model path fails here, naming the actor)
+        pids = {(g.role, i): pid for g in (rule, model) for i, pid in enumerate(g.call("ready"))}
         if model_names:
             log.info(
                 "model-based verifiers %s: %d actor(s) of their own, %d GPU(s) each",
@@ -113,7 +116,7 @@ class Scoring:
                 len(model),
                 vc.model_gpus,
             )
-        return cls(cfg, rule, model, model_names)
+        return cls(cfg, rule, model, model_names, pids=pids)
 
     @property
     def actors(self) -> list[Any]:
@@ -156,7 +159,9 @@ class Scoring:
         budget = self.cfg.verifier.timeout_s * len(job.pairs) if job.group is self.model else None
         for attempt in range(limit + 1):
             try:
-                return list(self.get(ref, budget))
+                pid, results = self.get(ref, budget)
+                self._seen(job, pid)
+                return list(results)
             except ray.exceptions.GetTimeoutError:
                 log.warning(
                     "%s %d: %d samples not scored in %.0f s",
@@ -185,10 +190,17 @@ class Scoring:
                     len(job.pairs),
                 )
                 actor = job.group.actors[job.actor]
-                wait_ready(actor, self.cfg.rollout.timeout_s)
-                self.restarts += 1
+                self._seen(job, wait_ready(actor, self.cfg.rollout.timeout_s))
                 ref = actor.score_components.remote(job.pairs)
         raise AssertionError("unreachable")
+
+    def _seen(self, job: _Job, pid: int) -> None:
+        """Counts a restart when the actor answers from a process it did not answer from before."""
+        key = (job.group.role, job.actor)
+        if self.pids.setdefault(key, pid) != pid:
+            self.pids[key] = pid
+            self.restarts += 1
+            log.info("%s %d was restarted (%d restarts so far)", *key, self.restarts)
 
     def stats(self) -> list[dict[str, Any]]:
         return self.rule.call("stats") + self.model.call("stats")
@@ -201,13 +213,13 @@ class Scoring:
             log.warning("verifier actors did not close cleanly: %s", type(e).__name__)
 
 
-def wait_ready(actor: Any, timeout_s: float) -> None:
-    """Until a restarting actor answers (Ray re-runs its constructor), at most timeout_s."""
+def wait_ready(actor: Any, timeout_s: float) -> Any:
+    """What `ready` answers once a restarting actor is back (Ray re-runs its constructor), waiting
+    at most timeout_s."""
     deadline = time.time() + timeout_s
     while True:
         try:
-            ray.get(actor.ready.remote(), timeout=max(deadline - time.time(), 1.0))
-            return
+            return ray.get(actor.ready.remote(), timeout=max(deadline - time.time(), 1.0))
         except (ray.exceptions.RayActorError, ray.exceptions.GetTimeoutError):
             if time.time() > deadline:
                 raise

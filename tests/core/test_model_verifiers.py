@@ -6,6 +6,7 @@ on CPU and DeepSpeed for the runs.
 """
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -95,6 +96,32 @@ def test_a_model_verifier_killed_during_a_batch_is_restarted_and_scores_its_part
         _close(scoring)
     assert [r["reward"] for r in after] == pytest.approx([r["reward"] for r in before], abs=1e-5)
     assert all(r["error"] is None for r in after)
+
+
+@pytest.mark.slow
+def test_a_verifier_restarted_while_idle_is_counted_though_no_call_failed(
+    ray_local, tiny_reward_model
+):
+    """Ray may restart a killed actor before its next call: no call fails, the restart still counts."""
+    import ray
+
+    from rlcore.scoring import wait_ready
+
+    scoring, _ = _scoring(tiny_reward_model, "idle")
+    try:
+        before = scoring.score(_items())
+        actor = scoring.model.actors[0]
+        old = ray.get(actor.ready.remote())
+        ray.kill(actor, no_restart=False)
+        while wait_ready(actor, 60) == old:  # back, in a new process, before the next call
+            time.sleep(0.2)
+        after = scoring.score(_items())
+        assert scoring.restarts == 1
+        scoring.score(_items())
+        assert scoring.restarts == 1  # the same process again is no restart
+    finally:
+        _close(scoring)
+    assert [r["reward"] for r in after] == pytest.approx([r["reward"] for r in before], abs=1e-5)
 
 
 def _run(model: str, run_dir: Path, extra: list[str], progress=None) -> list[dict]:
