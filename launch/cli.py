@@ -7,6 +7,8 @@ rlcore eval CHECKPOINT... [--suite NAME]       pass@k sweeps over capability buc
 rlcore data decontam TRAIN... --against SUITE  training rows that overlap an eval suite
 rlcore submit CONFIG [key=value ...] --address URL   run `rlcore train` as a Ray job on a cluster
 rlcore jobs list|status|logs|stop [JOB] --address URL   submitted jobs
+rlcore stacks RUN_DIR                          every process's Python stack of a live run
+rlcore replay RUN_DIR --step N                 rebuild RL step N and compare it with the log
 """
 
 from __future__ import annotations
@@ -108,6 +110,34 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_stacks(run_dir: str) -> int:
+    """Dumps the stacks of a live run's processes on this machine into RUN_DIR/hangs/<time>/."""
+    from pathlib import Path
+
+    from rlcore.hangs import dump_stacks
+
+    if not (Path(run_dir) / "hangs" / "pids.json").is_file():
+        print(f"error: {run_dir}/hangs/pids.json not found: not a run directory", file=sys.stderr)
+        return 2
+    out = dump_stacks(run_dir, "rlcore stacks")
+    print((out / "summary.txt").read_text(), end="")
+    print(f"stacks in {out}")
+    return 0
+
+
+def cmd_replay(run_dir: str, step: int) -> int:
+    """0 when every metric of the step replays equal, 1 when one differs, 2 on bad input."""
+    from rlcore.replay import replay, report_table
+
+    try:
+        report = replay(run_dir, step)
+    except (OSError, ValueError) as e:
+        print(f"rlcore replay: error: {e}", file=sys.stderr)
+        return 2
+    print(report_table(report))
+    return 1 if report.differences else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     parser = argparse.ArgumentParser(prog="rlcore", description=__doc__.split("\n\n")[0])
@@ -122,6 +152,11 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("data", help="data tools: decontam (rlcore data -h)", add_help=False)
     sub.add_parser("submit", help="train on a Ray cluster (rlcore submit -h)", add_help=False)
     sub.add_parser("jobs", help="submitted jobs: list, logs, stop (rlcore jobs -h)", add_help=False)
+    p_stacks = sub.add_parser("stacks", help="dump every process's stack of a live run")
+    p_stacks.add_argument("run_dir", help="the run's directory (it lists its processes)")
+    p_replay = sub.add_parser("replay", help="rebuild an RL step and compare it with the log")
+    p_replay.add_argument("run_dir", help="the run's directory")
+    p_replay.add_argument("--step", type=int, required=True, help="the RL step to rebuild")
     if argv and argv[0] in ("submit", "jobs"):
         if argv[0] == "submit":
             from rlcore.launch.submit import main as cluster_main
@@ -144,7 +179,12 @@ def main(argv: list[str] | None = None) -> int:
             from rlcore.launch.data import main as sub_main
         return sub_main(argv[1:])
     args = parser.parse_args(argv)
+    if args.command == "stacks":
+        return cmd_stacks(args.run_dir)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    if args.command == "replay":
+        _setup_logging(verbose=False)
+        return cmd_replay(args.run_dir, args.step)
     _setup_logging(verbose=not args.quiet)
     return cmd_train(args)
 

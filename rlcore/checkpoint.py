@@ -37,9 +37,7 @@ def begin(run_dir: Path, step: int) -> Path:
 
 
 def commit(tmp: Path, final: Path, state: dict[str, Any]) -> Path:
-    files = {
-        str(p.relative_to(tmp)): _fingerprint(p) for p in sorted(tmp.rglob("*")) if p.is_file()
-    }
+    files = {str(p.relative_to(tmp)): fingerprint(p) for p in sorted(tmp.rglob("*")) if p.is_file()}
     (tmp / MANIFEST).write_text(json.dumps(files, indent=1))
     (tmp / "trainer_state.json").write_text(json.dumps(state, indent=1))
     if final.exists():  # a checkpoint of the same step from an earlier attempt
@@ -81,12 +79,12 @@ def problem(ckpt: Path) -> str | None:
             return f"{rel} is missing"
         if path.stat().st_size != size:
             return f"{rel} has {path.stat().st_size} bytes, not {size}"
-        if _fingerprint(path)[1] != digest:
+        if fingerprint(path)[1] != digest:
             return f"{rel} does not match its SHA-256"
     return None
 
 
-def _fingerprint(path: Path) -> tuple[int, str]:
+def fingerprint(path: Path) -> tuple[int, str]:
     with path.open("rb") as f:
         return path.stat().st_size, hashlib.file_digest(f, "sha256").hexdigest()
 

@@ -135,9 +135,8 @@ class Cluster:
         )
         return cluster
 
-    def memory(self) -> dict[str, float]:
-        """Every actor's resident memory (PSS of its process tree, MiB) and the driver's own, as
-        `pss_mib/<role><rank>` (`pss_mib/driver`)."""
+    def _each_actor(self, method: str) -> dict[str, Any]:
+        """`method`'s answer from every actor, by `<role><rank>` (learner0, rollout0, ...)."""
         groups = [
             ("learner", self.learners),
             ("critic", self.critics),
@@ -146,14 +145,23 @@ class Cluster:
             ("model_verifier", self.scoring.model),
         ]
         refs = {
-            f"pss_mib/{role}{i}": actor.memory.remote()
+            f"{role}{i}": getattr(actor, method).remote()
             for role, group in groups
             if group is not None
             for i, actor in enumerate(group.actors)
         }
-        out = dict(zip(refs, ray.get(list(refs.values())), strict=True))
+        return dict(zip(refs, ray.get(list(refs.values())), strict=True))
+
+    def memory(self) -> dict[str, float]:
+        """Every actor's resident memory (PSS of its process tree, MiB) and the driver's own, as
+        `pss_mib/<role><rank>` (`pss_mib/driver`)."""
+        out = {f"pss_mib/{k}": v for k, v in self._each_actor("memory").items()}
         out["pss_mib/driver"] = process_pss_mib(children=False)  # its children are Ray's
         return out
+
+    def processes(self) -> dict[str, dict[str, Any]]:
+        """Every actor's process id and host, by `<role><rank>` (rlcore/hangs.py)."""
+        return self._each_actor("process")
 
     # ---- weight sync --------------------------------------------------------------------------
     def sample_probe(self, prompt: list[int], seed: int, max_tokens: int = 32) -> list[int]:

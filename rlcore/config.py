@@ -46,6 +46,10 @@ class DataConfig:
         "chat"  # chat: the tokenizer's chat template | raw: the base's text format
     )
     raw_template: str = "Q: {prompt}\nA:"  # prompt_format=raw: how a string prompt is written
+    # false: special-token strings ("<|im_end|>", ...) inside prompts and SFT targets are text, so
+    # data cannot end a turn or fake a role; true: they become control tokens (a data set that
+    # means them). Tool output and evaluation items are always text (rlcore/data/chat.py).
+    parse_special_tokens: bool = False
     # Reward for rows that name no verifier: a name or a weighted list of {name, weight}.
     verifier: Any = field(
         default_factory=lambda: [{"name": "math", "weight": 1.0}, {"name": "format", "weight": 0.2}]
@@ -135,6 +139,19 @@ class VerifierConfig:
     # groups_unjudged) instead of training on a reward of 0. More than this fraction of a step's
     # samples unjudged stops the run with an error naming the first failure.
     max_error_frac: float = 0.25
+    # Reward-integrity canaries (rlcore/verifiers/canaries.py): planted items of known verdict,
+    # the built-in ones of every built-in verifier the run uses plus `canaries` (a JSONL file of
+    # `rlcore verify` rows with `expect: pass|fail`), scored by the run's verifier actors at the
+    # start and every `canary_every` steps (0: never). A verdict that differs from the start's is
+    # logged as canary/<verifier>/flips and named; warn: go on | stop: stop with an error.
+    canaries: str = ""
+    canary_every: int = 10
+    canary_action: Literal["warn", "stop"] = "warn"
+    # "reward hacking suspected": over the last `hacking_window` periodic evaluations (eval.every)
+    # the training reward rose by more than `hacking_margin` while a held-out bucket fell by more
+    # than it; logged with the samples that earned the most reward (0: off)
+    hacking_window: int = 3
+    hacking_margin: float = 0.05
 
 
 @dataclass(frozen=True)
@@ -291,6 +308,13 @@ class TrainConfig:
     # safe point (at once while rolling out or verifying; after the update otherwise); a run still
     # busy this many seconds after the signal stops without a new checkpoint
     preempt_grace_s: float = 60.0
+    # A phase of a step (rollout, learn, sync, eval, checkpoint) running longer than this gets
+    # every process's stack dumped to RUN_DIR/hangs/ (rlcore/hangs.py). None: max(watchdog_floor_s,
+    # 10 x that phase's slowest time so far); 0: off. wait: keep waiting | stop: stop the run as
+    # a signal would (checkpoint at the next safe point), with an error naming the stuck actor.
+    watchdog_s: float | None = None
+    watchdog_floor_s: float = 600.0
+    watchdog_action: Literal["wait", "stop"] = "wait"
     eval_temperature: float = 0.0  # held-out accuracy: greedy by default
     ray_address: str = ""  # empty: start a local Ray cluster
     num_cpus: int = 0  # logical CPUs for a local Ray cluster (0 = this machine's count)
@@ -378,6 +402,8 @@ RANGES: dict[str, str] = {
     "num_cpus": "[0, inf)",
     "gpus": "[0, inf)",
     "preempt_grace_s": "(0, inf)",
+    "watchdog_s": "[0, inf)",
+    "watchdog_floor_s": "(0, inf)",
     "data.train_size": "[1, inf)",
     "data.heldout_size": "[2, inf)",  # the weight-sync probe is two held-out prompts
     "data.sft_size": "[1, inf)",
@@ -405,6 +431,9 @@ RANGES: dict[str, str] = {
     "verifier.timeout_s": "(0, inf)",
     "verifier.num_actors": "[1, inf)",
     "verifier.max_restarts": "[0, inf)",
+    "verifier.canary_every": "[0, inf)",
+    "verifier.hacking_window": "[0, inf)",
+    "verifier.hacking_margin": "[0, 1]",
     "verifier.model_actors": "[0, inf)",
     "verifier.model_gpus": "[0, inf)",
     "verifier.max_error_frac": "[0, 1]",

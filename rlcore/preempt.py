@@ -56,11 +56,10 @@ class StopRequests:
     @contextlib.contextmanager
     def installed(self) -> Iterator[StopRequests]:
         """Handlers for SIGTERM and SIGINT while the block runs (main thread only: elsewhere,
-        e.g. a test calling train() from a thread, signals are left alone)."""
-        if threading.current_thread() is not threading.main_thread():
-            yield self
-            return
-        previous = {s: signal.signal(s, self._handle) for s in SIGNALS}
+        e.g. a test calling train() from a thread, signals are left alone); a grace timer still
+        running when it ends is cancelled."""
+        handlers = threading.current_thread() is threading.main_thread()
+        previous = {s: signal.signal(s, self._handle) for s in SIGNALS} if handlers else {}
         try:
             yield self
         finally:
@@ -85,8 +84,15 @@ class StopRequests:
             self._interruptible = False
             raise Preempted(self.signal)
 
+    def request(self, name: str) -> None:
+        """A stop asked for from inside the run (the hang watchdog, rlcore/hangs.py), taken as a
+        signal named `name` is: at the next safe point, or after the grace period at once."""
+        self._note(name)
+
     def _handle(self, signum: int, frame: FrameType | None) -> None:
-        name = signal.Signals(signum).name
+        self._note(signal.Signals(signum).name)
+
+    def _note(self, name: str) -> None:
         if self.signal is not None:
             log.error("%s again: stopping now, without a new checkpoint", name)
             self._expire(name)

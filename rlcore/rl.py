@@ -45,6 +45,7 @@ class Collected:
     # every sample drawn this step (dropped groups too): prompt, response, reward, correct, error,
     # details; what log.completions_every tables show
     examples: list[dict[str, Any]] = field(default_factory=list)
+    scored: list[dict[str, Any]] = field(default_factory=list)  # the kept samples' examples, flat
 
 
 def make_sample(row: dict[str, Any], completion: Completion, tokenizer: Any) -> Sample:
@@ -95,10 +96,11 @@ def collect(
         )
         flat = [(row, c) for row, g in zip(rows, groups, strict=True) for c in g]
         samples = items_for.samples()
-        out.examples += [
+        drawn = [
             {"prompt": s.prompt, "response": s.response, **{k: r[k] for k in EXAMPLE_KEYS}}
             for s, r in zip(samples, results, strict=True)
         ]
+        out.examples += drawn
         t_generate, t_verify = t_generate + times["time_rollout"], t_verify + times["time_verify"]
         sampled += flat
         raw += results
@@ -114,6 +116,7 @@ def collect(
             out.rows.append(rows[g])
             out.prompt_ids.append(prompt_ids[g])
             out.completions += [c for _, c in flat[g * n : (g + 1) * n]]
+            out.scored += drawn[g * n : (g + 1) * n]
             out.rewards += shaped[g * n : (g + 1) * n].tolist()
     unit = cfg.algo.minibatches * cfg.learner.world_size
     kept = len(out.rows)
@@ -122,6 +125,7 @@ def collect(
     if kept < len(out.rows):
         out.rows, out.prompt_ids = out.rows[:kept], out.prompt_ids[:kept]
         out.completions, out.rewards = out.completions[: kept * n], out.rewards[: kept * n]
+        out.scored = out.scored[: kept * n]
     check_unjudged(raw, cfg.verifier.max_error_frac)
     out.metrics = _sample_metrics(sampled, raw)
     out.metrics["groups_unjudged"] = float(unjudged_groups)
@@ -279,8 +283,10 @@ def update(
     data: Collected,
     pad_id: int,
     step: int,
+    record: list[dict[str, Any]] | None = None,
 ) -> dict[str, float]:
-    """Advantages and the policy (and critic) updates for one collected batch; returns metrics."""
+    """Advantages and the policy (and critic) updates for one collected batch; returns metrics.
+    `record` (rlcore replay): gets one entry per trained sample (`sample_record`)."""
     world, temp = cfg.learner.world_size, cfg.rollout.temperature
     prompts = [p for p in data.prompt_ids for _ in range(cfg.rollout.n)]
     batch = pad_batch(
@@ -318,6 +324,8 @@ def update(
     advantages, returns = algo.estimate(rewards, mask, kl, values)
     batch = batch.with_(advantages=advantages, returns=returns, old_values=values)
     skip = cfg.learner.skip_zero_advantage and algo.zero_advantage_rows_are_inert
+    if record is not None:  # before the update: the weights the batch was sampled from
+        record += sample_record(cluster, cfg, algo, batch, data)
 
     # ---- epochs x minibatches: one optimizer step per minibatch ----------------------------------
     train_policy = step > a.critic_warmup_steps or not algo.needs_critic
@@ -331,6 +339,41 @@ def update(
     out.update(learn_seqs=float(len(batch)), learn_width=float(batch.input_ids.shape[1]))
     out.update(_group_metrics(rewards, cfg.rollout.n))
     out["learn_skipped_frac"] = 1.0 - learned / max(float(mask.sum()) * a.epochs, 1.0)
+    return out
+
+
+def sample_record(
+    cluster: Any, cfg: TrainConfig, algo: Algorithm, batch: TokenBatch, data: Collected
+) -> list[dict[str, Any]]:
+    """Per trained sample: what the verifier said, its advantage and loss tokens, and the
+    learner/engine importance ratio (exp of the mean per-token logprob difference, the learner's
+    at the current weights) with how many tokens fall outside the clip range."""
+    world, temp = cfg.learner.world_size, cfg.rollout.temperature
+    learner = batch.old_logprobs
+    if learner is None:  # a forward of its own: the update's inputs stay as they are
+        shards = [(shard(batch, r, world), temp) for r in range(world)]
+        learner = cat_padded(
+            [p["old_logprobs"] for p in cluster.learners.call_each("prepare", shards)]
+        )
+    mask = batch.loss_mask.float()
+    tokens = mask.sum(1).clamp(min=1.0)
+    adv = (
+        batch.advantages
+        if batch.advantages.dim() == 1
+        else (batch.advantages * mask).sum(1) / tokens
+    )
+    out = []
+    low, high = getattr(algo, "clip_low", 0.2), getattr(algo, "clip_high", 0.2)
+    for i, scored in enumerate(data.scored):
+        row: dict[str, Any] = dict(scored, advantage=float(adv[i]), tokens=int(mask[i].sum()))
+        if batch.rollout_logprobs is not None:
+            diff = (learner[i] - batch.rollout_logprobs[i]) * mask[i]
+            ratio = torch.exp(learner[i] - batch.rollout_logprobs[i])
+            outside = ((ratio < 1 - low) | (ratio > 1 + high)) & mask[i].bool()
+            row.update(
+                ratio=float(torch.exp(diff.sum() / tokens[i])), clipped_tokens=int(outside.sum())
+            )
+        out.append(row)
     return out
 
 

@@ -12,6 +12,7 @@ The loop branches on no backend and no algorithm name.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import random
 import shutil
@@ -25,12 +26,14 @@ from typing import Any
 
 from rlcore import checkpoint, rl
 from rlcore.actors import ActorDiedError, init_ray
+from rlcore.canaries import CanaryError, CanaryWatch, hacking_alarm, top_rewarded
 from rlcore.cluster import Cluster, RolloutError, SyncError, VerifierError
 from rlcore.cold_start import Target, distilled_examples
-from rlcore.config import TrainConfig, build_algorithm
+from rlcore.config import ConfigError, TrainConfig, build_algorithm
 from rlcore.data.chat import completion_ids, render_prompt
 from rlcore.data.dataset import load_source, sft_completion
 from rlcore.eval.retention import bucket_table
+from rlcore.hangs import HUNG, Watchdog, process_info, register_stack_dump, write_pids
 from rlcore.learner.batch import pad_batch, shard
 from rlcore.learner.schedule import lr_at
 from rlcore.metrics import MetricsLogger, plot_rewards, truncate_metrics
@@ -44,7 +47,11 @@ log = logging.getLogger(__name__)
 Progress = Callable[[str, int, int, dict[str, Any]], None]
 
 
-def train(cfg: TrainConfig, progress: Progress | None = None) -> dict[str, Any]:
+def train(
+    cfg: TrainConfig, progress: Progress | None = None, replay_step: int | None = None
+) -> dict[str, Any]:
+    """Runs the config's stages. `replay_step` (rlcore/replay.py): stop after that RL step's
+    update, with its trained samples recorded in RUN_DIR/replay_step_file(step)."""
     t_start = time.time()
     # bad model paths and bad data fail here, before the run directory is written
     model_path = resolve_model_path(cfg.model.path)
@@ -58,12 +65,16 @@ def train(cfg: TrainConfig, progress: Progress | None = None) -> dict[str, Any]:
         rows_by_key, lambda row: _prompt_ids(tokenizer, d, row), cfg.rollout.max_model_len
     )
     stop_ids = _stop_token_ids(tokenizer, model_path)
+    specs = [r.get("verifier", d.verifier) for r in train_rows + heldout]
+    try:
+        canaries = CanaryWatch.load(cfg, specs) if "rl" in cfg.stages else None
+    except (OSError, ValueError) as e:
+        raise ConfigError(f"verifier.canaries: {e}") from None
     run_dir = prepare_run_dir(cfg)
     log.info("run directory: %s", run_dir)
 
     # ---- the Ray actors: learner ranks, rollout engines, verifiers; one weight-sync group ---------
     algo = build_algorithm(cfg)
-    specs = [r.get("verifier", d.verifier) for r in train_rows + heldout]
     if "sft" in cfg.stages and cfg.sft.distill_n:
         specs += [_distill_verifier(cfg, r) for r in sft_rows]
     evaluator = None
@@ -101,6 +112,7 @@ def train(cfg: TrainConfig, progress: Progress | None = None) -> dict[str, Any]:
             _stop_ray()
             raise Preempted(signame, run_dir=str(run_dir) if cfg.resume else "") from None
         raise
+    stop = StopRequests(cfg.preempt_grace_s, on_expire=lambda name: _hard_stop(cluster, name))
     run = Run(
         cfg=cfg,
         tokenizer=tokenizer,
@@ -114,9 +126,16 @@ def train(cfg: TrainConfig, progress: Progress | None = None) -> dict[str, Any]:
         stop_ids=stop_ids,
         progress=progress or (lambda stage, step, total, metrics: None),
         t_start=t_start,
-        stop=StopRequests(cfg.preempt_grace_s, on_expire=lambda name: _hard_stop(cluster, name)),
+        stop=stop,
+        canaries=canaries,
+        replay_step=replay_step,
+        watchdog=Watchdog(
+            run_dir, cfg.watchdog_s, cfg.watchdog_action, stop.request, cfg.watchdog_floor_s
+        ),
     )
     cluster.on_wait = run.stop.check
+    register_stack_dump()  # the driver's stack too, for `rlcore stacks RUN_DIR` and the watchdog
+    write_pids(run_dir, {"driver": process_info(), **cluster.processes()})
     try:
         with run.stop.installed():
             cluster.init_sync(probe=cluster.sample_probe(run.encode(heldout[0]), seed=cfg.seed))
@@ -134,16 +153,33 @@ def train(cfg: TrainConfig, progress: Progress | None = None) -> dict[str, Any]:
             if "rl" in cfg.stages and run.state["stage"] != "rl_done":
                 last = _rl_stage(run)
             return _finish(run, last)
+    except ReplayDone as done:
+        return {"run_dir": str(run_dir), "replayed": done.step}
     except Preempted as p:
+        if p.signame == HUNG:  # the watchdog stopped it (watchdog_action=stop)
+            raise RunFailed(f"hung: {run.watchdog.reason}", str(run_dir)) from None
         if not p.run_dir:  # stopped before RL (base evaluation or SFT): nothing to keep yet
             raise Preempted(p.signame, run_dir=str(run_dir)) from None
         raise
-    except (ActorDiedError, RolloutError, SyncError, VerifierError) as e:
+    except (ActorDiedError, CanaryError, RolloutError, SyncError, VerifierError) as e:
         raise RunFailed(str(e), str(run_dir)) from e
     finally:
+        run.watchdog.close()
         if run.metrics is not None:
             run.metrics.close()
         cluster.shutdown()
+
+
+class ReplayDone(Exception):
+    """The step a replay asked for is done (rlcore/replay.py)."""
+
+    def __init__(self, step: int) -> None:
+        super().__init__(f"replayed step {step}")
+        self.step = step
+
+
+def replay_step_file(step: int) -> str:
+    return f"replay_step_{step:06d}.jsonl"
 
 
 class RunFailed(RuntimeError):
@@ -171,6 +207,10 @@ class Run:
     progress: Progress
     t_start: float
     stop: StopRequests
+    watchdog: Watchdog  # dumps every process's stack when a phase hangs (rlcore/hangs.py)
+    canaries: CanaryWatch | None  # planted items of known verdict (rlcore/canaries.py)
+    replay_step: int | None = None  # rlcore replay: stop after this RL step, its samples recorded
+    last_examples: list[dict[str, Any]] = field(default_factory=list)  # the last batch's samples
     metrics: Any = None  # MetricsLogger, once the sync group is up
     state: dict[str, Any] = field(
         default_factory=lambda: {"stage": "start", "step": 0, "heldout": {}, "wall_s": 0.0}
@@ -272,7 +312,9 @@ def _watch_mismatch(run: Run, step: int, metrics: dict[str, Any]) -> None:
 
 def _prompt_ids(tokenizer: Any, d: Any, row: dict[str, Any]) -> list[int]:
     """A row's prompt as the engines see it (data.prompt_format, data.raw_template)."""
-    return render_prompt(tokenizer, row["prompt"], d.prompt_format, d.raw_template)
+    return render_prompt(
+        tokenizer, row["prompt"], d.prompt_format, d.raw_template, d.parse_special_tokens
+    )
 
 
 def _refuse_long_prompts(
@@ -322,14 +364,33 @@ def _resume(run: Run) -> None:
     log.info("resumed from %s (stage %s, step %d)", ckpt, state["stage"], state["step"])
 
 
-def _periodic_eval(run: Run, step: int) -> None:
+def _periodic_eval(run: Run, step: int) -> dict[str, float]:
     """The eval suite at RL step `step` (0: before SFT and RL, the baseline of the retention
-    alarm and of the bucket table)."""
-    if run.evaluator is not None:
-        with run.stop.interruptible():
-            final = step == run.cfg.steps
-            result = run.evaluator(run.cluster.generate, run.cluster.score, step, final)[0]
-        run.metrics.log(step, "eval", result)
+    alarm and of the bucket table); its flat metrics ({} without a suite)."""
+    if run.evaluator is None:
+        return {}
+    with run.stop.interruptible():
+        final = step == run.cfg.steps
+        result = run.evaluator(run.cluster.generate, run.cluster.score, step, final)[0]
+    run.metrics.log(step, "eval", result)
+    return result
+
+
+def _watch_hacking(run: Run, step: int, rewards: list[float], result: dict[str, float]) -> None:
+    """After a periodic evaluation: the reward-hacking alarm (rlcore/canaries.py), on the mean
+    training reward since the previous evaluation and each bucket's alarm metric."""
+    vc = run.cfg.verifier
+    if not (vc.hacking_window and rewards and result and run.evaluator is not None):
+        return
+    metric = "/" + run.evaluator.suite.cfg.alarm_metric
+    buckets = {k.removesuffix(metric): v for k, v in result.items() if k.endswith(metric)}
+    history = run.state.setdefault("hacking_history", [])
+    history.append({"step": step, "reward": sum(rewards) / len(rewards), "buckets": buckets})
+    alarm = hacking_alarm(history, vc.hacking_window, vc.hacking_margin)
+    if alarm is not None:
+        log.warning("step %d: %s; the samples that earned the most this step:", step, alarm)
+        for line in top_rewarded(run.last_examples):
+            log.warning("  %s", line)
 
 
 def _sft_stage(run: Run) -> None:
@@ -340,7 +401,12 @@ def _sft_stage(run: Run) -> None:
     examples = [
         (
             run.encode(t.row),
-            list(t.token_ids or completion_ids(tokenizer, t.text, tokenizer.eos_token)),
+            list(
+                t.token_ids
+                or completion_ids(
+                    tokenizer, t.text, tokenizer.eos_token, cfg.data.parse_special_tokens
+                )
+            ),
         )
         for t in _sft_targets(run)
     ]
@@ -460,6 +526,12 @@ def _rl_stage(run: Run) -> dict[str, Any]:
         return rows, first
 
     params = _rollout_params(run)
+    watch = run.watchdog.phase
+    rewards: list[float] = []  # each step's mean training reward since the last evaluation
+    canaries = run.canaries
+    if canaries is not None and "canary_start" not in state:
+        canaries.check(cluster.score, state)  # the start every later check is compared with
+    restarts = cluster.restarts + cluster.verifier_restarts
 
     def collect() -> rl.Collected:
         data = rl.collect(cluster, run.algo, cfg, next_rows, run.encode, params, run.tokenizer)
@@ -480,15 +552,18 @@ def _rl_stage(run: Run) -> dict[str, Any]:
         first = state["step"] + 1 if state["stage"] == "rl" else 1
         for step in range(first, cfg.steps + 1):
             t0 = time.time()
-            with run.stop.interruptible():  # the learners still hold step - 1's weights
+            with run.stop.interruptible(), watch("rollout"):  # learners hold step - 1's weights
                 data = pending.result() if pending is not None else collect()
             pending = None
             if prefetch is not None and step < cfg.steps:
                 pending = prefetch.submit(collect)
             t1 = time.time()
             last = dict(data.metrics, staleness=float(cluster.version - data.version))
+            record: list[dict[str, Any]] | None = [] if step == run.replay_step else None
             if data.rows:
-                last.update(rl.update(cluster, run.algo, cfg, data, run.pad_id, step))
+                with watch("learn"):
+                    update = rl.update(cluster, run.algo, cfg, data, run.pad_id, step, record)
+                    last.update(update)
                 _watch_mismatch(run, step, last)
             else:
                 log.warning("step %d: every sampled group was dropped; no update", step)
@@ -497,7 +572,8 @@ def _rl_stage(run: Run) -> dict[str, Any]:
             # step's, and a checkpoint from here on keeps it (run.inflight)
             run.inflight = pending.result() if pending is not None else None
             t3 = time.time()
-            sync = cluster.sync_weights() if data.rows else {}
+            with watch("sync"):
+                sync = cluster.sync_weights() if data.rows else {}
             # the probe's statistic, named for what it is (a max in float32, a mean in bf16)
             last.update({k: v for k, v in sync.items() if k.startswith("sync_probe_")})
             last.update(
@@ -511,19 +587,42 @@ def _rl_stage(run: Run) -> dict[str, Any]:
                 time_step=time.time() - t0,
             )
             last.update(_memory(run))
+            flips: list[str] = []
+            if canaries is not None and step % cfg.verifier.canary_every == 0:
+                canary_metrics, flips = canaries.check(cluster.score, state)
+                last.update(canary_metrics)
+                for line in flips:
+                    log.warning("step %d: %s", step, line)
+            if cluster.restarts + cluster.verifier_restarts != restarts:  # new processes
+                restarts = cluster.restarts + cluster.verifier_restarts
+                write_pids(run.run_dir, {"driver": process_info(), **cluster.processes()})
             run.metrics.log(step, "rl", last)
             every = cfg.log.completions_every
             if every and step % every == 0:
                 shown = data.examples[: cfg.log.completions_max]
                 run.metrics.completions(step, [dict(r, step=step) for r in shown])
             run.progress("rl", step, cfg.steps, last)
+            if record is not None:  # rlcore replay: this step is the one asked for
+                with (run.run_dir / replay_step_file(step)).open("w") as f:
+                    f.writelines(json.dumps(r, default=str) + "\n" for r in record)
+                raise ReplayDone(step)
             state.update(stage="rl", step=step, data_position=data.position_end)
+            if flips and canaries is not None and canaries.action == "stop":
+                raise CanaryError(
+                    f"step {step}: {len(flips)} canary verdict(s) changed "
+                    f"(verifier.canary_action=stop): {flips[0]}"
+                )
             if run.stop.signal:
                 raise Preempted(run.stop.signal)
+            rewards.append(last.get("reward_mean", 0.0))
+            run.last_examples = data.examples
             if step % max(cfg.eval.every, 1) == 0 or step == cfg.steps:
-                _periodic_eval(run, step)
+                with watch("eval"):
+                    _watch_hacking(run, step, rewards, _periodic_eval(run, step))
+                rewards = []
             if step % cfg.checkpoint_every == 0 and step < cfg.steps:
-                run.save(step)
+                with watch("checkpoint"):
+                    run.save(step)
     except Preempted as p:
         raise run.preempted(p.signame) from None
     finally:

@@ -12,6 +12,12 @@ What it does NOT do: look for an answer anywhere else - an answer stated in the 
 (or matched by the pattern) earns nothing, and the whole response is never used as the answer. It
 does not judge the reasoning, only the final answer, and does not give partial credit.
 
+Hacks refused (each planted as a canary, verifiers/canaries.py): the answer must come after the
+reasoning (the last `</think>`; a `<think>` never closed has no answer), several different boxed
+answers are no answer (hedging), and an expression copied from the prompt (`\\boxed{17+25}` for
+"What is 17 + 25?") is not its value. `after_think`, `allow_several_boxes` and `allow_prompt_copy`
+turn them off.
+
 Guards: math-verify bounds parsing and comparison with `signal.alarm` (so this must run on a process's
 main thread: the worker pool does that), answers over `max_answer_chars` are rejected, numeric power
 towers (`9^{9^{9^9}}`) and huge factorials are rejected before sympy sees them (string comparison
@@ -56,6 +62,10 @@ class MathConfig(VerifierConfig):
     compare_timeout_s: int = 3  # ... and per comparison
     float_rounding: int = 6  # decimal places for numeric comparison
     strict: bool = True  # math-verify strict mode: variable names matter, sets != tuples
+    # Known hacks, each refused (the canaries in verifiers/canaries.py plant one of each):
+    after_think: bool = True  # the answer counts only after the last </think> (none if unclosed)
+    allow_several_boxes: bool = False  # several different boxed answers: no answer
+    allow_prompt_copy: bool = False  # an expression copied from the prompt is not its value
 
 
 _BOX = re.compile(r"\\(?:boxed|fbox)(?![A-Za-z])")
@@ -144,6 +154,19 @@ def last_boxed(text: str) -> str | None:
     return content
 
 
+def answer_part(response: str, think_open: str = "<think>", think_close: str = "</think>") -> str:
+    """The part of a response that may hold its answer: after the last `think_close`; nothing when
+    a `think_open` is never closed (the model was still thinking); else all of it."""
+    if think_close in response:
+        return response.rsplit(think_close, 1)[1]
+    return "" if think_open in response else response
+
+
+def distinct_boxes(text: str) -> int:
+    """How many different complete \\boxed{} answers the text holds (spaces and $ ignored)."""
+    return len({_squash(c) for _, _, c in boxes(text) if c is not None and c.strip()})
+
+
 def normalize_unicode(s: str) -> str:
     s = unicodedata.normalize("NFKC", s)
     return "".join(_UNICODE.get(c, c) for c in s)
@@ -220,6 +243,15 @@ def _parse(expr: str, timeout_s: int) -> tuple[Any, ...]:
     )
 
 
+def _copied(answer: str, gold: str, prompt: str) -> bool:
+    """The answer is an expression (not a plain number) written in the prompt, other than the
+    reference itself: "\\boxed{17+25}" for "What is 17 + 25?" equals 42 to sympy, but says nothing."""
+    a = _squash(answer)
+    return (
+        bool(a) and a != _squash(gold) and not _PLAIN_NUMBER.fullmatch(a) and a in _squash(prompt)
+    )
+
+
 _PLAIN_NUMBER = re.compile(r"[+-]?(\d{1,50}(\.\d{0,50})?|\.\d{1,50})")
 
 
@@ -249,6 +281,8 @@ class MathVerifier(Verifier):
     def extract(self, response: str) -> str | None:
         """The final answer string, or None when the response states no answer the config accepts."""
         text = response[-self.config.max_response_chars :]
+        if self.config.after_think:
+            text = answer_part(text)
         if self.config.use_boxed:
             boxed = last_boxed(text)
             if boxed is not None:
@@ -286,6 +320,14 @@ class MathVerifier(Verifier):
             )
         gold = normalize(_reference_text(sample.reference["answer"])).strip()
         gold = last_boxed(gold) or gold
+        part = sample.response[-c.max_response_chars :]
+        part = answer_part(part) if c.after_think else part
+        if not c.allow_several_boxes and c.use_boxed and distinct_boxes(part) > 1:
+            return Result(
+                reward=c.reward_no_answer,
+                correct=False,
+                details={"extracted": None, "reason": "several different \\boxed{} answers"},
+            )
         extracted = self.extract(sample.response)
         if extracted is None or not extracted:
             why = "empty \\boxed{}" if extracted == "" else "no final answer (\\boxed{} or pattern)"
@@ -321,6 +363,8 @@ class MathVerifier(Verifier):
             strict=c.strict,
             timeout_seconds=c.compare_timeout_s,
         )
+        if ok and not c.allow_prompt_copy and _copied(extracted, gold, sample.prompt_text):
+            return self._result(False, extracted, "the prompt's expression, not its value")
         if ok:
             return self._result(True, extracted)
         if time.perf_counter() - t0 >= c.compare_timeout_s:

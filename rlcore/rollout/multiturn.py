@@ -31,6 +31,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from rlcore.data.chat import assemble_ids, mark_specials, special_strings
 from rlcore.rollout.engine import Completion, SamplingParams
 from rlcore.rollout.tools import ERROR_PREFIX, TOOLS, Tool, is_error
 
@@ -88,21 +89,6 @@ PARSERS: dict[str, ToolCallParser] = {"hermes": parse_hermes}
 _SENTINEL = "RLCORE7ASSISTANT7SENTINEL"
 
 
-def _special_strings(tokenizer: Any) -> list[str]:
-    added = getattr(tokenizer, "added_tokens_decoder", {}) or {}
-    found = {t.content for t in added.values() if getattr(t, "special", False)}
-    return sorted(found | set(tokenizer.all_special_tokens), key=len, reverse=True)
-
-
-def _defuse(text: str, specials: list[str]) -> str:
-    """A tool's output (text a model's program chose) must not turn into control tokens such as
-    <|im_end|>: a space after the first character keeps the text readable but unmatchable."""
-    for s in specials:
-        if len(s) > 1 and s in text:
-            text = text.replace(s, s[0] + " " + s[1:])
-    return text
-
-
 def tool_turn_ids(
     tokenizer: Any, results: Sequence[tuple[str, str]], end_token_id: int
 ) -> list[int]:
@@ -116,14 +102,18 @@ def tool_turn_ids(
     assistant content is a sentinel located in one rendering, rather than diffing against a render
     without the tool messages, because some templates (Qwen3) render the last assistant turn
     differently from an earlier one. The delta is tokenized on its own: it starts right after a
-    special token, so no merge crosses the boundary. Special-token strings in tool output are
-    defused (`_defuse`). Templates that demand tool_call ids (Mistral) are not supported.
+    special token, so no merge crosses the boundary. Special-token strings in tool output (text a
+    model's program chose) stay text: they cannot end the turn or open a role. Templates that
+    demand tool_call ids (Mistral) are not supported.
     """
-    specials = _special_strings(tokenizer)
+    specials, found = special_strings(tokenizer), []
     messages = [
         {"role": "user", "content": "Hi."},
         {"role": "assistant", "content": _SENTINEL},
-        *({"role": "tool", "name": n, "content": _defuse(text, specials)} for n, text in results),
+        *(
+            {"role": "tool", "name": n, "content": mark_specials(text, specials, found)}
+            for n, text in results
+        ),
     ]
     rendered = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
     at = rendered.find(_SENTINEL)
@@ -134,7 +124,7 @@ def tool_turn_ids(
     cut = after.find(end) if end else -1
     if cut >= 0 and not after[:cut].strip():  # the template's own end-of-turn is the stop token
         after = after[cut + len(end) :]
-    return list(tokenizer(after, add_special_tokens=False)["input_ids"])
+    return assemble_ids(tokenizer, after, found)
 
 
 # ---------------------------------------------------------------- episodes
