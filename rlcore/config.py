@@ -152,6 +152,9 @@ class VerifierConfig:
     # than it; logged with the samples that earned the most reward (0: off)
     hacking_window: int = 3
     hacking_margin: float = 0.05
+    # a verifier that leaves more than this fraction of a step's samples unjudged (crash, timeout)
+    # is named in a warning with its first error (verify_error_frac/<name> is logged; 0: off)
+    error_alarm: float = 0.1
 
 
 @dataclass(frozen=True)
@@ -434,6 +437,7 @@ RANGES: dict[str, str] = {
     "verifier.canary_every": "[0, inf)",
     "verifier.hacking_window": "[0, inf)",
     "verifier.hacking_margin": "[0, 1]",
+    "verifier.error_alarm": "[0, 1]",
     "verifier.model_actors": "[0, inf)",
     "verifier.model_gpus": "[0, inf)",
     "verifier.max_error_frac": "[0, 1]",

@@ -24,7 +24,7 @@ from rlcore.learner.batch import TokenBatch, cat_padded, pad_batch, shard
 from rlcore.rollout.engine import Completion, SamplingParams
 from rlcore.rollout.multiturn import PARSERS, episode_metrics, generate_episodes
 from rlcore.rollout.tools import make_tools
-from rlcore.verifiers import Sample
+from rlcore.verifiers import Sample, parse_spec
 
 log = logging.getLogger(__name__)
 EXAMPLE_KEYS = ("reward", "correct", "error", "details")
@@ -46,6 +46,8 @@ class Collected:
     # details; what log.completions_every tables show
     examples: list[dict[str, Any]] = field(default_factory=list)
     scored: list[dict[str, Any]] = field(default_factory=list)  # the kept samples' examples, flat
+    # verifiers that left more than verifier.error_alarm of their samples unjudged, one line each
+    alarms: list[str] = field(default_factory=list)
 
 
 def make_sample(row: dict[str, Any], completion: Completion, tokenizer: Any) -> Sample:
@@ -81,6 +83,7 @@ def collect(
     out = Collected()
     sampled: list[tuple[dict[str, Any], Completion]] = []
     raw: list[dict[str, Any]] = []
+    specs: list[Any] = []  # each sample's verifier spec
     rounds, t_generate, t_verify, unjudged_groups = 0, 0.0, 0.0, 0
     while len(out.rows) < want and rounds < (
         algo.max_sample_rounds if algo.dynamic_sampling else 1
@@ -104,6 +107,7 @@ def collect(
         t_generate, t_verify = t_generate + times["time_rollout"], t_verify + times["time_verify"]
         sampled += flat
         raw += results
+        specs += [row.get("verifier", cfg.data.verifier) for row, _ in flat]
         rewards = finite_rewards(results)
         lengths = torch.tensor([_policy_tokens(c) for _, c in flat])
         shaped = algo.shape_rewards(rewards, lengths)
@@ -128,6 +132,8 @@ def collect(
         out.scored = out.scored[: kept * n]
     check_unjudged(raw, cfg.verifier.max_error_frac)
     out.metrics = _sample_metrics(sampled, raw)
+    rates, out.alarms = verifier_error_rates(specs, raw, cfg.verifier.error_alarm)
+    out.metrics.update(rates)
     out.metrics["groups_unjudged"] = float(unjudged_groups)
     if cfg.rollout.max_turns > 1:
         out.metrics.update(episode_metrics([c for _, c in sampled]))
@@ -269,6 +275,38 @@ def _sample_metrics(sampled: list[Any], results: list[dict[str, Any]]) -> dict[s
         "verify_errors": float(sum(r["error"] is not None for r in results)),
         "nonfinite_rewards": float(sum(_nonfinite(r) for r in results)),
     }
+
+
+def verifier_error_rates(
+    specs: list[Any], results: list[dict[str, Any]], alarm: float
+) -> tuple[dict[str, float], list[str]]:
+    """Per verifier, the fraction of its samples it could not judge (error, no verdict) and of
+    those that timed out, as verify_error_frac/<name> and verify_timeout_frac/<name>; a line per
+    verifier over `alarm` (0: none), naming its first error."""
+    counts: dict[str, list[int]] = {}  # name -> [samples, unjudged, timed out]
+    first: dict[str, str] = {}
+    for spec, r in zip(specs, results, strict=True):
+        parts = (r.get("details") or {}).get("components")
+        named = parts.items() if parts else [(parse_spec(spec)[0][0], r)]
+        for name, c in named:
+            count = counts.setdefault(name, [0, 0, 0])
+            count[0] += 1
+            error = c.get("error")
+            if error and c.get("correct") is None:
+                count[1] += 1
+                count[2] += error.startswith("timeout")
+                first.setdefault(name, error)
+    rates: dict[str, float] = {}
+    for name, (total, errors, timeouts) in sorted(counts.items()):
+        rates[f"verify_error_frac/{name}"] = errors / total
+        rates[f"verify_timeout_frac/{name}"] = timeouts / total
+    alarms = [
+        f"verifier {name}: {e} of {t} samples unjudged ({t_o} timed out), over "
+        f"verifier.error_alarm={alarm}; the first: {first[name][:200]}"
+        for name, (t, e, t_o) in sorted(counts.items())
+        if alarm and e / t > alarm
+    ]
+    return rates, alarms
 
 
 def _nonfinite(result: dict[str, Any]) -> bool:

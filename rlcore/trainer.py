@@ -559,6 +559,8 @@ def _rl_stage(run: Run) -> dict[str, Any]:
                 pending = prefetch.submit(collect)
             t1 = time.time()
             last = dict(data.metrics, staleness=float(cluster.version - data.version))
+            for alarm in data.alarms:
+                log.warning("step %d: %s", step, alarm)
             record: list[dict[str, Any]] | None = [] if step == run.replay_step else None
             if data.rows:
                 with watch("learn"):

@@ -68,3 +68,33 @@ def test_a_model_verifier_that_times_out_gives_unjudged_results_not_zeros(ray_lo
     assert judged_groups(results, 2).tolist() == [False, False]
     with pytest.raises(VerifierError, match="max_error_frac"):
         check_unjudged(results, 0.25)
+
+
+def test_each_verifier_error_rate_is_logged_and_one_over_the_alarm_is_named():
+    from rlcore.rl import verifier_error_rates
+
+    mixed = [{"name": "math", "weight": 1.0}, {"name": "judge", "weight": 0.5}]
+    composite = lambda judge_error: {  # noqa: E731
+        "reward": 0.0, "correct": None if judge_error else True, "error": judge_error,
+        "details": {"components": {
+            "math": _res(1, True),
+            "judge": _res(0, None, judge_error) if judge_error else _res(1, True),
+        }},
+    }  # fmt: skip
+    specs = ["math", "math", mixed, mixed, mixed, mixed]
+    results = [
+        _res(1, True),
+        _res(0, False, "timeout: wall limit 5s"),  # the answer's fault: a verdict, not an error
+        composite("timeout: judge 0 did not score"),
+        composite("crash: RuntimeError: CUDA OOM"),
+        composite(None),
+        composite(None),
+    ]
+    rates, alarms = verifier_error_rates(specs, results, alarm=0.25)
+    assert rates["verify_error_frac/math"] == 0.0
+    assert rates["verify_error_frac/judge"] == 0.5 and rates["verify_timeout_frac/judge"] == 0.25
+    assert alarms == [
+        "verifier judge: 2 of 4 samples unjudged (1 timed out), over verifier.error_alarm=0.25; "
+        "the first: timeout: judge 0 did not score"
+    ]
+    assert verifier_error_rates(specs, results, alarm=0.0)[1] == []
