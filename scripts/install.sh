@@ -46,8 +46,4 @@ $PIP install -c constraints.txt -e ".[wandb,mlflow]" || echo "warning: wandb/mlf
 step "the embedded tiny base model (the shipped one, checked by SHA-256, cached under \${RLCORE_CACHE:-~/.cache/rlcore})"
 .venv/bin/python -m rlcore.models.tiny
 
-step "the GPU check's carried wheels and its CPU rehearsal environment (.cache/gpu_check_venv)"
-bash scripts/gpu_check_wheels.sh
-bash scripts/gpu_check_venv.sh >/dev/null
-
 step "done: .venv/bin/rlcore train    (tests: .venv/bin/python -m pytest)"

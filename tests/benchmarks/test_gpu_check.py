@@ -3,8 +3,8 @@ hanging check, and its CPU rehearsal runs in a fresh environment holding only th
 packages (scripts/gpu_check_venv.sh; CPU torch stands in for CUDA torch) plus the carried wheels
 (scripts/gpu_check_wheels.sh), which must fit in one call's 64 MiB with the working tree.
 
-The rehearsal is `slow`: scripts/install.sh builds the environment once (~2 GB under .cache/); if it
-is missing, the first test here builds it (a few minutes). Each check runs in its own process that
+The rehearsal is `slow`: the first test here builds the environment and the wheels once (~2 GB
+under .cache/ and benchmarks/gpu_check_wheels/, a few minutes; a newcomer's install does not). Each check runs in its own process that
 imports torch and transformers, ~1-3 minutes in all on 2 cores.
 """
 
