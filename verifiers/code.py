@@ -46,9 +46,9 @@ from typing import Any
 
 from rlcore.verifiers.base import Result, Sample, Verifier, VerifierConfig
 from rlcore.verifiers.sandbox import SandboxLimits, SandboxRun, isolation, run_python
+from rlcore.verifiers.text import strip_think
 
 _FENCE = re.compile(r"```[ \t]*([A-Za-z0-9_+-]*)[^\n]*\n(.*?)```", re.DOTALL)
-_THINK = re.compile(r"<think>.*?</think>", re.DOTALL)
 
 
 @dataclass(frozen=True)
@@ -68,7 +68,7 @@ class CodeConfig(VerifierConfig):
 
 def extract_code(response: str) -> tuple[str, str]:
     """(code, how): the last ```python block, else the last unlabeled block, else the plain text."""
-    text = _THINK.sub("", response)
+    text = strip_think(response)
     blocks = _FENCE.findall(text)
     py = [b for lang, b in blocks if lang.lower() in ("python", "py", "python3")]
     if py:

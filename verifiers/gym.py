@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from rlcore.verifiers.base import Result, Sample, Verifier, VerifierConfig
-from rlcore.verifiers.math import answer_part, distinct_boxes, last_boxed
+from rlcore.verifiers.math import distinct_boxes, last_boxed
+from rlcore.verifiers.text import strip_think
 
 
 @dataclass(frozen=True)
@@ -29,7 +30,7 @@ class GymConfig(VerifierConfig):
 
 class GymVerifier(Verifier):
     """Reward = the dataset's `score_answer(answer, entry)` in [0, 1]; correct = reward is 1. The
-    answer is the last box after the reasoning (after the last </think>), and several different
+    answer is the last box outside the reasoning (verifiers/text.py), and several different
     boxes are no answer, as in the math verifier.
 
     Does NOT check: the reasoning (only the final boxed answer), nor a final answer given without
@@ -48,7 +49,7 @@ class GymVerifier(Verifier):
         dataset, entry = ref.get("dataset"), ref.get("entry")
         if not isinstance(dataset, str) or not isinstance(entry, dict) or "answer" not in entry:
             return Result(reward=0.0, error="bad_reference: needs 'dataset' and 'entry.answer'")
-        part = answer_part(sample.response[-self.config.max_response_chars :])
+        part = strip_think(sample.response[-self.config.max_response_chars :])
         if distinct_boxes(part) > 1:  # hedging: the same refusal as the math verifier's
             return Result(
                 reward=0.0,

@@ -13,7 +13,6 @@ Try it:
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,8 +20,7 @@ from typing import Any, ClassVar, Literal
 
 from rlcore.verifiers.base import Result, Sample, Verifier, VerifierConfig
 from rlcore.verifiers.ifeval_checks import build_check
-
-_THINK_END = re.compile(r"^.*</think>", flags=re.DOTALL)
+from rlcore.verifiers.text import strip_think
 
 
 @dataclass(frozen=True)
@@ -33,7 +31,7 @@ class IFEvalConfig(VerifierConfig):
     all_or_nothing: bool = (
         False  # reward 1 only when every instruction is followed, else the fraction
     )
-    strip_thinking: bool = True  # judge only the text after the last </think>
+    strip_thinking: bool = True  # judge only the text outside <think> (verifiers/text.py)
 
 
 def loose_variants(response: str) -> list[str]:
@@ -94,7 +92,7 @@ class IFEvalVerifier(Verifier):
             )
         response = sample.response
         if self.config.strip_thinking:
-            response = _THINK_END.sub("", response)
+            response = strip_think(response)
 
         variants = loose_variants(response)
         per_instruction: list[dict[str, Any]] = []

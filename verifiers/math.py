@@ -12,8 +12,8 @@ What it does NOT do: look for an answer anywhere else - an answer stated in the 
 (or matched by the pattern) earns nothing, and the whole response is never used as the answer. It
 does not judge the reasoning, only the final answer, and does not give partial credit.
 
-Hacks refused (each planted as a canary, verifiers/canaries.py): the answer must come after the
-reasoning (the last `</think>`; a `<think>` never closed has no answer), several different boxed
+Hacks refused (each planted as a canary, verifiers/canaries.py): the answer must be outside the
+reasoning (`strip_think`, verifiers/text.py: a `<think>` never closed has no answer after it), several different boxed
 answers are no answer (hedging), and an expression copied from the prompt (`\\boxed{17+25}` for
 "What is 17 + 25?") is not its value. `after_think`, `allow_several_boxes` and `allow_prompt_copy`
 turn them off.
@@ -40,6 +40,7 @@ from functools import lru_cache
 from typing import Any
 
 from rlcore.verifiers.base import Result, Sample, Verifier, VerifierConfig
+from rlcore.verifiers.text import strip_think
 
 # math-verify logs every internal timeout at WARNING; this verifier reports them in its results.
 logging.getLogger("math_verify").setLevel(logging.ERROR)
@@ -63,7 +64,7 @@ class MathConfig(VerifierConfig):
     float_rounding: int = 6  # decimal places for numeric comparison
     strict: bool = True  # math-verify strict mode: variable names matter, sets != tuples
     # Known hacks, each refused (the canaries in verifiers/canaries.py plant one of each):
-    after_think: bool = True  # the answer counts only after the last </think> (none if unclosed)
+    after_think: bool = True  # the answer counts only outside <think> (none in an unclosed one)
     allow_several_boxes: bool = False  # several different boxed answers: no answer
     allow_prompt_copy: bool = False  # an expression copied from the prompt is not its value
 
@@ -152,14 +153,6 @@ def last_boxed(text: str) -> str | None:
         content = inner[0][2]
         inner = boxes(content.strip())
     return content
-
-
-def answer_part(response: str, think_open: str = "<think>", think_close: str = "</think>") -> str:
-    """The part of a response that may hold its answer: after the last `think_close`; nothing when
-    a `think_open` is never closed (the model was still thinking); else all of it."""
-    if think_close in response:
-        return response.rsplit(think_close, 1)[1]
-    return "" if think_open in response else response
 
 
 def distinct_boxes(text: str) -> int:
@@ -282,7 +275,7 @@ class MathVerifier(Verifier):
         """The final answer string, or None when the response states no answer the config accepts."""
         text = response[-self.config.max_response_chars :]
         if self.config.after_think:
-            text = answer_part(text)
+            text = strip_think(text)
         if self.config.use_boxed:
             boxed = last_boxed(text)
             if boxed is not None:
@@ -321,7 +314,7 @@ class MathVerifier(Verifier):
         gold = normalize(_reference_text(sample.reference["answer"])).strip()
         gold = last_boxed(gold) or gold
         part = sample.response[-c.max_response_chars :]
-        part = answer_part(part) if c.after_think else part
+        part = strip_think(part) if c.after_think else part
         if not c.allow_several_boxes and c.use_boxed and distinct_boxes(part) > 1:
             return Result(
                 reward=c.reward_no_answer,

@@ -15,14 +15,12 @@ Try it:
 
 from __future__ import annotations
 
-import re
 import time
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
 from rlcore.verifiers.base import Result, Sample, Verifier, VerifierConfig
-
-_THINK_END = re.compile(r"^.*</think>", flags=re.DOTALL)
+from rlcore.verifiers.text import strip_think
 
 
 @dataclass(frozen=True)
@@ -33,7 +31,7 @@ class SimilarityConfig(VerifierConfig):
     max_length: int = 256  # tokens per text (MiniLM was trained on 256); longer text is cut
     rescale: Literal["clip", "affine"] = "clip"  # cosine -> reward: max(cos, 0), or (cos + 1) / 2
     threshold: float | None = None  # correct = reward >= threshold; None: correct is None
-    strip_thinking: bool = True  # embed only the text after the last </think>
+    strip_thinking: bool = True  # embed only the text outside <think> (verifiers/text.py)
 
 
 def bundled_model_path() -> str:
@@ -126,7 +124,7 @@ class SimilarityVerifier(Verifier):
         pairs: list[str] = []
         for i, s in enumerate(samples):
             answer = s.reference.get("answer")
-            response = _THINK_END.sub("", s.response) if self.config.strip_thinking else s.response
+            response = strip_think(s.response) if self.config.strip_thinking else s.response
             if not isinstance(answer, str) or not answer.strip():
                 results[i] = Result(
                     reward=0.0, error="unparseable: reference needs a non-empty string 'answer'"

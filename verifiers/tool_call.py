@@ -39,9 +39,9 @@ from typing import Any
 
 import jsonschema
 from rlcore.verifiers.base import Result, Sample, Verifier, VerifierConfig
+from rlcore.verifiers.text import strip_think
 
 _FENCE = re.compile(r"```[a-zA-Z]*\s*\n?(.*?)```", re.DOTALL)
-_THINK = re.compile(r"<think>.*?(?:</think>|\Z)", re.DOTALL)
 # Model text is hostile: a 5,000-digit integer raises ValueError in json/ast (Python's int limit),
 # deep nesting raises RecursionError. Either means "does not decode".
 _UNDECODABLE = (ValueError, RecursionError)
@@ -134,18 +134,36 @@ def _python_calls(text: str) -> list[dict[str, Any]] | None:
     return calls or None
 
 
+def tagged_calls(response: str) -> list[dict[str, Any] | Unparseable]:
+    """The `<tool_call>` blocks outside the reasoning, in order: each block's calls, or an
+    Unparseable for a block that does not decode; a block never closed ends the list with one.
+    The one rule for blocks, shared by this verifier and the multi-turn rollout."""
+    text = strip_think(response)
+    out: list[dict[str, Any] | Unparseable] = []
+    i = text.find("<tool_call>")
+    while i >= 0:  # str.find: linear on hostile text
+        j = text.find("</tool_call>", i)
+        if j < 0:
+            out.append(Unparseable("a <tool_call> block is never closed (no </tool_call>)"))
+            break
+        b = _FENCE.sub(lambda m: m.group(1), text[i + len("<tool_call>") : j]).strip()
+        try:
+            out += _calls_from_json(json.loads(b))
+        except _UNDECODABLE as e:  # an Unparseable call too, as before: the block is named
+            out.append(Unparseable(f"<tool_call> block is not JSON: {e}: {b[:120]!r}"))
+        i = text.find("<tool_call>", j)
+    return out
+
+
 def parse_calls(response: str) -> list[dict[str, Any]]:
     """The calls in `response` as [{"name", "arguments"}]; [] for no call; raises Unparseable."""
-    text = _THINK.sub("", response).strip()
-    blocks = _tagged(text)
-    calls = []
-    for b in blocks:
-        b = _FENCE.sub(lambda m: m.group(1), b).strip()
-        try:
-            calls += _calls_from_json(json.loads(b))
-        except _UNDECODABLE as e:
-            raise Unparseable(f"<tool_call> block is not JSON: {e}: {b[:120]!r}") from e
-    if not blocks:
+    text = strip_think(response).strip()
+    tagged = tagged_calls(text)
+    for c in tagged:
+        if isinstance(c, Unparseable):
+            raise c
+    calls: list[dict[str, Any]] = [c for c in tagged if isinstance(c, dict)]
+    if "<tool_call>" not in text:
         calls = _untagged_calls(text)
         if calls and text.count("```") % 2:
             raise Unparseable("a ``` fence is never closed (the response is cut off mid-block)")
@@ -159,18 +177,6 @@ def _within_depth(v: Any, levels: int) -> bool:
         items = v.values() if isinstance(v, dict) else v
         return levels > 0 and all(_within_depth(x, levels - 1) for x in items)
     return True
-
-
-def _tagged(text: str) -> list[str]:
-    """The contents of the <tool_call>...</tool_call> blocks (str.find: linear on hostile text)."""
-    blocks, i = [], text.find("<tool_call>")
-    while i >= 0:
-        j = text.find("</tool_call>", i)
-        if j < 0:
-            raise Unparseable("a <tool_call> block is never closed (no </tool_call>)")
-        blocks.append(text[i + len("<tool_call>") : j])
-        i = text.find("<tool_call>", j)
-    return blocks
 
 
 def _untagged_calls(text: str) -> list[dict[str, Any]]:

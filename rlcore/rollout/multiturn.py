@@ -24,8 +24,6 @@ verifiers that should read the final answer only, not a tool's output).
 
 from __future__ import annotations
 
-import json
-import re
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -34,6 +32,7 @@ from typing import Any
 from rlcore.data.chat import assemble_ids, mark_specials, special_strings
 from rlcore.rollout.engine import Completion, SamplingParams
 from rlcore.rollout.tools import ERROR_PREFIX, TOOLS, Tool, is_error
+from rlcore.verifiers.tool_call import Unparseable, tagged_calls
 
 Generate = Callable[[list[list[int]], SamplingParams], list[list[Completion]]]
 
@@ -47,39 +46,19 @@ class ToolCall:
 
 ToolCallParser = Callable[[str], list[ToolCall]]
 
-_HERMES = re.compile(r"<tool_call>(.*?)(</tool_call>|\Z)", re.DOTALL)
-_THINK = re.compile(r"<think>.*?(?:</think>|\Z)", re.DOTALL)
-
 
 def parse_hermes(text: str) -> list[ToolCall]:
-    """`<tool_call>{"name": ..., "arguments": {...}}</tool_call>` blocks (Hermes, Qwen 2.5/3); text
-    inside <think> is planning, not a call. A block that does not decode, or is never closed (the
-    `tool_call` verifier's rule: an unclosed block is not a call), becomes a ToolCall with `error`
-    set and is not run, so the policy is told what was wrong."""
-    calls = []
-    for block, close in _HERMES.findall(_THINK.sub("", text)):
-        if not close:
-            calls.append(ToolCall("", {}, "a <tool_call> block is never closed (no </tool_call>)"))
-            continue
-        try:
-            obj = json.loads(block.strip())
-        except json.JSONDecodeError as e:
-            calls.append(ToolCall("", {}, f"the tool call is not valid JSON: {e}"))
-            continue
-        name = obj.get("name") if isinstance(obj, dict) else None
-        args = obj.get("arguments", {}) if isinstance(obj, dict) else None
-        if isinstance(args, str):  # some models write the arguments as a JSON string
-            try:
-                args = json.loads(args)
-            except json.JSONDecodeError:
-                args = None
-        if not isinstance(name, str) or not isinstance(args, dict):
-            calls.append(
-                ToolCall("", {}, 'a tool call must be {"name": string, "arguments": object}')
-            )
-            continue
-        calls.append(ToolCall(name, args))
-    return calls
+    """`<tool_call>{"name": ..., "arguments": {...}}</tool_call>` blocks (Hermes, Qwen 2.5/3), by
+    the `tool_call` verifier's own rule (`tagged_calls`): text inside <think> is planning, not a
+    call, and a block never closed is not a call. A block that does not decode, or is never
+    closed, becomes a ToolCall with `error` set and is not run, so the policy is told what was
+    wrong."""
+    return [
+        ToolCall("", {}, str(c))
+        if isinstance(c, Unparseable)
+        else ToolCall(c["name"], c["arguments"])
+        for c in tagged_calls(text)
+    ]
 
 
 PARSERS: dict[str, ToolCallParser] = {"hermes": parse_hermes}
