@@ -20,6 +20,7 @@ import torch
 from rlcore.algo import Algorithm
 from rlcore.algo.kl import kl_estimate
 from rlcore.config import TrainConfig
+from rlcore.learner import reduce
 from rlcore.learner.batch import TokenBatch, cat_padded, pad_batch, shard
 from rlcore.rollout.engine import Completion, SamplingParams
 from rlcore.rollout.multiturn import PARSERS, episode_metrics, generate_episodes
@@ -370,7 +371,7 @@ def update(
     per_minibatch = _optimize(cluster, algo, cfg, batch, step, train_policy, skip)
     # every epoch's minibatches (as verl): clip fraction, entropy and loss move as the policy does
     learned = sum(o.pop("learn_tokens") for o in per_minibatch)
-    out = _update_metrics(per_minibatch, learned)
+    out = reduce.over_steps(per_minibatch, learned)  # the table in rlcore/learner/reduce.py
     if kl is not None:  # the reward's KL penalty, per loss token of the batch
         out["kl_reward"] = float(kl.sum()) / max(float(mask.sum()), 1.0)
     # the learner's batch as it computes it (padded width), for benchmarks/vs_trl.py's floor
@@ -504,34 +505,7 @@ def _update_minibatch(
         calls += cluster.critics.submit_each("value_step", [(s, tokens, clip) for s in shards])
     import ray
 
-    results = ray.get(calls)
-    summed: dict[str, float] = {}
-    for r in results:
-        for k, v in r.items():
-            if k.endswith("_max"):
-                summed[k] = max(summed.get(k, 0.0), v)
-            elif k in ("grad_norm", "lr", "critic_grad_norm", "nonfinite", "critic_nonfinite"):
-                summed[k] = v  # the same on every rank
-            else:
-                summed[k] = summed.get(k, 0.0) + v
+    summed = reduce.over_ranks(ray.get(calls))
     # the learner's sums are over the tokens it saw: their means divide by those
     summed["learn_tokens"] = float(policy_mb.loss_mask.sum()) if train_policy else tokens
     return summed
-
-
-def _update_metrics(per_minibatch: list[dict[str, float]], tokens: float) -> dict[str, float]:
-    """Token sums -> means over every token the updates saw (all epochs); norms and lr averaged
-    over the optimizer steps; `nonfinite` counted."""
-    out: dict[str, float] = {}
-    steps = max(len(per_minibatch), 1)
-    for outs in per_minibatch:
-        for k, v in outs.items():
-            if k.endswith("_max"):
-                out[k] = max(out.get(k, 0.0), v)
-            elif k in ("grad_norm", "lr", "critic_grad_norm"):
-                out[k] = out.get(k, 0.0) + v / steps
-            elif k in ("nonfinite", "critic_nonfinite"):
-                out[k] = out.get(k, 0.0) + v
-            else:
-                out[k] = out.get(k, 0.0) + v / max(tokens, 1.0)
-    return out

@@ -26,6 +26,7 @@ import torch
 from rlcore.algo import Algorithm
 from rlcore.algo.offpolicy import mismatch_sums
 from rlcore.config import LearnerConfig
+from rlcore.learner import reduce
 from rlcore.learner.batch import TokenBatch, cat_padded, micro_batches, to_packed
 from rlcore.learner.schedule import lr_at
 
@@ -59,7 +60,7 @@ def _dtype(name: str) -> torch.dtype:
 
 def _sum_into(sums: dict[str, float], stats: dict[str, torch.Tensor], mask: torch.Tensor) -> None:
     for k, v in stats.items():
-        if k.endswith("_max"):
+        if reduce.kind(k) == "max":
             sums[k] = max(sums.get(k, 0.0), float(v))
         else:
             sums[k] = sums.get(k, 0.0) + float(v if v.ndim == 0 else (v * mask).sum())

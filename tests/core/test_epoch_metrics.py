@@ -10,7 +10,8 @@ import pytest
 
 from rlcore.config import build_algorithm, load_config
 from rlcore.learner.batch import pad_batch
-from rlcore.rl import _optimize, _update_metrics
+from rlcore.learner.reduce import over_steps
+from rlcore.rl import _optimize
 
 
 class _Learners:
@@ -50,7 +51,7 @@ def test_metrics_average_every_epoch_not_the_first_only(ray_local):
     per_minibatch = _optimize(cluster, algo, cfg, batch, step=1, train_policy=True, skip=False)
     assert len(per_minibatch) == 4  # 2 epochs x 2 minibatches
     tokens = sum(o.pop("learn_tokens") for o in per_minibatch)
-    out = _update_metrics(per_minibatch, tokens)
+    out = over_steps(per_minibatch, tokens)
     assert tokens == 2 * float(batch.loss_mask.sum())
     assert out["clip_frac"] == pytest.approx(0.5)  # half the tokens seen were clipped
     assert out["loss"] == pytest.approx(-0.5)
