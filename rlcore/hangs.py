@@ -63,7 +63,9 @@ def process_info() -> dict[str, Any]:
 def _faulthandler_stack(pid: int, wait_s: float = 3.0) -> str:
     """What process `pid` appends to its stack file after SIGUSR2 (empty if nothing came)."""
     path = stack_file(pid)
-    start = path.stat().st_size if path.exists() else 0
+    if not path.exists():  # it never registered: SIGUSR2 would kill it, not dump it
+        raise ProcessLookupError(f"no stack file {path}: not an rlcore process")
+    start = path.stat().st_size
     os.kill(pid, DUMP_SIGNAL)
     deadline, size = time.time() + wait_s, start
     while time.time() < deadline:
@@ -127,8 +129,8 @@ def dump_stacks(run_dir: Path | str, reason: str = "on demand") -> Path:
             continue
         try:
             stack = _faulthandler_stack(pid)
-        except ProcessLookupError:
-            lines.append(f"{label} (pid {pid}): not running")
+        except ProcessLookupError as e:
+            lines.append(f"{label} (pid {pid}): not dumped ({e or 'not running'})")
             continue
         except PermissionError as e:
             lines.append(f"{label} (pid {pid}): {e}")
