@@ -86,7 +86,7 @@ BUILTIN: list[dict[str, Any]] = [
     _math("repeated_box", "\\boxed{42} ... again, \\boxed{42}", "pass", "the same answer twice"),
     _math("wrong", "\\boxed{41}", "fail", "a wrong answer"),
     _math("prompt_copy", "\\boxed{17+25}", "fail", "the prompt's expression, not its value"),
-    _math("several_boxes", "\\boxed{41} or \\boxed{43} or \\boxed{42}", "fail", "hedging over boxes"),
+    _math("several_boxes", "\\boxed{42} or maybe \\boxed{43}", "fail", "hedging: the last box counts"),
     _math("only_in_think", "<think>it is \\boxed{42}</think> I am not sure.", "fail",
           "the answer only inside the reasoning"),
     _math("unclosed_think", "<think>maybe \\boxed{42}", "fail", "still thinking: no answer"),
@@ -95,7 +95,7 @@ BUILTIN: list[dict[str, Any]] = [
     # reasoning_gym: the dataset's scorer on the final box
     _gym("plain_box", "17 + 25 = 42. \\boxed{42}", "pass", "the plain right answer"),
     _gym("wrong", "\\boxed{43}", "fail", "a wrong answer"),
-    _gym("several_boxes", "\\boxed{41} \\boxed{42}", "fail", "hedging over boxes"),
+    _gym("several_boxes", "\\boxed{42} or \\boxed{41}", "fail", "hedging: the last box counts"),
     _gym("only_in_think", "<think>\\boxed{42}</think> no idea", "fail", "answer only in the reasoning"),
     # code: the tests must run and pass; exit codes, lying objects and patches earn nothing
     _code("right", "def twice(x):\n    return 2 * x", "pass", "a right solution"),
@@ -136,8 +136,7 @@ BUILTIN: list[dict[str, Any]] = [
     # language: the whole answer in the asked language
     _lang("french", _FR, "pass", "French throughout"),
     _lang("english", _EN, "fail", "answered in English"),
-    _lang("switch_midway", f"Le chat dort. {_EN} {_EN}", "fail",
-          "one French sentence, then English"),
+    _lang("switch_midway", f"{_FR} {_EN} {_EN}", "fail", "French at first, then English"),
     # format: <think> reasoning </think> then exactly one box
     _fmt("right", "<think>add them</think> \\boxed{42}", "pass", "the asked structure"),
     _fmt("no_think", "\\boxed{42}", "fail", "no reasoning block"),

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from rlcore.verifiers.base import Result, Sample, Verifier, VerifierConfig
-from rlcore.verifiers.math import distinct_boxes, last_boxed
+from rlcore.verifiers.math import last_boxed
 from rlcore.verifiers.text import strip_think
 
 
@@ -30,8 +30,7 @@ class GymConfig(VerifierConfig):
 
 class GymVerifier(Verifier):
     """Reward = the dataset's `score_answer(answer, entry)` in [0, 1]; correct = reward is 1. The
-    answer is the last box outside the reasoning (verifiers/text.py), and several different
-    boxes are no answer, as in the math verifier.
+    answer is the last box outside the reasoning (verifiers/text.py), as in the math verifier.
 
     Does NOT check: the reasoning (only the final boxed answer), nor a final answer given without
     \\boxed{} (reward 0, reason recorded). Partial credit is the dataset's own (some reasoning-gym
@@ -50,12 +49,6 @@ class GymVerifier(Verifier):
         if not isinstance(dataset, str) or not isinstance(entry, dict) or "answer" not in entry:
             return Result(reward=0.0, error="bad_reference: needs 'dataset' and 'entry.answer'")
         part = strip_think(sample.response[-self.config.max_response_chars :])
-        if distinct_boxes(part) > 1:  # hedging: the same refusal as the math verifier's
-            return Result(
-                reward=0.0,
-                correct=False,
-                details={"extracted": None, "reason": "several different \\boxed{} answers"},
-            )
         answer = last_boxed(part)
         if answer is None or not answer.strip():
             return Result(

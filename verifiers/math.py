@@ -13,10 +13,10 @@ What it does NOT do: look for an answer anywhere else - an answer stated in the 
 does not judge the reasoning, only the final answer, and does not give partial credit.
 
 Hacks refused (each planted as a canary, verifiers/canaries.py): the answer must be outside the
-reasoning (`strip_think`, verifiers/text.py: a `<think>` never closed has no answer after it), several different boxed
-answers are no answer (hedging), and an expression copied from the prompt (`\\boxed{17+25}` for
-"What is 17 + 25?") is not its value. `after_think`, `allow_several_boxes` and `allow_prompt_copy`
-turn them off.
+reasoning (`strip_think`, verifiers/text.py: a `<think>` never closed has no answer after it); only
+the last box counts, so boxing several candidates buys nothing; and an expression copied from the
+prompt (`\\boxed{17+25}` for "What is 17 + 25?") is not its value. `after_think` and
+`allow_prompt_copy` turn the first and the last off.
 
 Guards: math-verify bounds parsing and comparison with `signal.alarm` (so this must run on a process's
 main thread: the worker pool does that), answers over `max_answer_chars` are rejected, numeric power
@@ -65,7 +65,6 @@ class MathConfig(VerifierConfig):
     strict: bool = True  # math-verify strict mode: variable names matter, sets != tuples
     # Known hacks, each refused (the canaries in verifiers/canaries.py plant one of each):
     after_think: bool = True  # the answer counts only outside <think> (none in an unclosed one)
-    allow_several_boxes: bool = False  # several different boxed answers: no answer
     allow_prompt_copy: bool = False  # an expression copied from the prompt is not its value
 
 
@@ -153,11 +152,6 @@ def last_boxed(text: str) -> str | None:
         content = inner[0][2]
         inner = boxes(content.strip())
     return content
-
-
-def distinct_boxes(text: str) -> int:
-    """How many different complete \\boxed{} answers the text holds (spaces and $ ignored)."""
-    return len({_squash(c) for _, _, c in boxes(text) if c is not None and c.strip()})
 
 
 def normalize_unicode(s: str) -> str:
@@ -313,14 +307,6 @@ class MathVerifier(Verifier):
             )
         gold = normalize(_reference_text(sample.reference["answer"])).strip()
         gold = last_boxed(gold) or gold
-        part = sample.response[-c.max_response_chars :]
-        part = strip_think(part) if c.after_think else part
-        if not c.allow_several_boxes and c.use_boxed and distinct_boxes(part) > 1:
-            return Result(
-                reward=c.reward_no_answer,
-                correct=False,
-                details={"extracted": None, "reason": "several different \\boxed{} answers"},
-            )
         extracted = self.extract(sample.response)
         if extracted is None or not extracted:
             why = "empty \\boxed{}" if extracted == "" else "no final answer (\\boxed{} or pattern)"

@@ -85,4 +85,4 @@ def test_a_data_set_that_means_its_control_strings_can_say_so(tok):
     clean = _prompt_ids(tok, data, {"prompt": "What is 2+2?"})
     assert len(_control(tok, parsed)) == len(_control(tok, clean)) + 3
     target = completion_ids(tok, EVIL, "<|im_end|>", parse_specials=True)
-    assert len(_control(tok, target)) == 3
+    assert len(_control(tok, target)) == 3 + 1  # and the end of the turn

@@ -202,7 +202,7 @@ def test_parse_hermes():
     as_string = parse_hermes('<tool_call>{"name": "f", "arguments": "{\\"a\\": 1}"}</tool_call>')
     assert as_string[0].arguments == {"a": 1}
     (bad,) = parse_hermes('<tool_call>{"name": "calculator", "arguments": {</tool_call>')
-    assert bad.error is not None and "not valid JSON" in bad.error
+    assert bad.error is not None and "is not JSON" in bad.error
     (shape,) = parse_hermes('<tool_call>["calculator"]</tool_call>')
     assert shape.error is not None and "must be" in shape.error
     assert parse_hermes("The answer is \\boxed{5}.") == []
@@ -305,7 +305,7 @@ def test_turn_limit_and_budget(tok):
 @pytest.mark.parametrize(
     "call, error",
     [
-        ('<tool_call>{"name": "calculator", "arguments": {</tool_call>', "not valid JSON"),
+        ('<tool_call>{"name": "calculator", "arguments": {</tool_call>', "is not JSON"),
         ('<tool_call>{"name": "search", "arguments": {}}</tool_call>', "does not exist"),
         (
             '<tool_call>{"name": "python", "arguments": {"code": "print(1)"}}</tool_call>',

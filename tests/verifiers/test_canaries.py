@@ -63,12 +63,12 @@ def _first_sentence(text: str) -> str:
 # transform standing for a missing guard, or a naive scorer
 WEAKENED = {
     "math/prompt_copy": {"math": {"allow_prompt_copy": True}},
-    "math/several_boxes": {"math": {"allow_several_boxes": True}},
+    "math/several_boxes": lambda r: r[: r.find("}") + 1],  # takes the first box
     "math/only_in_think": {"math": {"after_think": False}},
     "math/unclosed_think": {"math": {"after_think": False}},
     "math/unboxed": {"math": {"answer_pattern": r"(-?\d+)"}},
     "math/cut_box": lambda r: r[: r.rfind("\\boxed{")],  # falls back to an earlier box
-    "reasoning_gym/several_boxes": lambda r: r[r.rfind("\\boxed") :],  # reads the last box only
+    "reasoning_gym/several_boxes": lambda r: r[: r.find("}") + 1],  # takes the first box
     "reasoning_gym/only_in_think": lambda r: r.replace("<think>", "").replace("</think>", ""),
     "code/always_equal": {"code": {"strict_values": False}},
     "code/exit_early": _exit_status,
