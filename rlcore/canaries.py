@@ -24,6 +24,7 @@ from typing import Any
 from rlcore.config import TrainConfig
 from rlcore.verifiers.build import parse_spec
 from rlcore.verifiers.canaries import builtin_for, load_file, passed
+from rlcore.verifiers.registry import get_verifier_class
 from rlcore.verifiers.types import Sample
 
 log = logging.getLogger(__name__)
@@ -50,7 +51,7 @@ class CanaryWatch:
         """The built-in canaries of the run's verifiers and the user's file; ValueError names a
         user canary whose verifier the run does not use (its actors could not score it)."""
         names = {n for spec in specs for n, _ in parse_spec(spec)}
-        items = builtin_for(names)
+        items = _builtin(names, dict(cfg.verifier.options))
         if cfg.verifier.canaries:
             for row in load_file(cfg.verifier.canaries):
                 unknown = {n for n, _ in parse_spec(row["verifier"])} - names
@@ -100,6 +101,23 @@ class CanaryWatch:
             for name in sorted({_label(c["verifier"]) for c in self.items})
         }
         return metrics, lines
+
+
+def _builtin(names: set[str], options: dict[str, Any]) -> list[dict[str, Any]]:
+    """The built-in canaries of each name's verifier class, scored under that name: a verifier
+    configured under a name of its own (`answer: {path: rlcore.verifiers.math:MathVerifier}`)
+    gets the math canaries as `answer`, under its own options."""
+    out = []
+    for name in sorted(names):
+        opts = options.get(name)
+        path = opts.get("path") if isinstance(opts, dict) else None
+        try:
+            kind = get_verifier_class(path or name).name
+        except Exception:  # noqa: BLE001 - an unknown name fails where the actors are built
+            continue
+        for c in builtin_for({kind}):
+            out.append(dict(c, verifier=name, id=c["id"] if name == kind else f"{name}:{c['id']}"))
+    return out
 
 
 def _label(spec: Any) -> str:

@@ -118,3 +118,15 @@ def test_the_hacking_alarm_needs_reward_up_and_held_out_down_over_the_window():
     )  # held-out falls, reward does not rise
     best = top_rewarded([{"reward": 0.1, "response": "a"}, {"reward": 0.9, "response": "b"}], k=1)
     assert best == ["reward 0.9: 'b'"]
+
+
+def test_a_verifier_under_a_name_of_its_own_gets_its_class_canaries():
+    from rlcore.canaries import CanaryWatch
+
+    cfg = load_config(
+        "configs/smollm2_zero.yaml", ["verifier.canary_every=5"]
+    )  # `answer` is rlcore.verifiers.math:MathVerifier with an answer_pattern
+    watch = CanaryWatch.load(cfg, ["answer", "tool_call"])
+    ids = {c["id"] for c in watch.items}
+    assert "answer:math/prompt_copy" in ids and "tool_call/unclosed" in ids
+    assert {c["verifier"] for c in watch.items} == {"answer", "tool_call"}
