@@ -18,6 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from rlcore.data.tasks import is_heldout
+from rlcore.data.twins import split_key
 
 TOOL_SYSTEM = (
     "You can call these functions (JSON schemas):\n{tools}\n\nTo call functions, reply with one "
@@ -234,9 +235,37 @@ def tool_call_row(rng: random.Random) -> dict[str, Any]:
     }
 
 
+# Arithmetic asked in five languages, for keeping the prompt's language while RL trains in English
+# (the `multilingual` bucket): the answer must be right and written in the question's language.
+_MULTILINGUAL = {
+    "fr": ("Combien font {e} ?", "Quel est le résultat de {e} ? Explique ta réponse."),
+    "es": ("¿Cuánto es {e}?", "¿Cuál es el resultado de {e}? Explica tu respuesta."),
+    "pt": ("Quanto é {e}?", "Qual é o resultado de {e}? Explique sua resposta."),
+    "de": ("Was ist {e}?", "Wie viel ergibt {e}? Erkläre deine Antwort."),
+    "it": ("Quanto fa {e}?", "Qual è il risultato di {e}? Spiega la tua risposta."),
+}
+
+
+def multilingual_arith_row(rng: random.Random) -> dict[str, Any]:
+    lang = rng.choice(sorted(_MULTILINGUAL))
+    a, b = rng.randint(1, 99), rng.randint(1, 99)
+    op, shown, value = rng.choice([("+", "+", a + b), ("-", "-", a - b), ("*", "×", a * b)])
+    expression = f"{a} {op} {b}"
+    question = rng.choice(_MULTILINGUAL[lang]).format(e=f"{a} {shown} {b}")
+    return {
+        "prompt": question,
+        "bucket": "multilingual",
+        "verifier": [{"name": "math", "weight": 1.0}, {"name": "language", "weight": 1.0}],
+        "reference": {"answer": str(value), "language": lang},
+        # the twin-free split: the same expression held out in English keeps this row out
+        "meta": {"split_key": split_key(question, {"expression": expression})},
+    }
+
+
 GENERATORS: dict[str, Callable[[random.Random], dict[str, Any]]] = {
     "if_constraints": if_constraint_row,
     "tool_calls": tool_call_row,
+    "multilingual_arith": multilingual_arith_row,
 }
 
 
@@ -252,7 +281,8 @@ def generated_rows(name: str, n: int, seed: int, split: str) -> list[dict[str, A
         if key in seen or is_heldout(key) != (split == "heldout"):
             continue
         seen.add(key)
-        rows.append({"id": f"{name}-{split}-{len(rows)}", **row, "meta": {"source": name}})
+        meta = {"source": name, **row.get("meta", {})}
+        rows.append({"id": f"{name}-{split}-{len(rows)}", **row, "meta": meta})
         if len(rows) == n:
             return rows
     raise ValueError(f"could not draw {n} distinct {split} rows from builtin:{name}")
