@@ -6,7 +6,7 @@ rlcore doctor MODEL [--json]                   check a chat template for silent 
 rlcore eval CHECKPOINT... [--suite NAME]       pass@k sweeps over capability buckets
 rlcore data decontam TRAIN... --against SUITE  training rows that overlap an eval suite
 rlcore submit CONFIG [key=value ...] --address URL   run `rlcore train` as a Ray job on a cluster
-rlcore jobs list|status|logs|stop [JOB] --address URL   submitted jobs
+rlcore jobs list|status|logs|stop [JOB] --address URL   submitted jobs (and `jobs stacks RUN_DIR`)
 rlcore stacks RUN_DIR                          every process's Python stack of a live run
 rlcore replay RUN_DIR --step N                 rebuild RL step N and compare it with the log
 """

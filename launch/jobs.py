@@ -1,8 +1,9 @@
-"""`rlcore jobs list|status|logs|stop`: the life cycle of runs submitted with `rlcore submit`.
+"""`rlcore jobs list|status|logs|stop|stacks`: the life cycle of runs submitted with `rlcore submit`.
 
     rlcore jobs list --address http://HEAD:8265
     rlcore jobs logs raysubmit_XXXX --address http://HEAD:8265 [--follow]
     rlcore jobs stop raysubmit_XXXX --address http://HEAD:8265
+    rlcore jobs stacks RUN_DIR --address http://HEAD:8265   # `rlcore stacks RUN_DIR` on the head
 
 Everything goes through Ray's job submission API (the dashboard's HTTP port, 8265 by default).
 Ray 2.60 clusters require a token (RAY_AUTH_MODE=token). The token is taken, in this order, from
@@ -158,6 +159,17 @@ def cmd_stop(client: Any, job_id: str, wait: bool) -> int:
     return 0
 
 
+def cmd_stacks(client: Any, run_dir: str) -> int:
+    """`rlcore stacks RUN_DIR` as a job of its own: job drivers run on the head node, where the
+    run's driver and the actors that share its node are signalled; the dump is printed here."""
+    import shlex
+
+    entry = shlex.join(["python", "-m", "rlcore.launch.cli", "stacks", run_dir])
+    job_id = client.submit_job(entrypoint=entry)
+    status = follow(client, job_id)
+    return exit_code(status)
+
+
 def add_client_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--address",
@@ -183,6 +195,9 @@ def main(argv: list[str]) -> int:
             p.add_argument("-f", "--follow", action="store_true", help="stream until it ends")
         if name == "stop":
             p.add_argument("--wait", action="store_true", help="until the job has ended")
+    p = sub.add_parser("stacks", help="every process's stack of a live run (on the head node)")
+    p.add_argument("run_dir", help="the run's directory as the head node sees it")
+    add_client_args(p)
     args = parser.parse_args(argv)
     try:
         client = connect(args.address, args.token)
@@ -192,6 +207,8 @@ def main(argv: list[str]) -> int:
             return cmd_status(client, args.job_id)
         if args.action == "logs":
             return cmd_logs(client, args.job_id, args.follow)
+        if args.action == "stacks":
+            return cmd_stacks(client, args.run_dir)
         return cmd_stop(client, args.job_id, args.wait)
     except JobsError as e:
         print(f"rlcore jobs: error: {e}", file=sys.stderr)

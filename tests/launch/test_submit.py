@@ -160,6 +160,10 @@ def test_submit_follow_runs_to_success_then_logs_and_metrics(head):
     assert logs.returncode == 0 and "held-out accuracy after rl" in logs.stdout
     listed = rlcore(["jobs", "list", "--address", head.dashboard], env=head.env)
     assert job_id in listed.stdout and "SUCCEEDED" in listed.stdout
+    # the hang dump through the cluster: a job of its own runs `rlcore stacks` on the head
+    stacks = rlcore(["jobs", "stacks", str(run_dir), "--address", head.dashboard], env=head.env)
+    assert stacks.returncode == 0 and "learner0 (pid" in stacks.stdout, stacks.stderr[-2000:]
+    assert "stacks in" in stacks.stdout and (run_dir / "hangs" / "pids.json").is_file()
     missing = rlcore(["jobs", "stop", "raysubmit_nope", "--address", head.dashboard], env=head.env)
     assert missing.returncode == 2 and "no such job" in missing.stderr
 
