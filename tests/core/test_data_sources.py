@@ -141,3 +141,29 @@ def test_the_smollm2_mixture_loads_and_shares_no_13_gram_with_its_eval_suite():
     ifeval = next(i for i in items if str(i["id"]).startswith("ifeval-"))
     planted = [{"id": "planted", "prompt": ifeval["text"]}]
     assert find_contaminated(planted, items, d.decontam_n)
+
+
+def test_multilingual_arith_rows_need_the_right_number_in_the_questions_language():
+    from rlcore.verifiers import Scorer
+
+    from rlcore.data.twins import split_key
+
+    rows = generated_rows("multilingual_arith", 40, 0, "train")
+    assert {r["reference"]["language"] for r in rows} == {"fr", "es", "pt", "de", "it"}
+    french = next(r for r in rows if r["reference"]["language"] == "fr")
+    answer = french["reference"]["answer"]
+    assert french["meta"]["split_key"].startswith("expr:")
+    with Scorer(["math", "language"], {}, workers=1) as scorer:
+        scored = scorer.score(
+            [
+                (french["verifier"], Sample(french["prompt"], f"Le résultat est \\boxed{{{answer}}}, "
+                                            "car il suffit de faire le calcul avec soin.", french["reference"])),
+                (french["verifier"], Sample(french["prompt"], f"The result is \\boxed{{{answer}}}, "
+                                            "because you just do the sum carefully.", french["reference"])),
+            ]
+        )  # fmt: skip
+    assert scored[0].correct is True and scored[1].correct is False  # right number, wrong language
+    # the same expression asked in English and in French: one twin key, one side of the split
+    assert split_key("What is 3 + 4?", {"expression": "4 + 3"}) == split_key(
+        "Combien font 3 + 4 ?", {"expression": "3 + 4"}
+    )
