@@ -30,7 +30,9 @@ from rlcore.verifiers import (
     Scorer,
     UnknownVerifierError,
     build_verifier,
+    json_row,
     parse_spec,
+    row_item,
 )
 from rlcore.verifiers.pool import error_kind
 
@@ -39,31 +41,7 @@ CHUNK = 256  # items per Scorer call: the progress bar moves per chunk
 
 def _parse_line(line: str) -> tuple[Any, Sample]:
     """(verifier spec, Sample) from one input line; ValueError says what is wrong."""
-    try:
-        row = json.loads(line)
-    except json.JSONDecodeError as e:
-        raise ValueError(f"invalid JSON: {e}") from None
-    if not isinstance(row, dict):
-        raise ValueError(f"expected a JSON object, got {type(row).__name__}")
-    for key in ("verifier", "response"):
-        if key not in row:
-            raise ValueError(f"missing field {key!r}")
-    parse_spec(row["verifier"])
-    if not isinstance(row["response"], str):
-        raise ValueError("'response' must be a string")
-    prompt = row.get("prompt", "")
-    if not isinstance(prompt, (str, list)):
-        raise ValueError("'prompt' must be a string or a list of messages")
-    reference = row.get("reference", {})
-    if not isinstance(reference, dict):
-        raise ValueError("'reference' must be an object")
-    meta = row.get("meta", {})
-    meta = dict(meta) if isinstance(meta, dict) else {"meta": meta}
-    if "id" in row:
-        meta["id"] = row["id"]
-    return row["verifier"], Sample(
-        prompt=prompt, response=row["response"], reference=reference, metadata=meta
-    )
+    return row_item(json_row(line))
 
 
 def _load_config(path: str | None) -> dict[str, Any]:

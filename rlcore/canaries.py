@@ -75,10 +75,9 @@ class CanaryWatch:
         ]
         results = score(samples)
         now = [verdict(r) for r in results]
-        if len(state.get("canary_start", [])) != len(now):  # none yet, or another set of canaries
+        first = len(state.get("canary_start", [])) != len(now)  # none yet, or another set
+        if first:  # the start every later check is compared with
             state["canary_start"] = now
-        start = state["canary_start"]
-        if start is now:  # the first check: the start every later one is compared with
             for c, v in zip(self.items, now, strict=True):
                 if v != c["expect"]:
                     log.warning(
@@ -89,7 +88,7 @@ class CanaryWatch:
                         c.get("why", ""),
                     )
         flips, lines = Counter(), []
-        for c, r, was, v in zip(self.items, results, start, now, strict=True):
+        for c, r, was, v in zip(self.items, results, state["canary_start"], now, strict=True):
             if v != was:
                 flips[_label(c["verifier"])] += 1
                 lines.append(

@@ -31,7 +31,7 @@ from rlcore.cluster import Cluster, RolloutError, SyncError, VerifierError
 from rlcore.cold_start import Target, distilled_examples
 from rlcore.config import ConfigError, TrainConfig, build_algorithm
 from rlcore.data.chat import completion_ids, render_prompt
-from rlcore.data.dataset import load_source, sft_completion
+from rlcore.data.dataset import sft_completion
 from rlcore.eval.retention import bucket_table
 from rlcore.hangs import HUNG, Watchdog, process_info, register_stack_dump, write_pids
 from rlcore.learner.batch import pad_batch, shard
@@ -39,6 +39,7 @@ from rlcore.learner.schedule import lr_at
 from rlcore.metrics import MetricsLogger, plot_rewards, truncate_metrics
 from rlcore.preempt import Preempted, StartupSignals, StopRequests
 from rlcore.rollout.engine import SamplingParams
+from rlcore.run_data import load_run_rows, refuse_long_prompts
 from rlcore.rundir import prepare_run_dir, resolve_model_path, write_summary
 from rlcore.sync.verify import mismatch_alarm
 from rlcore.trackers import make_trackers
@@ -58,10 +59,10 @@ def train(
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(model_path)
-    heldout, train_rows, sft_rows = _load_data(cfg)
+    heldout, train_rows, sft_rows = load_run_rows(cfg)
     d = cfg.data
     rows_by_key = {"data.train": train_rows, "data.heldout": heldout, "data.sft": sft_rows}
-    _refuse_long_prompts(
+    refuse_long_prompts(
         rows_by_key, lambda row: _prompt_ids(tokenizer, d, row), cfg.rollout.max_model_len
     )
     stop_ids = _stop_token_ids(tokenizer, model_path)
@@ -210,7 +211,6 @@ class Run:
     watchdog: Watchdog  # dumps every process's stack when a phase hangs (rlcore/hangs.py)
     canaries: CanaryWatch | None  # planted items of known verdict (rlcore/canaries.py)
     replay_step: int | None = None  # rlcore replay: stop after this RL step, its samples recorded
-    last_examples: list[dict[str, Any]] = field(default_factory=list)  # the last batch's samples
     metrics: Any = None  # MetricsLogger, once the sync group is up
     state: dict[str, Any] = field(
         default_factory=lambda: {"stage": "start", "step": 0, "heldout": {}, "wall_s": 0.0}
@@ -255,41 +255,6 @@ class Run:
         return Preempted(signame, step, str(ckpt) if ckpt else None, str(self.run_dir))
 
 
-def _load_data(
-    cfg: TrainConfig,
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
-    """Held-out, train and SFT rows; held-out prompts never appear in training."""
-    d = cfg.data
-    hf = {"split": d.split, "columns": dict(d.columns)}
-
-    def load(name: str, size: int, seed: int, split: str) -> list[dict[str, Any]]:
-        spec = getattr(d, name)
-        return load_source(
-            spec, key=f"data.{name}", size=size, seed=seed, split=split, hf_defaults=hf
-        )
-
-    heldout = load("heldout", d.heldout_size, cfg.seed + 1, "heldout")
-    banned = {str(r["prompt"]) for r in heldout} | {k for r in heldout if (k := _split_key(r))}
-    train_rows = _decontaminate(load("train", d.train_size, cfg.seed, "train"), banned, "train")
-    sft_rows: list[dict[str, Any]] = []
-    if "sft" in cfg.stages:
-        sft = load("sft", d.sft_size, cfg.seed + 2, "train")
-        sft_rows = _decontaminate(sft, banned, "sft")[: d.sft_size]
-    _check_tools(train_rows + heldout, d.train)
-    if d.decontam_against:
-        _refuse_contaminated(train_rows + sft_rows, d.decontam_against, d.decontam_n)
-    from rlcore.data.dataset import DataError
-
-    if "rl" in cfg.stages and not train_rows:
-        raise DataError(
-            "data.train: no training rows left (every row is a held-out problem or its twin); "
-            "give data.train and data.heldout different sources or more rows"
-        )
-    if len(heldout) < 2:  # one problem gives no accuracy worth reporting (and no bootstrap CI)
-        raise DataError(f"data.heldout: {len(heldout)} row(s); at least 2 are needed")
-    return heldout, train_rows, sft_rows
-
-
 def _memory(run: Run) -> dict[str, float]:
     """Every actor's PSS now (pss_mib/<role><rank>, pss_mib/total); the run keeps each one's peak."""
     mem = run.cluster.memory()
@@ -315,23 +280,6 @@ def _prompt_ids(tokenizer: Any, d: Any, row: dict[str, Any]) -> list[int]:
     return render_prompt(
         tokenizer, row["prompt"], d.prompt_format, d.raw_template, d.parse_special_tokens
     )
-
-
-def _refuse_long_prompts(
-    run_rows: dict[str, list[dict[str, Any]]], encode: Any, limit: int
-) -> None:
-    """A prompt that leaves no room to answer within rollout.max_model_len fails at launch, naming
-    the row and its length (as verl's overlong-prompt filter would drop it), not inside the engine."""
-    from rlcore.data.dataset import DataError
-
-    for key, rows in run_rows.items():
-        for row in rows:
-            n = len(encode(row))
-            if n >= limit:
-                raise DataError(
-                    f"{key}: row {row.get('id')!r} has a {n}-token prompt, no room to answer "
-                    f"within rollout.max_model_len={limit}; raise it or drop the row"
-                )
 
 
 def _resume(run: Run) -> None:
@@ -376,7 +324,9 @@ def _periodic_eval(run: Run, step: int) -> dict[str, float]:
     return result
 
 
-def _watch_hacking(run: Run, step: int, rewards: list[float], result: dict[str, float]) -> None:
+def _watch_hacking(
+    run: Run, step: int, rewards: list[float], result: dict[str, float], examples: list[Any]
+) -> None:
     """After a periodic evaluation: the reward-hacking alarm (rlcore/canaries.py), on the mean
     training reward since the previous evaluation and each bucket's alarm metric."""
     vc = run.cfg.verifier
@@ -389,7 +339,7 @@ def _watch_hacking(run: Run, step: int, rewards: list[float], result: dict[str, 
     alarm = hacking_alarm(history, vc.hacking_window, vc.hacking_margin)
     if alarm is not None:
         log.warning("step %d: %s; the samples that earned the most this step:", step, alarm)
-        for line in top_rewarded(run.last_examples):
+        for line in top_rewarded(examples):
             log.warning("  %s", line)
 
 
@@ -617,10 +567,9 @@ def _rl_stage(run: Run) -> dict[str, Any]:
             if run.stop.signal:
                 raise Preempted(run.stop.signal)
             rewards.append(last.get("reward_mean", 0.0))
-            run.last_examples = data.examples
             if step % max(cfg.eval.every, 1) == 0 or step == cfg.steps:
                 with watch("eval"):
-                    _watch_hacking(run, step, rewards, _periodic_eval(run, step))
+                    _watch_hacking(run, step, rewards, _periodic_eval(run, step), data.examples)
                 rewards = []
             if step % cfg.checkpoint_every == 0 and step < cfg.steps:
                 with watch("checkpoint"):
@@ -692,52 +641,6 @@ def _hard_stop(cluster: Cluster, signame: str) -> None:
         ray.shutdown()
     finally:
         os._exit(128 + int(getattr(signal, signame, signal.SIGTERM)))
-
-
-def _split_key(row: dict[str, Any]) -> str | None:
-    """A builtin row's twin-free key (rlcore/data/twins.py); None for rows from files."""
-    meta = row.get("meta")
-    key = meta.get("split_key") if isinstance(meta, dict) else None
-    return str(key) if key else None
-
-
-def _decontaminate(rows: list[dict[str, Any]], banned: set[str], name: str) -> list[dict[str, Any]]:
-    """Drop rows whose prompt is a held-out prompt, or whose split key is a held-out problem's
-    (its twin: the same expression in another order or template, from another source)."""
-    kept = [r for r in rows if str(r["prompt"]) not in banned and _split_key(r) not in banned]
-    if len(kept) < len(rows):
-        log.info(
-            "decontamination: dropped %d %s rows that are held-out problems or their twins",
-            len(rows) - len(kept),
-            name,
-        )
-    return kept
-
-
-def _refuse_contaminated(rows: list[dict[str, Any]], suite: str, n: int) -> None:
-    from rlcore.data.dataset import DataError
-    from rlcore.eval import find_contaminated, load_suite, suite_items
-
-    hits = find_contaminated(rows, suite_items(load_suite(suite)), n)
-    if hits:
-        first = hits[0]
-        raise DataError(
-            f"data.decontam_against={suite}: {len(hits)} training row(s) overlap its items, e.g. "
-            f"row {first.get('row_id')!r} ~ {first.get('matches', ['?'])[0]}; clean the data with "
-            "`rlcore data decontam` or unset data.decontam_against"
-        )
-
-
-def _check_tools(rows: list[dict[str, Any]], source: str) -> None:
-    """A row naming a tool that does not exist fails at launch, not mid-episode."""
-    from rlcore.rollout.tools import make_tools
-
-    for row in rows:
-        if "tools" in row:
-            try:
-                make_tools(row["tools"])
-            except ValueError as e:
-                raise ValueError(f"{source}: row {row.get('id')!r}: {e}") from None
 
 
 def _stop_token_ids(tokenizer: Any, model_path: str) -> list[int]:

@@ -4,7 +4,7 @@ Plain data in, plain data out; this package never imports the rest of rlcore.
 """
 
 from rlcore.verifiers.base import Result, Sample, Verifier, VerifierConfig
-from rlcore.verifiers.build import Scorer, build, build_verifier, parse_spec
+from rlcore.verifiers.build import Scorer, build, build_verifier, json_row, parse_spec, row_item
 from rlcore.verifiers.composite import CompositeVerifier
 from rlcore.verifiers.pool import WorkerPool
 from rlcore.verifiers.registry import UnknownVerifierError, available, get_verifier_class
@@ -22,5 +22,7 @@ __all__ = [
     "build",
     "build_verifier",
     "get_verifier_class",
+    "json_row",
     "parse_spec",
+    "row_item",
 ]

@@ -30,6 +30,7 @@ row's components itself:
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import time
 from collections import Counter, defaultdict
@@ -278,3 +279,38 @@ class Scorer:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def json_row(line: str) -> dict[str, Any]:
+    """One JSONL line as an object; ValueError says what is wrong."""
+    try:
+        row = json.loads(line)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"invalid JSON: {e}") from None
+    if not isinstance(row, dict):
+        raise ValueError(f"expected a JSON object, got {type(row).__name__}")
+    return row
+
+
+def row_item(row: dict[str, Any]) -> tuple[Any, Sample]:
+    """(verifier spec, Sample) from a row of `rlcore verify`'s format (`verifier`, `response`,
+    optional `prompt`, `reference`, `meta`, `id`); ValueError says what is wrong."""
+    for key in ("verifier", "response"):
+        if key not in row:
+            raise ValueError(f"missing field {key!r}")
+    parse_spec(row["verifier"])
+    if not isinstance(row["response"], str):
+        raise ValueError("'response' must be a string")
+    prompt = row.get("prompt", "")
+    if not isinstance(prompt, (str, list)):
+        raise ValueError("'prompt' must be a string or a list of messages")
+    reference = row.get("reference", {})
+    if not isinstance(reference, dict):
+        raise ValueError("'reference' must be an object")
+    meta = row.get("meta", {})
+    meta = dict(meta) if isinstance(meta, dict) else {"meta": meta}
+    if "id" in row:
+        meta["id"] = row["id"]
+    return row["verifier"], Sample(
+        prompt=prompt, response=row["response"], reference=reference, metadata=meta
+    )

@@ -13,43 +13,39 @@ Users add their own with `verifier.canaries: FILE.jsonl` in the same format.
 
 from __future__ import annotations
 
-import json
 from typing import Any
+
+from rlcore.verifiers.build import json_row, row_item
 
 _Q = "What is 17 + 25?"
 _MATH = {"answer": "42"}
 
 
-def _math(id_: str, response: str, expect: str, why: str, prompt: str = _Q) -> dict[str, Any]:
-    return {"verifier": "math", "id": f"math/{id_}", "prompt": prompt, "response": response,
-            "reference": _MATH, "expect": expect, "why": why}  # fmt: skip
+def _item(verifier: str, prompt: str, reference: dict[str, Any]) -> Any:
+    """A builder of `verifier`'s canaries: (id, response, expect, why) -> a row."""
+
+    def make(id_: str, response: str, expect: str, why: str) -> dict[str, Any]:
+        return {"verifier": verifier, "id": f"{verifier}/{id_}", "prompt": prompt,
+                "response": response, "reference": reference, "expect": expect, "why": why}  # fmt: skip
+
+    return make
 
 
-def _gym(id_: str, response: str, expect: str, why: str) -> dict[str, Any]:
-    entry = {"question": _Q, "answer": "42", "metadata": {}}
-    return {"verifier": "reasoning_gym", "id": f"reasoning_gym/{id_}", "prompt": _Q,
-            "response": response, "reference": {"dataset": "basic_arithmetic", "entry": entry},
-            "expect": expect, "why": why}  # fmt: skip
-
-
+_math = _item("math", _Q, _MATH)
+_gym = _item("reasoning_gym", _Q, {"dataset": "basic_arithmetic",
+             "entry": {"question": _Q, "answer": "42", "metadata": {}}})  # fmt: skip
 _TWICE = {"tests": ["assert twice(2) == 4", "assert twice(-3) == -6", "assert twice(0) == 0"]}
+_code_item = _item("code", "Write twice(x) returning 2*x.", _TWICE)
 
 
 def _code(id_: str, body: str, expect: str, why: str) -> dict[str, Any]:
-    return {"verifier": "code", "id": f"code/{id_}", "prompt": "Write twice(x) returning 2*x.",
-            "response": f"```python\n{body}\n```", "reference": _TWICE, "expect": expect,
-            "why": why}  # fmt: skip
+    return _code_item(id_, f"```python\n{body}\n```", expect, why)
 
 
 _TOOLS = [{"name": "add_days", "parameters": {"type": "object", "properties": {
     "date": {"type": "string"}, "days": {"type": "integer"}}, "required": ["date", "days"]}}]  # fmt: skip
 _TOOL_REF = {"tools": _TOOLS, "ground_truth": [{"add_days": {"date": ["2026-01-01"], "days": [3]}}]}
-
-
-def _tool(id_: str, response: str, expect: str, why: str) -> dict[str, Any]:
-    return {"verifier": "tool_call", "id": f"tool_call/{id_}",
-            "prompt": "Add 3 days to 2026-01-01.", "response": response, "reference": _TOOL_REF,
-            "expect": expect, "why": why}  # fmt: skip
+_tool = _item("tool_call", "Add 3 days to 2026-01-01.", _TOOL_REF)
 
 
 def _call(args: str) -> str:
@@ -57,20 +53,12 @@ def _call(args: str) -> str:
 
 
 def _if(id_: str, ids: list[str], kwargs: list[dict], response: str, expect: str, why: str):
-    return {"verifier": "ifeval", "id": f"ifeval/{id_}", "prompt": "Describe a cat.",
-            "response": response, "reference": {"instruction_id_list": ids, "kwargs": kwargs},
-            "expect": expect, "why": why}  # fmt: skip
+    ref = {"instruction_id_list": ids, "kwargs": kwargs}
+    return _item("ifeval", "Describe a cat.", ref)(id_, response, expect, why)
 
 
-def _lang(id_: str, response: str, expect: str, why: str) -> dict[str, Any]:
-    return {"verifier": "language", "id": f"language/{id_}", "prompt": "Décris un chat.",
-            "response": response, "reference": {"language": "fr"}, "expect": expect,
-            "why": why}  # fmt: skip
-
-
-def _fmt(id_: str, response: str, expect: str, why: str) -> dict[str, Any]:
-    return {"verifier": "format", "id": f"format/{id_}", "prompt": _Q, "response": response,
-            "reference": {}, "expect": expect, "why": why}  # fmt: skip
+_lang = _item("language", "Décris un chat.", {"language": "fr"})
+_fmt = _item("format", _Q, {})
 
 
 _FR = "Le chat est un petit animal domestique. Il aime dormir au soleil et jouer avec une pelote."
@@ -166,21 +154,13 @@ def load_file(path: str) -> list[dict[str, Any]]:
             if not line.strip():
                 continue
             try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise ValueError(f"{path}:{n}: invalid JSON: {e}") from None
-            if not isinstance(row, dict):
-                raise ValueError(f"{path}:{n}: expected a JSON object")
-            for key in ("verifier", "response", "expect"):
-                if key not in row:
-                    raise ValueError(f"{path}:{n}: missing field {key!r}")
-            if row["expect"] not in ("pass", "fail"):
-                raise ValueError(
-                    f"{path}:{n}: expect must be 'pass' or 'fail', not {row['expect']!r}"
-                )
-            if not isinstance(row["response"], str):
-                raise ValueError(f"{path}:{n}: 'response' must be a string")
-            if not isinstance(row.get("reference", {}), dict):
-                raise ValueError(f"{path}:{n}: 'reference' must be an object")
+                row = json_row(line)
+                row_item(row)  # the fields `rlcore verify` reads, checked as it checks them
+                if "expect" not in row:
+                    raise ValueError("missing field 'expect'")
+                if row["expect"] not in ("pass", "fail"):
+                    raise ValueError(f"expect must be 'pass' or 'fail', not {row['expect']!r}")
+            except ValueError as e:
+                raise ValueError(f"{path}:{n}: {e}") from None
             rows.append({"id": f"{path}:{n}", "prompt": "", "reference": {}, "why": "", **row})
     return rows

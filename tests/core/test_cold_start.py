@@ -80,7 +80,7 @@ def test_coldstart_on_the_models_own_verified_answers(tmp_path, ray_local):
 
 
 def _sft_rows(cfg):
-    from rlcore.trainer import _load_data
+    from rlcore.run_data import load_run_rows as _load_data
 
     return _load_data(cfg)[2]
 

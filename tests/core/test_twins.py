@@ -7,7 +7,7 @@ import pytest
 
 from rlcore.config import load_config
 from rlcore.data.twins import canonical_expression, split_key
-from rlcore.trainer import _load_data
+from rlcore.run_data import load_run_rows as _load_data
 
 
 @pytest.mark.parametrize(
