@@ -122,10 +122,12 @@ class StartupSignals:
             init_ray(...)
             startup.install()         # ray.init sets a SIGTERM handler of its own
             cluster = Cluster.start(...)
+            startup.check()           # a signal some library caught and dropped still stops it
         # on any exception: startup.signal names the signal if one caused it
 
-    The handler raises Preempted; from inside a Ray wait it may surface as another exception,
-    which is why the signal's name is kept for the caller to check.
+    The handler raises Preempted; from inside a Ray wait it may surface as another exception, and
+    code that catches every Exception (some of ray.init's) may drop it, which is why the signal's
+    name is kept for the caller to check.
     """
 
     def __init__(self) -> None:
@@ -147,6 +149,11 @@ class StartupSignals:
         for s in SIGNALS:
             previous = signal.signal(s, self._handle)
             self._previous.setdefault(s, previous)
+
+    def check(self) -> None:
+        """Raise Preempted if a signal came, whether or not its exception reached the caller."""
+        if self.signal is not None:
+            raise Preempted(self.signal)
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         self.signal = signal.Signals(signum).name

@@ -105,6 +105,7 @@ def train(
                 needs_critic=algo.needs_critic,
                 verifier_options=dict(evaluator.suite.cfg.verifier_options) if evaluator else None,
             )
+            startup.check()  # a signal whose exception a library caught (ray.init does)
     except BaseException as e:  # e.g. the placement group was not granted: leave no run directory
         if not cfg.resume:
             shutil.rmtree(run_dir, ignore_errors=True)

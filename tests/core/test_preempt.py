@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from rlcore.preempt import Preempted, StopRequests
+from rlcore.preempt import Preempted, StartupSignals, StopRequests
 
 
 def test_a_signal_inside_an_interruptible_block_stops_it_at_the_next_check():
@@ -56,3 +56,20 @@ def test_the_grace_period_and_a_second_signal_both_stop_without_waiting():
         os.kill(os.getpid(), signal.SIGTERM)
         time.sleep(0.1)
     assert expired == ["SIGTERM"]
+
+
+def test_a_start_up_signal_whose_exception_a_library_swallowed_still_stops_the_start():
+    """CI failure: a SIGTERM inside ray.init raised Preempted into code that catches every
+    Exception; the start went on and the run trained to the end with exit status 0."""
+    before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(Preempted) as info, StartupSignals() as startup:
+        try:  # what the library does
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(0.1)
+        except Exception:
+            pass
+        startup.check()
+    assert info.value.signame == "SIGTERM" and startup.signal == "SIGTERM"
+    assert signal.getsignal(signal.SIGTERM) is before
+    with StartupSignals() as quiet:
+        quiet.check()  # no signal: nothing raised
