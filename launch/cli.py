@@ -9,6 +9,8 @@ rlcore submit CONFIG [key=value ...] --address URL   run `rlcore train` as a Ray
 rlcore jobs list|status|logs|stop [JOB] --address URL   submitted jobs (and `jobs stacks RUN_DIR`)
 rlcore stacks RUN_DIR                          every process's Python stack of a live run
 rlcore replay RUN_DIR --step N                 rebuild RL step N and compare it with the log
+rlcore plan [CONFIG] [key=value ...] [--device NAME] [--json PATH] [--compare RUN_DIR]
+                                               predicted memory per actor and time per phase
 """
 
 from __future__ import annotations
@@ -138,6 +140,79 @@ def cmd_replay(run_dir: str, step: int) -> int:
     return 1 if report.differences else 0
 
 
+def cmd_plan(argv: list[str]) -> int:
+    """0: the config fits the node (this machine, or --device's); 2: it does not (the actor and the
+    fixes are printed); 1: the config or the model cannot be planned. No Ray, no weights."""
+    import json
+    from pathlib import Path
+
+    from rlcore.config import ConfigError, load_config
+    from rlcore.plan import (
+        PlanError,
+        device_hardware,
+        local_hardware,
+        make_plan,
+        report,
+        suggest_fixes,
+        with_overrides,
+    )
+    from rlcore.plan.speed import Calibration, load_calibration
+
+    p = argparse.ArgumentParser(prog="rlcore plan", description=cmd_plan.__doc__)
+    p.add_argument("config", nargs="?", help="a YAML file (default with --compare: the run's)")
+    p.add_argument("overrides", nargs="*", help="key=value overrides, e.g. learner.zero_stage=3")
+    p.add_argument("--device", help="plan for a node of these GPUs: " + ", ".join(_devices()))
+    p.add_argument("--node-ram", type=float, help="GiB of RAM per node (with --device)")
+    p.add_argument("--json", help="write the plan as JSON here")
+    p.add_argument("--compare", metavar="RUN_DIR", help="predicted vs measured for a finished run")
+    p.add_argument(
+        "--calibration",
+        help="a JSON of gemm_flops, bf16_flops, mem_bw for this CPU (default: measured once, cached)",
+    )
+    args = p.parse_args(argv)
+    overrides = list(args.overrides)
+    config = args.config
+    if config and "=" in config:
+        overrides.insert(0, config)
+        config = None
+    if config is None and args.compare:
+        config = str(Path(args.compare) / "config.yaml")
+    try:
+        got = report.measured(args.compare) if args.compare else None
+        cfg = load_config(config, overrides, check_machine=False)
+        if got is not None:  # the run's own response lengths and skipped rows, not the guesses
+            cfg = with_overrides(cfg, report.observed(cfg, got))
+        hw = device_hardware(args.device, args.node_ram) if args.device else local_hardware()
+        if args.calibration:
+            c = json.loads(Path(args.calibration).read_text())
+            cal = Calibration(c["gemm_flops"], c["bf16_flops"], c["mem_bw"], args.calibration)
+        else:
+            cal = load_calibration(measure=not args.device)
+        plan = make_plan(cfg, hw, cal)
+    except (ConfigError, PlanError, OSError, KeyError, ValueError) as e:
+        print(f"rlcore plan: error: {e}", file=sys.stderr)
+        return 1
+    fixes = [] if plan.fits else suggest_fixes(cfg, plan, cal)
+    print(report.memory_table(plan))
+    print(report.time_table(plan, "the table's " + args.device if args.device else cal.source))
+    print(report.verdict(plan, fixes))
+    if got is not None:
+        print(f"\npredicted vs measured ({args.compare}, median of RL steps 2..{got['steps']}):")
+        print(report.compare_table(plan, got))
+    if args.json:
+        out = report.to_json(plan, fixes)
+        if got is not None:
+            out["measured"] = got
+        Path(args.json).write_text(json.dumps(out, indent=1))
+    return 0 if plan.fits else 2
+
+
+def _devices() -> list[str]:
+    from rlcore.plan.speed import DEVICES
+
+    return list(DEVICES)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     parser = argparse.ArgumentParser(prog="rlcore", description=__doc__.split("\n\n")[0])
@@ -147,6 +222,7 @@ def main(argv: list[str] | None = None) -> int:
     p_train.add_argument("overrides", nargs="*", help="key=value overrides, e.g. rollout.n=4")
     p_train.add_argument("-q", "--quiet", action="store_true", help="only warnings and the bar")
     sub.add_parser("verify", help="score a JSONL of responses (rlcore verify -h)", add_help=False)
+    sub.add_parser("plan", help="predicted memory and step time (rlcore plan -h)", add_help=False)
     sub.add_parser("doctor", help="check a chat template (rlcore doctor -h)", add_help=False)
     sub.add_parser("eval", help="pass@k sweeps of checkpoints (rlcore eval -h)", add_help=False)
     sub.add_parser("data", help="data tools: decontam (rlcore data -h)", add_help=False)
@@ -163,6 +239,8 @@ def main(argv: list[str] | None = None) -> int:
         else:
             from rlcore.launch.jobs import main as cluster_main
         return cluster_main(argv[1:])
+    if argv and argv[0] == "plan":
+        return cmd_plan(argv[1:])
     if argv and argv[0] == "verify":
         from rlcore.launch.verify import main as verify_main
 

@@ -299,6 +299,19 @@ class LogConfig:
 
 
 @dataclass(frozen=True)
+class PlanConfig:
+    # `rlcore train` predicts each actor's peak memory first (rlcore/plan/, docs/plan.md) and
+    # refuses a config whose prediction clearly exceeds this machine's memory; true: start anyway
+    force: bool = False
+    # the longest prompt in tokens; 0: `rlcore train` measures it on the data, `rlcore plan` takes 128
+    prompt_tokens: int = 0
+    # step-time guesses (memory does not use them): the mean response as a fraction of
+    # rollout.max_tokens, and the fraction of rows the learner skips (learner.skip_zero_advantage)
+    response_frac: float = 0.5
+    skip_frac: float = 0.0
+
+
+@dataclass(frozen=True)
 class TrainConfig:
     stages: list[str] = field(default_factory=lambda: ["sft", "rl"])  # ["rl"] = zero-style
     steps: int = 90  # RL steps (one rollout batch and its policy update each)
@@ -333,6 +346,7 @@ class TrainConfig:
     eval: EvalConfig = field(default_factory=EvalConfig)
     resources: ResourcesConfig = field(default_factory=ResourcesConfig)
     log: LogConfig = field(default_factory=LogConfig)
+    plan: PlanConfig = field(default_factory=PlanConfig)
 
 
 def _valid_keys(cls: type, prefix: str = "") -> list[str]:
@@ -480,6 +494,9 @@ RANGES: dict[str, str] = {
     "eval.margin": "[0, 1]",
     "log.completions_every": "[0, inf)",
     "log.completions_max": "[1, inf)",
+    "plan.prompt_tokens": "[0, inf)",
+    "plan.response_frac": "(0, 1]",
+    "plan.skip_frac": "[0, 1)",
 }
 
 

@@ -71,6 +71,7 @@ def train(
         canaries = CanaryWatch.load(cfg, specs) if "rl" in cfg.stages else None
     except (OSError, ValueError) as e:
         raise ConfigError(f"verifier.canaries: {e}") from None
+    predicted = _plan_or_refuse(cfg, tokenizer, train_rows, specs)  # before anything is written
     run_dir = prepare_run_dir(cfg)
     log.info("run directory: %s", run_dir)
 
@@ -131,6 +132,7 @@ def train(
         stop=stop,
         canaries=canaries,
         replay_step=replay_step,
+        predicted_peak_mib=predicted,
         watchdog=Watchdog(
             run_dir, cfg.watchdog_s, cfg.watchdog_action, stop.request, cfg.watchdog_floor_s
         ),
@@ -212,6 +214,7 @@ class Run:
     watchdog: Watchdog  # dumps every process's stack when a phase hangs (rlcore/hangs.py)
     canaries: CanaryWatch | None  # planted items of known verdict (rlcore/canaries.py)
     replay_step: int | None = None  # rlcore replay: stop after this RL step, its samples recorded
+    predicted_peak_mib: dict[str, float] = field(default_factory=dict)  # rlcore/plan/, MiB
     metrics: Any = None  # MetricsLogger, once the sync group is up
     state: dict[str, Any] = field(
         default_factory=lambda: {"stage": "start", "step": 0, "heldout": {}, "wall_s": 0.0}
@@ -254,6 +257,35 @@ class Run:
         else:
             ckpt = self.save(step)
         return Preempted(signame, step, str(ckpt) if ckpt else None, str(self.run_dir))
+
+
+def _plan_or_refuse(
+    cfg: TrainConfig, tokenizer: Any, rows: list[dict[str, Any]], specs: list[Any]
+) -> dict[str, float]:
+    """Each actor's predicted peak (MiB). Refuses (ConfigError) a config whose prediction clearly
+    exceeds this machine's memory, naming the actor and fixes the planner accepts, unless
+    plan.force. The longest prompt is measured on the first rows (a sample: a bound, not a census)."""
+    from rlcore.plan import PlanError, check_fits, config_model_verifiers, suggest_fixes
+    from rlcore.plan.report import predicted_peaks, refusal
+
+    longest = cfg.plan.prompt_tokens or max(
+        (len(_prompt_ids(tokenizer, cfg.data, r)) for r in rows[:256]), default=0
+    )
+    try:
+        plan = check_fits(cfg, longest, config_model_verifiers(cfg, specs))
+    except PlanError as e:  # a model the planner cannot describe is no reason not to run
+        log.warning("plan: skipped (%s)", e)
+        return {}
+    if plan is None:  # on a cluster: its nodes are not this machine
+        return {}
+    if not plan.fits:
+        message = refusal(plan, suggest_fixes(cfg, plan))
+        if not cfg.plan.force:
+            raise ConfigError(message)
+        log.warning("%s (plan.force=true: starting anyway)", message)
+    peaks = predicted_peaks(plan)
+    log.info("plan: predicted peak memory (MiB) %s", peaks)
+    return peaks
 
 
 def _memory(run: Run) -> dict[str, float]:
@@ -601,6 +633,8 @@ def _finish(run: Run, last: dict[str, Any]) -> dict[str, Any]:
         "verifier_stats": run.cluster.verifier_stats(),
         # each actor's peak resident memory (PSS, MiB) over the RL steps, and of their sum
         "peak_pss_mib": state.get("peak_pss_mib", {}),
+        # the planner's prediction of the same peaks before the start (rlcore/plan/)
+        "predicted_peak_mib": run.predicted_peak_mib,
     }
     if run.evaluator is not None:
         trained = sorted({str(r.get("bucket", "")) for r in run.train_rows})
