@@ -1,0 +1,171 @@
+"""rlcore plan (rlcore/plan/): arithmetic on configs and config.json files only, no weights, no Ray.
+
+Speeds are passed in (`CAL`), never measured; the node is a fixed 24 GiB machine, not this one.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from rlcore.config import load_config, to_yaml
+from rlcore.plan import Hardware, device_hardware, make_plan, suggest_fixes
+from rlcore.plan.memory import (
+    Shapes,
+    activation_bytes,
+    effective_zero_stage,
+    learner_memory,
+    logits_bytes,
+)
+from rlcore.plan.shapes import KNOWN, ModelShape, model_shape
+from rlcore.plan.speed import Calibration
+
+ROOT = Path(__file__).resolve().parents[2]
+CAL = Calibration(3e11, 2e11, 1e10, "test")
+NODE = Hardware("test node (24 GiB)", 24.0, 2)
+SMOL = ModelShape("smollm2-135m-instruct", *KNOWN["smollm2-135m-instruct"])
+TRAIN_CONFIGS = sorted(
+    p for p in (ROOT / "configs").glob("*.yaml") if not p.name.startswith("eval_")
+)
+TOO_BIG = [
+    "learner.micro_batch_size=256",
+    "rollout.max_model_len=2048",
+    "rollout.max_tokens=1920",
+]
+
+
+def smol(*overrides: str):
+    return load_config(ROOT / "configs" / "smollm2_zero.yaml", list(overrides), check_machine=False)
+
+
+def static(cfg, rank: int = 0) -> float:
+    m = learner_memory(cfg, SMOL, Shapes(128, 256), rank, critic=False, needs_ref=False)
+    return m.terms["weights"] + m.terms["gradients"] + m.terms["optimizer"]
+
+
+def test_smollm2_shape_matches_its_parameter_count():
+    assert SMOL.params == 134_515_008  # SmolLM2-135M, tied embeddings
+    assert model_shape("/data/models/Qwen2.5-7B").params == pytest.approx(7.6e9, rel=0.01)
+
+
+def test_terms_add_up_per_actor_and_per_node():
+    p = make_plan(smol(), NODE, CAL)
+    assert {"learner0", "rollout0", "verifier0", "driver"} <= {a.name for a in p.actors}
+    for a in p.actors:
+        assert a.total == pytest.approx(sum(a.terms.values()))
+        assert all(v >= 0 for v in a.terms.values())
+    assert p.node_total == pytest.approx(sum(a.host_total for a in p.actors))
+    t = p.time
+    assert t["step"] == pytest.approx(t["rollout"] + t["verify"] + t["learn"] + t["sync"])
+    assert t["bound"] == max(("rollout", "verify", "learn", "sync"), key=lambda k: t[k])
+
+
+def test_a_single_rank_runs_the_plain_engine():
+    assert effective_zero_stage(2, 1, False) == 0
+    assert effective_zero_stage(1, 1, False) == 0
+    assert effective_zero_stage(2, 1, True) == 2
+    assert effective_zero_stage(2, 2, False) == 2
+    assert effective_zero_stage(3, 1, False) == 3
+
+
+def test_zero3_over_two_ranks_halves_weights_gradients_and_optimizer():
+    one = static(smol("learner.zero_stage=3", "learner.world_size=1"))
+    two = smol("learner.zero_stage=3", "learner.world_size=2")
+    assert static(two, 0) == pytest.approx(one / 2)
+    assert static(two, 1) == pytest.approx(one / 2)
+
+
+def test_lora_shrinks_gradients_and_optimizer():
+    full = learner_memory(smol(), SMOL, Shapes(128, 256), 0, False, False).terms
+    lora = learner_memory(smol("learner.lora_rank=16"), SMOL, Shapes(128, 256), 0, False, False)
+    assert lora.terms["gradients"] < full["gradients"] / 20
+    assert lora.terms["optimizer"] < full["optimizer"] / 20
+    assert lora.terms["weights"] > full["weights"]  # the base stays, the adapters are added
+
+
+def test_gradient_checkpointing_shrinks_activations():
+    assert activation_bytes(SMOL, 4096, 4, True) < activation_bytes(SMOL, 4096, 4, False) / 5
+
+
+def test_chunked_logits_are_smaller_than_full_vocabulary():
+    full = logits_bytes(SMOL, 4096, 4, "reference", 0, gpu=False)
+    chunked = logits_bytes(SMOL, 4096, 4, "chunked", 0, gpu=False)
+    assert full == 4096 * SMOL.vocab * 16
+    assert chunked < full / 10
+    # ZeRO-3 has no hidden-state path: the model's logits exist, still less than the reference
+    assert chunked < logits_bytes(SMOL, 4096, 4, "chunked", 3, gpu=False) < full
+
+
+def test_too_big_is_refused_with_fixes_the_planner_accepts():
+    cfg = smol(*TOO_BIG)
+    p = make_plan(cfg, NODE, CAL)
+    assert not p.fits and p.worst == "learner0"
+    fixes = suggest_fixes(cfg, p, CAL)
+    assert fixes and fixes[0] == "learner.micro_batch_size=4"
+    for fix in fixes:  # every suggestion validates through the schema and fits
+        fixed = smol(*TOO_BIG, *fix.split())
+        assert make_plan(fixed, NODE, CAL).fits, fix
+
+
+@pytest.mark.parametrize("path", TRAIN_CONFIGS, ids=[p.stem for p in TRAIN_CONFIGS])
+def test_every_config_plans(path):
+    cfg = load_config(path, check_machine=False)
+    p = make_plan(cfg, NODE, CAL)
+    assert p.time["step"] > 0 and p.node_total > 0
+    if path.stem.startswith(("tiny_", "smollm2_")):  # the CPU configs run on a 24 GiB machine
+        assert p.fits, p.over
+    if cfg.gpus:  # GPU configs on their own nodes
+        on_gpu = make_plan(cfg, device_hardware("H100"), CAL)
+        assert on_gpu.fits, on_gpu.over
+
+
+def _cli(monkeypatch, tmp_path, *argv: str) -> tuple[int, dict]:
+    from rlcore.launch.cli import main
+
+    import rlcore.plan
+
+    monkeypatch.setattr(rlcore.plan, "local_hardware", lambda: NODE)
+    cal = tmp_path / "cal.json"
+    cal.write_text(json.dumps({"gemm_flops": 3e11, "bf16_flops": 2e11, "mem_bw": 1e10}))
+    out = tmp_path / "plan.json"
+    rc = main(["plan", *argv, "--calibration", str(cal), "--json", str(out)])
+    return rc, json.loads(out.read_text()) if out.exists() else {}
+
+
+def test_cli_exits_0_when_it_fits_and_2_with_fixes_when_not(monkeypatch, tmp_path, capsys):
+    rc, got = _cli(monkeypatch, tmp_path, str(ROOT / "configs" / "tiny_zero.yaml"))
+    assert rc == 0 and got["fits"] and "learner0" in got["actors"]
+    rc, got = _cli(monkeypatch, tmp_path, str(ROOT / "configs" / "smollm2_zero.yaml"), *TOO_BIG)
+    assert rc == 2 and not got["fits"] and "learner.micro_batch_size=4" in got["fixes"]
+    assert "does NOT fit" in capsys.readouterr().out
+
+
+def test_cli_device_and_a_bad_model(monkeypatch, tmp_path):
+    rc, got = _cli(
+        monkeypatch, tmp_path, str(ROOT / "configs" / "gpu_ppo_qwen7b.yaml"), "--device", "H200"
+    )
+    assert rc == 0 and got["actors"]["learner0"]["on_gpu"]
+    rc, _ = _cli(monkeypatch, tmp_path, "model.path=/nowhere/unknown-model")
+    assert rc == 1
+
+
+def test_compare_reads_a_run_directory(monkeypatch, tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    cfg = load_config(ROOT / "configs" / "tiny_zero.yaml")
+    (run / "config.yaml").write_text(to_yaml(cfg))
+    peaks = {"learner0": 900.0, "rollout0": 3000.0, "verifier0": 560.0, "driver": 530.0}
+    (run / "summary.json").write_text(json.dumps({"peak_pss_mib": peaks}))
+    steps = [
+        {"step": s, "stage": "rl", "time_rollout": 1.0 + s, "time_verify": 0.1, "time_learn": 0.5,
+         "time_sync": 0.05, "time_step": 2.0, "response_len": 16.0, "learn_skipped_frac": 0.5}
+        for s in (1, 2, 3)
+    ]  # fmt: skip
+    (run / "metrics.jsonl").write_text("\n".join(json.dumps(r) for r in steps))
+    rc, got = _cli(monkeypatch, tmp_path, "--compare", str(run))
+    assert rc == 0
+    m = got["measured"]
+    assert m["time"]["rollout"] == 3.5  # the median of steps 2 and 3: the first is left out
+    assert m["peak_pss_mib"]["learner0"] == 900.0 and m["steps"] == 3
