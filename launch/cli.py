@@ -169,7 +169,7 @@ def cmd_plan(argv: list[str]) -> int:
         "--calibration",
         help="a JSON of gemm_flops, bf16_flops, mem_bw for this CPU (default: measured once, cached)",
     )
-    args = p.parse_args(argv)
+    args = p.parse_intermixed_args(argv)  # options may come between the overrides
     overrides = list(args.overrides)
     config = args.config
     if config and "=" in config:

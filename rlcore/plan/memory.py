@@ -201,10 +201,11 @@ def engine_memory(
     if gpu_gib is not None:  # vLLM takes its fraction of each GPU: weights, activations, KV
         tp = r.tensor_parallel_size
         budget = r.gpu_memory_utilization * gpu_gib * GIB
+        context = GPU_CONTEXT_MIB * MIB
         terms = {
             "weights": weights / tp,
-            "kv cache": max(budget - weights / tp, 0.0),
-            "runtime": GPU_CONTEXT_MIB * MIB,
+            "kv cache": max(budget - weights / tp - context, 0.0),
+            "runtime": context,
         }
         host = {"runtime": RUNTIME_MIB["rollout_vllm"] * MIB, "sync buffers": sync}
         return ActorMemory("rollout", rank, terms, True, host)

@@ -39,23 +39,27 @@ def _gib(x: float) -> str:
 def memory_table(plan: Plan) -> str:
     terms = [t for t in TERMS if any(t in a.terms for a in plan.actors)]
     head = ["actor", "where", *terms, "total"]
-    rows = []
+    rows: list[list[str]] = []
+    notes: dict[int, str] = {}  # a GPU actor's host share, printed under its row
     for a in plan.actors:
         where = "GPU" if a.on_gpu else "CPU"
         rows.append([a.name, where, *(_gib(a.terms.get(t, 0.0)) for t in terms), _gib(a.total)])
         if a.on_gpu and a.host:
             host = " + ".join(f"{k} {v / GIB:.2f}" for k, v in a.host.items())
-            rows.append(["", "host", f"({host} GiB)", *[""] * (len(head) - 3)])
+            notes[len(rows) - 1] = f"    host: {host} GiB"
     widths = [max(len(str(r[i])) for r in [head, *rows]) for i in range(len(head))]
 
     def line(r: list[str]) -> str:
-        return "  ".join(
-            str(c).rjust(w) if i > 1 else str(c).ljust(w)
-            for i, (c, w) in enumerate(zip(r, widths, strict=True))
-        )
+        cells = zip(r, widths, strict=True)
+        return "  ".join(c.rjust(w) if i > 1 else c.ljust(w) for i, (c, w) in enumerate(cells))
 
+    body = []
+    for i, r in enumerate(rows):
+        body.append(line(r))
+        if i in notes:
+            body.append(notes[i])
     hw = plan.hardware
-    out = [f"memory (GiB) on {hw.name}", line(head), *map(line, rows)]
+    out = [f"memory (GiB) on {hw.name}", line(head), *body]
     out.append(
         f"node memory: {plan.node_total / GIB:.1f} of {hw.ram_gib:.1f} GiB "
         f"(prompt {plan.lens.prompt_tokens} tokens, sequence {plan.lens.seq_tokens})"
