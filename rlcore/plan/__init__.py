@@ -153,11 +153,11 @@ def config_model_verifiers(cfg: Any, specs: list[Any] | None = None) -> int:
             if isinstance(entry, dict) and entry.get("verifier"):
                 found.append(entry["verifier"])
     options = dict(cfg.verifier.options)
-    names = {n for spec in found for n, _ in parse_spec(spec)}
     try:
+        names = {n for spec in found for n, _ in parse_spec(spec)}
         model_based = any(is_model_based(n, options) for n in names)
-    except (KeyError, ValueError, ImportError):
-        model_based = True  # an unknown name fails at launch; plan for the larger case
+    except (KeyError, ValueError, TypeError, ImportError, AttributeError):
+        model_based = True  # a bad name or spec fails at launch, with its own message
     return cfg.verifier.model_actors if model_based else 0
 
 
@@ -183,7 +183,9 @@ def make_plan(
     ]
     if algo.needs_critic:
         actors += [learner_memory(cfg, shape, lens, r, True, False) for r in range(lc.world_size)]
-    gpu_gib = hw.gpu.memory_gib if (hw.gpu is not None and cfg.gpus > 0) else None
+    gpu_gib = None  # engines on CPU; 0.0: on GPUs of a size not known here (not checked)
+    if cfg.gpus > 0:
+        gpu_gib = hw.gpu.memory_gib if hw.gpu is not None else 0.0
     kv_cpu = float(os.environ.get("VLLM_CPU_KVCACHE_SPACE", "1") or 1)
     actors += [engine_memory(cfg, shape, lens, i, gpu_gib, kv_cpu) for i in range(rc.num_workers)]
     if model_verifiers is None:

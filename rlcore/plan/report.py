@@ -65,7 +65,9 @@ def memory_table(plan: Plan) -> str:
         f"(prompt {plan.lens.prompt_tokens} tokens, sequence {plan.lens.seq_tokens})"
     )
     if hw.gpu is None and any(a.on_gpu for a in plan.actors):
-        out.append("GPU actors not checked: no GPU here (use --device NAME)")
+        out.append(
+            "no GPU here: GPU actors not checked, times at this CPU's speeds (use --device NAME)"
+        )
     return "\n".join(out)
 
 
