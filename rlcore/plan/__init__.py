@@ -61,11 +61,26 @@ class Hardware:
 
 
 def _meminfo_gib() -> float:
-    with open("/proc/meminfo") as f:
-        for line in f:
-            if line.startswith("MemTotal:"):
-                return int(line.split()[1]) / 1024**2
-    raise OSError("MemTotal not in /proc/meminfo")
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemTotal:"):
+                    return int(line.split()[1]) / 1024**2
+    except OSError:
+        pass
+    try:
+        import psutil
+
+        return float(psutil.virtual_memory().total) / GIB
+    except ImportError:
+        raise PlanError("this machine's memory is unknown (no /proc/meminfo, no psutil)") from None
+
+
+def cpu_count() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
 
 
 def _local_gpus() -> tuple[Device | None, int]:
@@ -93,7 +108,7 @@ def _local_gpus() -> tuple[Device | None, int]:
 
 def local_hardware() -> Hardware:
     gpu, count = _local_gpus()
-    cpus = len(os.sched_getaffinity(0))
+    cpus = cpu_count()
     ram = _meminfo_gib()
     return Hardware(f"this machine ({cpus} CPUs, {ram:.1f} GiB)", ram, cpus, gpu, count)
 

@@ -149,7 +149,11 @@ def model_shape(path: str) -> ModelShape:
     """The shape of model.path: its config.json if it is here, else the KNOWN table by name."""
     found = config_json(path)
     if found is not None:
-        return _from_json(path, json.loads(found.read_text()))
+        try:
+            data = json.loads(found.read_text())
+        except (OSError, ValueError) as e:
+            raise PlanError(f"model.path: {found} cannot be read as JSON ({e})") from None
+        return _from_json(path, data)
     key = Path(path.rstrip("/")).name.lower()
     if key in KNOWN:
         return ModelShape(key, *KNOWN[key])

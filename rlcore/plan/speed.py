@@ -91,7 +91,7 @@ def _machine_key() -> str:
                 break
     except OSError:
         pass
-    return f"{model} x{len(os.sched_getaffinity(0))}"
+    return f"{model} x{os.cpu_count()}"
 
 
 _MEASURE = r"""
