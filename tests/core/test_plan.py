@@ -169,3 +169,21 @@ def test_compare_reads_a_run_directory(monkeypatch, tmp_path):
     m = got["measured"]
     assert m["time"]["rollout"] == 3.5  # the median of steps 2 and 3: the first is left out
     assert m["peak_pss_mib"]["learner0"] == 900.0 and m["steps"] == 3
+
+
+def test_the_train_check_refuses_naming_the_actor_and_the_fixes(monkeypatch):
+    import rlcore.plan
+    from rlcore.plan.report import predicted_peaks, refusal
+
+    monkeypatch.setattr(rlcore.plan, "local_hardware", lambda: NODE)
+    p = rlcore.plan.check_fits(smol(*TOO_BIG), 64, 1)
+    assert p is not None and not p.fits
+    message = refusal(p, suggest_fixes(smol(*TOO_BIG), p, CAL))
+    assert "learner0 is predicted at" in message and "26.4 GiB" in message  # 1.1 x 24 GiB
+    assert "learner.micro_batch_size=4" in message and "plan.force=true" in message
+    fits = rlcore.plan.check_fits(smol(), 64, 1)
+    assert fits is not None and fits.fits
+    assert {"learner0", "rollout0", "model_verifier0", "driver", "total"} <= set(
+        predicted_peaks(fits)
+    )
+    assert rlcore.plan.check_fits(smol("ray_address=ray://head:10001"), 64, 1) is None  # a cluster
