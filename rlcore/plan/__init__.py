@@ -130,6 +130,7 @@ class Plan:
     lens: Shapes
     shape: ModelShape
     node_total: float  # bytes of one node's RAM the actors hold
+    margin: float = 1.0  # refused above margin x the memory (rlcore train: REFUSE_MARGIN)
     over: list[str] = field(default_factory=list)  # what does not fit, in words
     worst: str = ""  # the actor to change first
 
@@ -182,8 +183,10 @@ def make_plan(
     cal: Calibration = FALLBACK,
     model_verifiers: int | None = None,
     prompt_tokens: int | None = None,
+    margin: float = 1.0,
 ) -> Plan:
-    """Every actor's memory and every phase's time for `cfg` on `hw` (one node of it)."""
+    """Every actor's memory and every phase's time for `cfg` on `hw` (one node of it); it does
+    not fit when a node's or a GPU's predicted total exceeds `margin` x its memory."""
     from rlcore.config import build_algorithm
 
     shape = model_shape(cfg.model.path)
@@ -211,25 +214,26 @@ def make_plan(
     time = step_seconds(cfg, shape, speeds(cfg, device, cal), prompt, frac, skip, algo.needs_critic)
     nodes = max(cfg.resources.nodes, 1)
     node_total = sum(a.host_total for a in actors) / nodes  # pack: an even share per node
-    plan = Plan(actors, time, hw, lens, shape, node_total)
+    plan = Plan(actors, time, hw, lens, shape, node_total, margin)
     _judge(plan)
     return plan
 
 
 def _judge(plan: Plan) -> None:
-    hw = plan.hardware
+    hw, m = plan.hardware, plan.margin
+    limit = f" (refused above {m:g} x)" if m != 1.0 else ""
     for a in plan.actors:
-        if a.on_gpu and hw.gpu is not None and a.total > hw.gpu.memory_gib * GIB:
+        if a.on_gpu and hw.gpu is not None and a.total > m * hw.gpu.memory_gib * GIB:
             plan.over.append(
                 f"{a.name} needs {a.total / GIB:.1f} GiB on its GPU; a {hw.gpu.name} has "
-                f"{hw.gpu.memory_gib:.1f} GiB"
+                f"{hw.gpu.memory_gib:.1f} GiB{limit}"
             )
             plan.worst = plan.worst or a.name
-    if plan.node_total > hw.ram_gib * GIB:
+    if plan.node_total > m * hw.ram_gib * GIB:
         big = max(plan.actors, key=lambda a: a.host_total)
         plan.over.append(
             f"the actors need {plan.node_total / GIB:.1f} GiB of a node's memory; {hw.name} has "
-            f"{hw.ram_gib:.1f} GiB (largest: {big.name}, {big.host_total / GIB:.1f} GiB)"
+            f"{hw.ram_gib:.1f} GiB{limit} (largest: {big.name}, {big.host_total / GIB:.1f} GiB)"
         )
         plan.worst = plan.worst or big.name
 
@@ -265,9 +269,10 @@ def _candidates(cfg: Any, plan: Plan) -> list[dict[str, Any]]:
         out.append({"learner.zero_stage": 3})
     if lc.gpus_per_rank > 0 and lc.zero_stage > 0 and not lc.offload_optimizer:
         out.append({"learner.offload_optimizer": True})
-    out += [
-        {"rollout.max_model_len": n} for n in _halvings(rc.max_model_len, plan.lens.prompt_tokens)
-    ]
+    room = plan.lens.prompt_tokens + max(
+        16, rc.max_tokens // 8
+    )  # a window that leaves answers room
+    out += [{"rollout.max_model_len": n} for n in _halvings(rc.max_model_len, room)]
     return out
 
 
@@ -289,7 +294,10 @@ def suggest_fixes(cfg: Any, plan: Plan, cal: Calibration = FALLBACK, limit: int 
         if keys in found:
             continue
         fixed = with_overrides(cfg, change)
-        p = make_plan(fixed, plan.hardware, cal, _model_verifiers(plan), plan.lens.prompt_tokens)
+        lens = plan.lens
+        p = make_plan(
+            fixed, plan.hardware, cal, _model_verifiers(plan), lens.prompt_tokens, plan.margin
+        )
         if p.fits:
             cost = p.time["step"] + (1e9 if "rollout.max_model_len" in change else 0.0)
             text = " ".join(f"{k}={_fmt(v)}" for k, v in change.items())
@@ -315,10 +323,4 @@ def check_fits(cfg: Any, prompt_tokens: int, model_verifiers: int) -> Plan | Non
     with `over` filled when the predicted peak exceeds REFUSE_MARGIN x this machine's memory."""
     if not runs_locally(cfg):
         return None
-    hw = local_hardware()
-    roomy = replace(hw, ram_gib=hw.ram_gib * REFUSE_MARGIN)
-    if roomy.gpu is not None:
-        roomy = replace(
-            roomy, gpu=replace(roomy.gpu, memory_gib=roomy.gpu.memory_gib * REFUSE_MARGIN)
-        )
-    return make_plan(cfg, roomy, FALLBACK, model_verifiers, prompt_tokens)
+    return make_plan(cfg, local_hardware(), FALLBACK, model_verifiers, prompt_tokens, REFUSE_MARGIN)

@@ -179,7 +179,9 @@ def test_the_train_check_refuses_naming_the_actor_and_the_fixes(monkeypatch):
     p = rlcore.plan.check_fits(smol(*TOO_BIG), 64, 1)
     assert p is not None and not p.fits
     message = refusal(p, suggest_fixes(smol(*TOO_BIG), p, CAL))
-    assert "learner0 is predicted at" in message and "26.4 GiB" in message  # 1.1 x 24 GiB
+    assert (
+        "learner0 is predicted at" in message and "has 24.0 GiB (refused above 1.1 x)" in message
+    )  # 1.1 x 24 GiB
     assert "learner.micro_batch_size=4" in message and "plan.force=true" in message
     fits = rlcore.plan.check_fits(smol(), 64, 1)
     assert fits is not None and fits.fits
