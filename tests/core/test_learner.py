@@ -11,7 +11,7 @@ from rlcore.actors import ActorGroup, LearnerWorker, free_port
 from rlcore.algo import GRPO, DrGRPO
 from rlcore.config import LearnerConfig
 from rlcore.learner.batch import pad_batch, shard
-from rlcore.learner.rank import LearnerSpec
+from rlcore.learner.rank import LearnerSpec, effective_zero_stage
 from rlcore.rl import _inert_rows
 
 
@@ -109,7 +109,9 @@ def _curve(
     ids=["grpo-token-mean", "drgrpo-seq-mean-token-sum"],
 )
 def test_two_ranks_match_one_rank_with_the_same_global_batch(algo, tiny_chat_model, ray_local):
-    # one rank: 4 micro-batches of 4; two ranks: 1 micro-batch of 8 each
+    # one rank: 4 micro-batches of 4; two ranks: 1 micro-batch of 8 each. The one rank runs
+    # DeepSpeed's plain engine (effective_zero_stage), the two ZeRO-2: the same update, and the
+    # grad norm the learner measures itself equals ZeRO-2's
     one = _curve(tiny_chat_model, world_size=1, micro=4, zero_stage=2, algo=algo)
     two = _curve(tiny_chat_model, world_size=2, micro=8, zero_stage=2, algo=algo)
     for a, b in zip(one[:-1], two[:-1], strict=True):
@@ -183,3 +185,12 @@ def test_logprob_impls_give_the_same_training_curve(tiny_chat_model, ray_local):
         assert a["entropy"] == pytest.approx(b["entropy"], rel=1e-4)
         assert a["grad_norm"] == pytest.approx(b["grad_norm"], rel=1e-3)
     assert reference[-1]["probe"] == pytest.approx(chunked[-1]["probe"], abs=1e-4)
+
+
+def test_one_rank_takes_the_plain_engine_unless_zero_3_or_offload_asks_for_zero():
+    def stage(world: int, **kw: object) -> int:
+        return effective_zero_stage(LearnerConfig(**kw), world)  # type: ignore[arg-type]
+
+    assert [stage(1, zero_stage=s) for s in (0, 1, 2, 3)] == [0, 0, 0, 3]
+    assert [stage(2, zero_stage=s) for s in (0, 1, 2, 3)] == [0, 1, 2, 3]
+    assert stage(1, zero_stage=2, offload_optimizer=True) == 2
