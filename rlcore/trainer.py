@@ -37,6 +37,7 @@ from rlcore.hangs import HUNG, Watchdog, process_info, register_stack_dump, writ
 from rlcore.learner.batch import pad_batch, shard
 from rlcore.learner.schedule import lr_at
 from rlcore.metrics import MetricsLogger, plot_rewards, truncate_metrics
+from rlcore.plan.report import live, live_line
 from rlcore.preempt import Preempted, StartupSignals, StopRequests
 from rlcore.rollout.engine import SamplingParams
 from rlcore.run_data import load_run_rows, refuse_long_prompts
@@ -636,6 +637,11 @@ def _finish(run: Run, last: dict[str, Any]) -> dict[str, Any]:
         # the planner's prediction of the same peaks before the start (rlcore/plan/)
         "predicted_peak_mib": run.predicted_peak_mib,
     }
+    # the bottleneck phase, each actor kind's busy fraction, measured peaks over predicted
+    summary["live"] = live(
+        _metric_rows(run.run_dir), summary["peak_pss_mib"], run.predicted_peak_mib
+    )
+    log.info("phases: %s", live_line(summary["live"]))
     if run.evaluator is not None:
         trained = sorted({str(r.get("bucket", "")) for r in run.train_rows})
         summary.update(run.evaluator.finish(trained))
@@ -647,6 +653,13 @@ def _finish(run: Run, last: dict[str, Any]) -> dict[str, Any]:
     run.metrics.finish(summary, [Path(f) for f in files if f])
     log.info("done: %s", {k: summary[k] for k in ("steps", "wall_s", "heldout_accuracy")})
     return summary
+
+
+def _metric_rows(run_dir: Path) -> list[dict[str, Any]]:
+    path = run_dir / "metrics.jsonl"
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
 def _ray_sigterm(e: BaseException) -> str | None:

@@ -138,26 +138,74 @@ def predicted_peaks(plan: Plan) -> dict[str, float]:
     return out
 
 
+def _medians(rows: list[dict[str, Any]], keys: list[str]) -> dict[str, float | None]:
+    """Each key's median over the RL steps after the first (all of them if there is one)."""
+    rl = [r for r in rows if r.get("stage") == "rl" and "time_step" in r]
+    later = rl[1:] or rl
+    out: dict[str, float | None] = {}
+    for key in keys:
+        vals = [float(r[key]) for r in later if key in r]
+        out[key] = statistics.median(vals) if vals else None
+    return out
+
+
 def measured(run_dir: str | Path) -> dict[str, Any]:
     """{"peak_pss_mib": {...}, "time": {phase: median s}, "response_len", "learn_skipped_frac"}."""
     run = Path(run_dir)
     summary = json.loads((run / "summary.json").read_text())
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line]
-    rl = [r for r in rows if r.get("stage") == "rl" and "time_step" in r]
-    later = rl[1:] or rl
-
-    def med(key: str) -> float | None:
-        vals = [float(r[key]) for r in later if key in r]
-        return statistics.median(vals) if vals else None
-
-    times = {p: med(f"time_{p}") for p in (*PHASES, "step")}
+    keys = [f"time_{p}" for p in (*PHASES, "step")] + ["response_len", "learn_skipped_frac"]
+    med = _medians(rows, keys)
     return {
         "peak_pss_mib": summary.get("peak_pss_mib") or {},
-        "time": times,
-        "response_len": med("response_len"),
-        "learn_skipped_frac": med("learn_skipped_frac"),
-        "steps": len(rl),
+        "time": {p: med[f"time_{p}"] for p in (*PHASES, "step")},
+        "response_len": med["response_len"],
+        "learn_skipped_frac": med["learn_skipped_frac"],
+        "steps": sum(1 for r in rows if r.get("stage") == "rl" and "time_step" in r),
     }
+
+
+def live(
+    rows: list[dict[str, Any]], peaks: dict[str, float], predicted: dict[str, float]
+) -> dict[str, Any]:
+    """The end of a run, against its plan: each phase's median seconds, the phase that bounds the
+    step, how busy each actor kind was (its phase over the step: the engines sample, the verifiers
+    score, the learner ranks learn and send the weights) and each actor's measured peak over its
+    prediction. Empty when the run made no RL step."""
+    med = _medians(rows, [f"time_{p}" for p in (*PHASES, "step")])
+    step = med["time_step"]
+    if not step:
+        return {}
+    phase = {p: med[f"time_{p}"] or 0.0 for p in PHASES}
+    busy = {
+        "rollout": phase["rollout"] / step,
+        "verifier": phase["verify"] / step,
+        "learner": (phase["learn"] + phase["sync"]) / step,
+    }
+    ratio = {a: peaks[a] / p for a, p in predicted.items() if p and peaks.get(a)}
+    return {
+        "phase_s": {**phase, "step": step},
+        "bottleneck": max(phase, key=lambda p: phase[p]),
+        "busy_frac": {k: round(min(v, 1.0), 3) for k, v in busy.items()},
+        "peak_over_predicted": {a: round(r, 3) for a, r in ratio.items()},
+    }
+
+
+def live_line(got: dict[str, Any]) -> str:
+    """One log line of `live`'s result."""
+    if not got:
+        return "no RL step: no phase times"
+    ph, busy = got["phase_s"], got["busy_frac"]
+    text = (
+        f"step {ph['step']:.2f} s, bound by {got['bottleneck']} "
+        f"({ph[got['bottleneck']] / ph['step']:.0%}); busy: "
+        + ", ".join(f"{k} {v:.2f}" for k, v in busy.items())
+    )
+    if got["peak_over_predicted"]:
+        text += "; peak / predicted: " + ", ".join(
+            f"{a} {r:.2f}" for a, r in got["peak_over_predicted"].items()
+        )
+    return text
 
 
 def observed(cfg: Any, got: dict[str, Any]) -> dict[str, Any]:

@@ -189,3 +189,31 @@ def test_the_train_check_refuses_naming_the_actor_and_the_fixes(monkeypatch):
         predicted_peaks(fits)
     )
     assert rlcore.plan.check_fits(smol("ray_address=ray://head:10001"), 64, 1) is None  # a cluster
+
+
+def test_the_end_of_a_run_names_its_bottleneck_busy_actors_and_peaks_against_the_plan():
+    from rlcore.plan.report import live, live_line
+
+    def step(rollout: float, learn: float) -> dict:
+        t = {"rollout": rollout, "verify": 0.5, "learn": learn, "sync": 1.0}
+        return {
+            "stage": "rl",
+            **{f"time_{k}": v for k, v in t.items()},
+            "time_step": sum(t.values()),
+        }
+
+    # the first step (compiling, warming caches) is left out of the medians
+    rows = [
+        {"stage": "eval"},
+        step(50.0, 90.0),
+        step(8.0, 20.0),
+        step(10.0, 22.0),
+        step(12.0, 24.0),
+    ]
+    got = live(rows, {"learner0": 900.0, "rollout0": 2000.0}, {"learner0": 1000.0, "rollout0": 0.0})
+    assert got["bottleneck"] == "learn" and got["phase_s"]["learn"] == 22.0
+    assert got["busy_frac"]["rollout"] == pytest.approx(10.0 / 33.5, abs=1e-3)
+    assert got["busy_frac"]["learner"] == pytest.approx(23.0 / 33.5, abs=1e-3)
+    assert got["peak_over_predicted"] == {"learner0": 0.9}  # no prediction: no ratio
+    assert "bound by learn" in live_line(got)
+    assert live([{"stage": "sft"}], {}, {}) == {} and "no RL step" in live_line({})
