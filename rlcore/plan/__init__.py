@@ -21,6 +21,7 @@ from typing import Any
 
 from rlcore.plan.memory import (
     GIB,
+    HEAVY_VERIFIERS,
     ActorMemory,
     Shapes,
     engine_memory,
@@ -129,7 +130,7 @@ class Plan:
     hardware: Hardware
     lens: Shapes
     shape: ModelShape
-    node_total: float  # bytes of one node's RAM the actors hold
+    node_total: float  # bytes of one node's RAM the actors may hold (PSS + reserved)
     margin: float = 1.0  # refused above margin x the memory (rlcore train: REFUSE_MARGIN)
     over: list[str] = field(default_factory=list)  # what does not fit, in words
     worst: str = ""  # the actor to change first
@@ -152,29 +153,57 @@ def _judge_bytes(cfg: Any) -> float:
     return total
 
 
-def config_model_verifiers(cfg: Any, specs: list[Any] | None = None) -> int:
-    """Model-based verifier actors the run starts: verifier.model_actors when a verifier of the
-    rows (or, without rows, of the config) holds a model; a periodic evaluation counts too, since
-    suites may name a judge (an upper bound, as every term here is)."""
-    from rlcore.verifiers.build import is_model_based, parse_spec
+def _verifier_names(cfg: Any, specs: list[Any] | None = None) -> set[str]:
+    """The verifier names of the rows (`specs`) and of the config (data.verifier, the entries of
+    data.train and data.heldout); ValueError/TypeError on a bad spec."""
+    from rlcore.verifiers.build import parse_spec
 
-    if cfg.verifier.model_actors == 0:
-        return 0
-    if cfg.eval.every:
-        return cfg.verifier.model_actors
     d = cfg.data
     found = list(specs or []) + [d.verifier]
     for source in (d.train, d.heldout):
         for entry in source if isinstance(source, list) else [source]:
             if isinstance(entry, dict) and entry.get("verifier"):
                 found.append(entry["verifier"])
+    return {n for spec in found for n, _ in parse_spec(spec)}
+
+
+def config_model_verifiers(cfg: Any, specs: list[Any] | None = None) -> int:
+    """Model-based verifier actors the run starts: verifier.model_actors when a verifier of the
+    rows (or, without rows, of the config) holds a model; a periodic evaluation counts too, since
+    suites may name a judge (an upper bound)."""
+    from rlcore.verifiers.build import is_model_based
+
+    if cfg.verifier.model_actors == 0:
+        return 0
+    if cfg.eval.every:
+        return cfg.verifier.model_actors
     options = dict(cfg.verifier.options)
     try:
-        names = {n for spec in found for n, _ in parse_spec(spec)}
-        model_based = any(is_model_based(n, options) for n in names)
+        model_based = any(is_model_based(n, options) for n in _verifier_names(cfg, specs))
     except (KeyError, ValueError, TypeError, ImportError, AttributeError):
         model_based = True  # a bad name or spec fails at launch, with its own message
     return cfg.verifier.model_actors if model_based else 0
+
+
+def heavy_verifiers(cfg: Any) -> bool:
+    """A verifier of the config imports language identification in every pool process
+    (memory.HEAVY_VERIFIERS: `language`, `ifeval`), or a periodic evaluation may (its suites)."""
+    from rlcore.verifiers.registry import BUILTINS
+
+    if cfg.eval.every:
+        return True
+    options = dict(cfg.verifier.options)
+    try:
+        names = _verifier_names(cfg)
+    except (ValueError, TypeError):
+        return True  # fails at launch, with its own message
+    for name in names:
+        opts = options.get(name)
+        path = opts.get("path") if isinstance(opts, dict) else None
+        target = str(path or BUILTINS.get(name, name))
+        if target.startswith(HEAVY_VERIFIERS):
+            return True
+    return False
 
 
 def make_plan(
@@ -208,12 +237,12 @@ def make_plan(
     actors += [engine_memory(cfg, shape, lens, i, gpu_gib, kv_cpu) for i in range(rc.num_workers)]
     if model_verifiers is None:
         model_verifiers = config_model_verifiers(cfg)
-    actors += small_actors(cfg, lens, model_verifiers, _judge_bytes(cfg))
+    actors += small_actors(cfg, lens, model_verifiers, _judge_bytes(cfg), heavy_verifiers(cfg))
     device = hw.gpu if (hw.gpu is not None and (cfg.gpus > 0 or lc.gpus_per_rank > 0)) else None
     frac, skip = cfg.plan.response_frac, cfg.plan.skip_frac
     time = step_seconds(cfg, shape, speeds(cfg, device, cal), prompt, frac, skip, algo.needs_critic)
     nodes = max(cfg.resources.nodes, 1)
-    node_total = sum(a.host_total for a in actors) / nodes  # pack: an even share per node
+    node_total = sum(a.host_bound for a in actors) / nodes  # pack: an even share per node
     plan = Plan(actors, time, hw, lens, shape, node_total, margin)
     _judge(plan)
     return plan
@@ -230,10 +259,10 @@ def _judge(plan: Plan) -> None:
             )
             plan.worst = plan.worst or a.name
     if plan.node_total > m * hw.ram_gib * GIB:
-        big = max(plan.actors, key=lambda a: a.host_total)
+        big = max(plan.actors, key=lambda a: a.host_bound)
         plan.over.append(
             f"the actors need {plan.node_total / GIB:.1f} GiB of a node's memory; {hw.name} has "
-            f"{hw.ram_gib:.1f} GiB{limit} (largest: {big.name}, {big.host_total / GIB:.1f} GiB)"
+            f"{hw.ram_gib:.1f} GiB{limit} (largest: {big.name}, {big.host_bound / GIB:.1f} GiB)"
         )
         plan.worst = plan.worst or big.name
 

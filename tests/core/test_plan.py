@@ -56,7 +56,7 @@ def test_terms_add_up_per_actor_and_per_node():
     for a in p.actors:
         assert a.total == pytest.approx(sum(a.terms.values()))
         assert all(v >= 0 for v in a.terms.values())
-    assert p.node_total == pytest.approx(sum(a.host_total for a in p.actors))
+    assert p.node_total == pytest.approx(sum(a.host_bound for a in p.actors))
     t = p.time
     assert t["step"] == pytest.approx(t["rollout"] + t["verify"] + t["learn"] + t["sync"])
     assert t["bound"] == max(("rollout", "verify", "learn", "sync"), key=lambda k: t[k])
@@ -68,6 +68,67 @@ def test_a_single_rank_runs_the_plain_engine():
     assert effective_zero_stage(2, 1, True) == 2
     assert effective_zero_stage(2, 2, False) == 2
     assert effective_zero_stage(3, 1, False) == 3
+
+
+def tiny(*overrides: str):
+    return load_config(ROOT / "configs" / "tiny_zero.yaml", list(overrides), check_machine=False)
+
+
+def test_the_engine_touches_its_steps_kv_and_the_fit_counts_the_reservation():
+    from rlcore.plan.memory import GIB, engine_memory, kv_bytes_per_token
+    from rlcore.plan.report import predicted_peaks
+
+    cfg = tiny("rollout.engine=vllm")
+    shape = model_shape(cfg.model.path)
+    e = engine_memory(cfg, shape, Shapes(16, 80), 0, None, 1.0)
+    rows = cfg.rollout.prompts_per_step * cfg.rollout.n
+    assert e.terms["kv cache"] == pytest.approx(rows * 80 * kv_bytes_per_token(shape, 4))
+    assert e.terms["kv cache"] + e.reserved == pytest.approx(GIB)  # the whole budget, for the fit
+    p = make_plan(cfg, NODE, CAL, prompt_tokens=16)
+    engine = next(a for a in p.actors if a.name == "rollout0")
+    assert predicted_peaks(p)["rollout0"] == pytest.approx(engine.total / 2**20, abs=0.1)
+    assert p.node_total == pytest.approx(sum(a.host_total for a in p.actors) + engine.reserved)
+    # a step that writes more than the budget touches all of it, and reserves nothing more
+    big = engine_memory(smol("rollout.engine=vllm"), SMOL, Shapes(128, 2048), 0, None, 1.0)
+    assert big.terms["kv cache"] == GIB and big.reserved == 0.0
+
+
+def test_skipped_rows_shrink_the_learners_activations_not_its_bound():
+    whole = "learner.micro_batch_size=128"  # the step's 128 rows in one micro-batch
+    full = learner_memory(smol(whole), SMOL, Shapes(45, 109), 0, False, False).terms
+    skip = learner_memory(
+        smol(whole, "plan.skip_frac=0.75"), SMOL, Shapes(45, 109), 0, False, False
+    )
+    assert skip.terms["activations"] == pytest.approx(full["activations"] / 4, rel=0.01)
+    assert skip.terms["weights"] == full["weights"]
+
+
+def test_language_identification_costs_memory_in_every_pool_process():
+    from rlcore.plan import heavy_verifiers
+    from rlcore.plan.memory import VERIFIER_WORKER_MIB
+
+    math_only, mixed = tiny("data.verifier=math"), tiny("data.verifier=[math,language]")
+    assert not heavy_verifiers(math_only) and heavy_verifiers(mixed)
+
+    def verifier(cfg) -> float:
+        return next(a.total for a in make_plan(cfg, NODE, CAL).actors if a.name == "verifier0")
+
+    extra = verifier(mixed) - verifier(math_only)
+    assert extra == pytest.approx(VERIFIER_WORKER_MIB * 2**20 * mixed.verifier.workers)
+
+
+def test_async_overlaps_the_rollout_with_learning_and_then_syncs():
+    t = make_plan(smol("rollout.async_steps=1", "algo.tis_cap=2.0"), NODE, CAL).time
+    assert t["step"] == pytest.approx(max(t["rollout"] + t["verify"], t["learn"]) + t["sync"])
+    sync = make_plan(smol(), NODE, CAL).time  # on CPU each side gets half the cores
+    assert t["learn"] > sync["learn"] and t["rollout"] > sync["rollout"]
+    assert t["sync"] < sync["sync"]  # and the sync's threads no longer oversubscribe them
+
+
+def test_old_logprobs_are_computed_only_when_the_update_needs_them():
+    one = make_plan(smol(), NODE, CAL).time
+    two = make_plan(smol("algo.minibatches=2"), NODE, CAL).time
+    assert one["learn"] < two["learn"]  # several minibatches: a forward over the batch first
 
 
 def test_zero3_over_two_ranks_halves_weights_gradients_and_optimizer():
