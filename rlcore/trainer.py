@@ -72,7 +72,9 @@ def train(
         canaries = CanaryWatch.load(cfg, specs) if "rl" in cfg.stages else None
     except (OSError, ValueError) as e:
         raise ConfigError(f"verifier.canaries: {e}") from None
-    predicted = _plan_or_refuse(cfg, tokenizer, train_rows, specs)  # before anything is written
+    predicted, prompt_tokens = _plan_or_refuse(
+        cfg, tokenizer, train_rows, specs
+    )  # nothing written yet
     run_dir = prepare_run_dir(cfg)
     log.info("run directory: %s", run_dir)
 
@@ -134,6 +136,7 @@ def train(
         canaries=canaries,
         replay_step=replay_step,
         predicted_peak_mib=predicted,
+        plan_prompt_tokens=prompt_tokens,
         watchdog=Watchdog(
             run_dir, cfg.watchdog_s, cfg.watchdog_action, stop.request, cfg.watchdog_floor_s
         ),
@@ -216,6 +219,7 @@ class Run:
     canaries: CanaryWatch | None  # planted items of known verdict (rlcore/canaries.py)
     replay_step: int | None = None  # rlcore replay: stop after this RL step, its samples recorded
     predicted_peak_mib: dict[str, float] = field(default_factory=dict)  # rlcore/plan/, MiB
+    plan_prompt_tokens: int = 0  # the longest prompt the plan was made for
     metrics: Any = None  # MetricsLogger, once the sync group is up
     state: dict[str, Any] = field(
         default_factory=lambda: {"stage": "start", "step": 0, "heldout": {}, "wall_s": 0.0}
@@ -262,8 +266,8 @@ class Run:
 
 def _plan_or_refuse(
     cfg: TrainConfig, tokenizer: Any, rows: list[dict[str, Any]], specs: list[Any]
-) -> dict[str, float]:
-    """Each actor's predicted peak (MiB). Refuses (ConfigError) a config whose prediction clearly
+) -> tuple[dict[str, float], int]:
+    """Each actor's predicted peak (MiB) and the prompt length it assumed. Refuses (ConfigError) a config whose prediction clearly
     exceeds this machine's memory, naming the actor and fixes the planner accepts, unless
     plan.force. The longest prompt is measured on the first rows (a sample: a bound, not a census)."""
     from rlcore.plan import PlanError, check_fits, config_model_verifiers, suggest_fixes
@@ -276,9 +280,9 @@ def _plan_or_refuse(
         plan = check_fits(cfg, longest, config_model_verifiers(cfg, specs))
     except PlanError as e:  # a model the planner cannot describe is no reason not to run
         log.warning("plan: skipped (%s)", e)
-        return {}
+        return {}, longest
     if plan is None:  # on a cluster: its nodes are not this machine
-        return {}
+        return {}, longest
     if not plan.fits:
         message = refusal(plan, suggest_fixes(cfg, plan))
         if not cfg.plan.force:
@@ -286,7 +290,7 @@ def _plan_or_refuse(
         log.warning("%s (plan.force=true: starting anyway)", message)
     peaks = predicted_peaks(plan)
     log.info("plan: predicted peak memory (MiB) %s", peaks)
-    return peaks
+    return peaks, longest
 
 
 def _memory(run: Run) -> dict[str, float]:
@@ -636,6 +640,7 @@ def _finish(run: Run, last: dict[str, Any]) -> dict[str, Any]:
         "peak_pss_mib": state.get("peak_pss_mib", {}),
         # the planner's prediction of the same peaks before the start (rlcore/plan/)
         "predicted_peak_mib": run.predicted_peak_mib,
+        "plan_prompt_tokens": run.plan_prompt_tokens,  # what `rlcore plan --compare` re-plans with
     }
     # the bottleneck phase, each actor kind's busy fraction, measured peaks over predicted
     summary["live"] = live(

@@ -167,6 +167,7 @@ def measured(run_dir: str | Path) -> dict[str, Any]:
         "time": {p: med[f"time_{p}"] for p in (*PHASES, "step")},
         "response_len": med["response_len"],
         "learn_skipped_frac": med["learn_skipped_frac"],
+        "prompt_tokens": int(summary.get("plan_prompt_tokens") or 0),  # what the run planned with
         "steps": sum(1 for r in rows if r.get("stage") == "rl" and "time_step" in r),
     }
 
@@ -215,8 +216,11 @@ def live_line(got: dict[str, Any]) -> str:
 
 
 def observed(cfg: Any, got: dict[str, Any]) -> dict[str, Any]:
-    """plan.response_frac and plan.skip_frac as the run measured them (overrides for its plan)."""
+    """plan.response_frac and plan.skip_frac as the run measured them, and the longest prompt the
+    run planned with unless plan.prompt_tokens is given (overrides for its plan)."""
     out: dict[str, Any] = {}
+    if got.get("prompt_tokens") and not cfg.plan.prompt_tokens:
+        out["plan.prompt_tokens"] = got["prompt_tokens"]
     if got["response_len"] is not None:
         steps = cfg.rollout.max_tokens * cfg.rollout.max_turns
         out["plan.response_frac"] = min(max(got["response_len"], 1.0) / steps, 1.0)
