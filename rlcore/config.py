@@ -349,6 +349,20 @@ class TrainConfig:
     plan: PlanConfig = field(default_factory=PlanConfig)
 
 
+def effective_zero_stage(learner: LearnerConfig, dtype: str) -> int:
+    """The ZeRO stage DeepSpeed runs. ZeRO 1 and 2 partition the optimizer state and gradients
+    over the ranks; on one rank there is nothing to partition and they only add copies (a flat
+    fp32 copy of the weights, a reduce bucket of up to 5e8 elements) and the time to fill them.
+    There an fp32 model runs the plain engine (stage 0): the same update with less memory and
+    time (tests/core/test_learner.py). bf16/fp16 keep their stage (their fp32 master weights live
+    in ZeRO's or DeepSpeed's mixed-precision optimizer either way), as do stage 3 and optimizer
+    offload, which needs ZeRO. The learner (rlcore/learner/rank.py) and the planner read this."""
+    one_rank = learner.world_size == 1 and not learner.offload_optimizer
+    if one_rank and learner.zero_stage in (1, 2) and dtype == "float32":
+        return 0
+    return learner.zero_stage
+
+
 def _valid_keys(cls: type, prefix: str = "") -> list[str]:
     keys = []
     for f in fields(cls):

@@ -16,7 +16,7 @@ import os
 import random
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +25,7 @@ import torch
 
 from rlcore.algo import Algorithm
 from rlcore.algo.offpolicy import mismatch_sums
-from rlcore.config import LearnerConfig
+from rlcore.config import LearnerConfig, effective_zero_stage
 from rlcore.learner import reduce
 from rlcore.learner.batch import TokenBatch, cat_padded, micro_batches, to_packed
 from rlcore.learner.schedule import lr_at
@@ -88,7 +88,9 @@ class Learner:
         torch.manual_seed(spec.seed + spec.rank)
         deepspeed.init_distributed(dist_backend="nccl" if use_gpu else "gloo")
         self.device = torch.device(f"cuda:{torch.cuda.current_device()}" if use_gpu else "cpu")
-        self.zero_stage = effective_zero_stage(spec.cfg, spec.world_size)
+        self.zero_stage = effective_zero_stage(
+            replace(spec.cfg, world_size=spec.world_size), spec.dtype
+        )
         if self.zero_stage != spec.cfg.zero_stage and spec.rank == 0:
             log.info(
                 "learner.zero_stage=%d on one rank: DeepSpeed's plain engine (nothing to partition)",
@@ -394,17 +396,6 @@ class Learner:
         _, client = self.engine.load_checkpoint(str(target / "deepspeed"), tag="state")
         self.steps = int((client or {}).get("rl_steps", 0))
         _load_rng(target / f"rng_rank{self.spec.rank}.pt")
-
-
-def effective_zero_stage(cfg: LearnerConfig, world_size: int) -> int:
-    """ZeRO 1 and 2 partition the optimizer state and gradients over the ranks; on one rank there
-    is nothing to partition, and they only add copies (a flat fp32 copy of the weights, a reduce
-    bucket of up to 5e8 elements) and the time to fill them. There the plain engine (stage 0)
-    gives the same update (tests/core/test_learner.py) with less memory and time; optimizer
-    offload, which needs ZeRO, and stage 3 stay as configured."""
-    if world_size == 1 and cfg.zero_stage in (1, 2) and not cfg.offload_optimizer:
-        return 0
-    return cfg.zero_stage
 
 
 def _torch_optimizer(opt: Any) -> torch.optim.Optimizer:

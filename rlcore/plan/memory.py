@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from rlcore.config import effective_zero_stage
 from rlcore.plan.shapes import ModelShape
 
 MIB = 1024**2
@@ -47,14 +48,6 @@ VLLM_CPU_KV_GIB = 1.0  # rlcore/rollout/vllm_engine.py: VLLM_CPU_KVCACHE_SPACE's
 
 def dtype_bytes(dtype: str) -> int:
     return 4 if dtype == "float32" else 2
-
-
-def effective_zero_stage(stage: int, world_size: int, offload_optimizer: bool) -> int:
-    """The ZeRO stage DeepSpeed runs: one rank with stage 1 or 2 and no optimizer offload runs the
-    plain engine (stage 0), as rlcore/learner/rank.py decides; pure, so torch need not load."""
-    if world_size == 1 and stage in (1, 2) and not offload_optimizer:
-        return 0
-    return stage
 
 
 @dataclass
@@ -143,7 +136,7 @@ def learner_memory(
     lc = cfg.learner
     w = dtype_bytes(cfg.model.dtype)
     world = lc.world_size
-    stage = effective_zero_stage(lc.zero_stage, world, lc.offload_optimizer)
+    stage = effective_zero_stage(lc, cfg.model.dtype)
     on_gpu = lc.gpus_per_rank > 0
     params = shape.params - (0 if shape.tied or not critic else shape.embed_params)  # value head
     lora = lc.lora_rank > 0 and not critic

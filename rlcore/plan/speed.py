@@ -18,7 +18,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from rlcore.plan.memory import dtype_bytes, effective_zero_stage
+from rlcore.config import effective_zero_stage
+from rlcore.plan.memory import dtype_bytes
 from rlcore.plan.shapes import ModelShape, _cache_root
 
 
@@ -232,7 +233,7 @@ def learn_seconds(
         passes += 3 + lc.gradient_checkpointing
     train = a.epochs * passes * learner_tokens(cfg, prompt, length, skip) * per_token
     world = lc.world_size
-    stage = effective_zero_stage(lc.zero_stage, world, lc.offload_optimizer)
+    stage = effective_zero_stage(lc, cfg.model.dtype)
     trainable = (
         shape.params
         if lc.lora_rank == 0

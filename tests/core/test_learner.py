@@ -9,9 +9,9 @@ import torch
 
 from rlcore.actors import ActorGroup, LearnerWorker, free_port
 from rlcore.algo import GRPO, DrGRPO
-from rlcore.config import LearnerConfig
+from rlcore.config import LearnerConfig, effective_zero_stage
 from rlcore.learner.batch import pad_batch, shard
-from rlcore.learner.rank import LearnerSpec, effective_zero_stage
+from rlcore.learner.rank import LearnerSpec
 from rlcore.rl import _inert_rows
 
 
@@ -187,10 +187,14 @@ def test_logprob_impls_give_the_same_training_curve(tiny_chat_model, ray_local):
     assert reference[-1]["probe"] == pytest.approx(chunked[-1]["probe"], abs=1e-4)
 
 
-def test_one_rank_takes_the_plain_engine_unless_zero_3_or_offload_asks_for_zero():
-    def stage(world: int, **kw: object) -> int:
-        return effective_zero_stage(LearnerConfig(**kw), world)  # type: ignore[arg-type]
+def test_one_rank_takes_the_plain_engine_unless_zero_3_offload_or_bf16_ask_for_zero():
+    def stage(world: int, dtype: str = "float32", **kw: object) -> int:
+        lc = LearnerConfig(world_size=world, **kw)  # type: ignore[arg-type]
+        return effective_zero_stage(lc, dtype)
 
     assert [stage(1, zero_stage=s) for s in (0, 1, 2, 3)] == [0, 0, 0, 3]
     assert [stage(2, zero_stage=s) for s in (0, 1, 2, 3)] == [0, 1, 2, 3]
     assert stage(1, zero_stage=2, offload_optimizer=True) == 2
+    # bf16 keeps its stage: DeepSpeed's stage 0 would wrap it in its own bf16 optimizer, whose
+    # fp32 gradients the learner's clipping does not see
+    assert stage(1, "bfloat16", zero_stage=2) == 2

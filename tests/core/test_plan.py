@@ -63,11 +63,14 @@ def test_terms_add_up_per_actor_and_per_node():
 
 
 def test_a_single_rank_runs_the_plain_engine():
-    assert effective_zero_stage(2, 1, False) == 0
-    assert effective_zero_stage(1, 1, False) == 0
-    assert effective_zero_stage(2, 1, True) == 2
-    assert effective_zero_stage(2, 2, False) == 2
-    assert effective_zero_stage(3, 1, False) == 3
+    from rlcore.config import LearnerConfig
+
+    def stage(zero: int, world: int, offload: bool) -> int:
+        lc = LearnerConfig(zero_stage=zero, world_size=world, offload_optimizer=offload)
+        return effective_zero_stage(lc, "float32")
+
+    assert stage(2, 1, False) == 0 and stage(1, 1, False) == 0
+    assert stage(2, 1, True) == 2 and stage(2, 2, False) == 2 and stage(3, 1, False) == 3
 
 
 def tiny(*overrides: str):

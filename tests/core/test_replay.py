@@ -44,16 +44,18 @@ def test_a_replayed_step_equals_the_logged_one_until_the_checkpoint_is_altered(
         assert r["ratio"] == pytest.approx(1.0, abs=1e-3)  # the engine serves the learner's weights
     assert "all" in report_table(report) and "metrics equal" in report_table(report)
 
-    # one byte of one weight (the final norm's first scale), changed on disk in both copies
-    # DeepSpeed keeps: the module's and ZeRO-2's fp32 partition (flat; the norm's 96 come last)
+    # one byte of one weight (the final norm's first scale), changed on disk in every copy
+    # DeepSpeed keeps: the module's, and under ZeRO 1-2 (several ranks) the fp32 partition too
+    # (flat; the norm's 96 come last). One rank runs the plain engine: the module's alone.
     state = run_dir / "checkpoints" / "step_000002" / "deepspeed" / "state"
     module = torch.load(state / "mp_rank_00_model_states.pt", weights_only=False)
     module["module"]["model.norm.weight"].view(torch.uint8)[2] ^= 0x40
     torch.save(module, state / "mp_rank_00_model_states.pt")
-    optim = torch.load(state / "zero_pp_rank_0_mp_rank_00_optim_states.pt", weights_only=False)
-    flat = optim["optimizer_state_dict"]["single_partition_of_fp32_groups"][0]
-    flat[-96:].view(torch.uint8)[2] ^= 0x40
-    torch.save(optim, state / "zero_pp_rank_0_mp_rank_00_optim_states.pt")
+    for shard in state.glob("zero_pp_rank_*_optim_states.pt"):
+        optim = torch.load(shard, weights_only=False)
+        flat = optim["optimizer_state_dict"]["single_partition_of_fp32_groups"][0]
+        flat[-96:].view(torch.uint8)[2] ^= 0x40
+        torch.save(optim, shard)
     assert cli(["replay", str(run_dir), "--step", "3"]) == 1
     out = capsys.readouterr().out
     assert "metrics differ; the first:" in out

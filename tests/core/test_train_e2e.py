@@ -28,12 +28,20 @@ SMALL = [
 
 
 def _adam_moments(ckpt: Path) -> int:
-    """AdamW moment tensors saved in a checkpoint's DeepSpeed (ZeRO-2) optimizer shards."""
+    """AdamW moment tensors saved in a checkpoint: in the module's file (one rank: DeepSpeed's
+    plain engine) or in ZeRO's optimizer shards (several ranks)."""
     import torch
 
+    state = ckpt / "deepspeed" / "state"
+    saved = [torch.load(state / "mp_rank_00_model_states.pt", weights_only=False)["optimizer"]]
+    for f in state.glob("*optim_states.pt"):
+        saved.append(
+            torch.load(f, weights_only=False)["optimizer_state_dict"]["base_optimizer_state"]
+        )
     count = 0
-    for f in (ckpt / "deepspeed" / "state").glob("*optim_states.pt"):
-        sd = torch.load(f, weights_only=False)["optimizer_state_dict"]["base_optimizer_state"]
+    for sd in saved:
+        if sd is None:
+            continue
         groups = sd["state"].values() if isinstance(sd, dict) else sd
         count += sum(k in g for g in groups for k in ("exp_avg", "exp_avg_sq"))
     return count
