@@ -48,19 +48,26 @@ def load_run_rows(
     return heldout, train_rows, sft_rows
 
 
-def refuse_long_prompts(run_rows: dict[str, list[dict[str, Any]]], encode: Any, limit: int) -> None:
+def refuse_long_prompts(
+    run_rows: dict[str, list[dict[str, Any]]], encode: Any, limit: int
+) -> dict[str, int]:
     """A prompt that leaves no room to answer within rollout.max_model_len fails at launch, naming
-    the row and its length (as verl's overlong-prompt filter would drop it), not inside the engine."""
+    the row and its length (as verl's overlong-prompt filter would drop it), not inside the engine.
+    Returns each key's longest prompt in tokens (what the planner sizes the run by)."""
     from rlcore.data.dataset import DataError
 
+    longest: dict[str, int] = {}
     for key, rows in run_rows.items():
+        longest[key] = 0
         for row in rows:
             n = len(encode(row))
+            longest[key] = max(longest[key], n)
             if n >= limit:
                 raise DataError(
                     f"{key}: row {row.get('id')!r} has a {n}-token prompt, no room to answer "
                     f"within rollout.max_model_len={limit}; raise it or drop the row"
                 )
+    return longest
 
 
 def _split_key(row: dict[str, Any]) -> str | None:

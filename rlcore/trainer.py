@@ -36,7 +36,7 @@ from rlcore.eval.retention import bucket_table
 from rlcore.hangs import HUNG, Watchdog, process_info, register_stack_dump, write_pids
 from rlcore.learner.batch import pad_batch, shard
 from rlcore.learner.schedule import lr_at
-from rlcore.metrics import MetricsLogger, plot_rewards, truncate_metrics
+from rlcore.metrics import MetricsLogger, plot_rewards, read_metrics, truncate_metrics
 from rlcore.plan.report import live, live_line
 from rlcore.preempt import Preempted, StartupSignals, StopRequests
 from rlcore.rollout.engine import SamplingParams
@@ -63,7 +63,7 @@ def train(
     heldout, train_rows, sft_rows = load_run_rows(cfg)
     d = cfg.data
     rows_by_key = {"data.train": train_rows, "data.heldout": heldout, "data.sft": sft_rows}
-    refuse_long_prompts(
+    longest = refuse_long_prompts(
         rows_by_key, lambda row: _prompt_ids(tokenizer, d, row), cfg.rollout.max_model_len
     )
     stop_ids = _stop_token_ids(tokenizer, model_path)
@@ -72,9 +72,8 @@ def train(
         canaries = CanaryWatch.load(cfg, specs) if "rl" in cfg.stages else None
     except (OSError, ValueError) as e:
         raise ConfigError(f"verifier.canaries: {e}") from None
-    predicted, prompt_tokens = _plan_or_refuse(
-        cfg, tokenizer, train_rows, specs
-    )  # nothing written yet
+    prompt_tokens = cfg.plan.prompt_tokens or longest["data.train"]
+    predicted = _plan_or_refuse(cfg, prompt_tokens, specs)  # before anything is written
     run_dir = prepare_run_dir(cfg)
     log.info("run directory: %s", run_dir)
 
@@ -264,25 +263,20 @@ class Run:
         return Preempted(signame, step, str(ckpt) if ckpt else None, str(self.run_dir))
 
 
-def _plan_or_refuse(
-    cfg: TrainConfig, tokenizer: Any, rows: list[dict[str, Any]], specs: list[Any]
-) -> tuple[dict[str, float], int]:
-    """Each actor's predicted peak (MiB) and the prompt length it assumed. Refuses (ConfigError) a config whose prediction clearly
-    exceeds this machine's memory, naming the actor and fixes the planner accepts, unless
-    plan.force. The longest prompt is measured on the first rows (a sample: a bound, not a census)."""
+def _plan_or_refuse(cfg: TrainConfig, prompt_tokens: int, specs: list[Any]) -> dict[str, float]:
+    """Each actor's predicted peak (MiB) for prompts of up to `prompt_tokens`. Refuses
+    (ConfigError) a config whose prediction clearly exceeds this machine's memory, naming the
+    actor and fixes the planner accepts, unless plan.force."""
     from rlcore.plan import PlanError, check_fits, config_model_verifiers, suggest_fixes
     from rlcore.plan.report import predicted_peaks, refusal
 
-    longest = cfg.plan.prompt_tokens or max(
-        (len(_prompt_ids(tokenizer, cfg.data, r)) for r in rows[:256]), default=0
-    )
     try:
-        plan = check_fits(cfg, longest, config_model_verifiers(cfg, specs))
+        plan = check_fits(cfg, prompt_tokens, config_model_verifiers(cfg, specs))
     except PlanError as e:  # a model the planner cannot describe is no reason not to run
         log.warning("plan: skipped (%s)", e)
-        return {}, longest
+        return {}
     if plan is None:  # on a cluster: its nodes are not this machine
-        return {}, longest
+        return {}
     if not plan.fits:
         message = refusal(plan, suggest_fixes(cfg, plan))
         if not cfg.plan.force:
@@ -290,7 +284,7 @@ def _plan_or_refuse(
         log.warning("%s (plan.force=true: starting anyway)", message)
     peaks = predicted_peaks(plan)
     log.info("plan: predicted peak memory (MiB) %s", peaks)
-    return peaks, longest
+    return peaks
 
 
 def _memory(run: Run) -> dict[str, float]:
@@ -644,7 +638,7 @@ def _finish(run: Run, last: dict[str, Any]) -> dict[str, Any]:
     }
     # the bottleneck phase, each actor kind's busy fraction, measured peaks over predicted
     summary["live"] = live(
-        _metric_rows(run.run_dir), summary["peak_pss_mib"], run.predicted_peak_mib
+        read_metrics(run.run_dir), summary["peak_pss_mib"], run.predicted_peak_mib
     )
     log.info("phases: %s", live_line(summary["live"]))
     if run.evaluator is not None:
@@ -658,13 +652,6 @@ def _finish(run: Run, last: dict[str, Any]) -> dict[str, Any]:
     run.metrics.finish(summary, [Path(f) for f in files if f])
     log.info("done: %s", {k: summary[k] for k in ("steps", "wall_s", "heldout_accuracy")})
     return summary
-
-
-def _metric_rows(run_dir: Path) -> list[dict[str, Any]]:
-    path = run_dir / "metrics.jsonl"
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
 def _ray_sigterm(e: BaseException) -> str | None:

@@ -14,6 +14,7 @@ import statistics
 from pathlib import Path
 from typing import Any
 
+from rlcore.metrics import read_metrics
 from rlcore.plan import Plan
 from rlcore.plan.memory import GIB, MIB
 
@@ -159,7 +160,7 @@ def measured(run_dir: str | Path) -> dict[str, Any]:
     """{"peak_pss_mib": {...}, "time": {phase: median s}, "response_len", "learn_skipped_frac"}."""
     run = Path(run_dir)
     summary = json.loads((run / "summary.json").read_text())
-    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line]
+    rows = read_metrics(run)
     keys = [f"time_{p}" for p in (*PHASES, "step")] + ["response_len", "learn_skipped_frac"]
     med = _medians(rows, keys)
     return {
