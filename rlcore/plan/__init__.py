@@ -233,8 +233,7 @@ def make_plan(
     gpu_gib = None  # engines on CPU; 0.0: on GPUs of a size not known here (not checked)
     if cfg.gpus > 0:
         gpu_gib = hw.gpu.memory_gib if hw.gpu is not None else 0.0
-    kv_cpu = float(os.environ.get("VLLM_CPU_KVCACHE_SPACE", "1") or 1)
-    actors += [engine_memory(cfg, shape, lens, i, gpu_gib, kv_cpu) for i in range(rc.num_workers)]
+    actors += [engine_memory(cfg, shape, lens, i, gpu_gib) for i in range(rc.num_workers)]
     if model_verifiers is None:
         model_verifiers = config_model_verifiers(cfg)
     actors += small_actors(cfg, lens, model_verifiers, _judge_bytes(cfg), heavy_verifiers(cfg))

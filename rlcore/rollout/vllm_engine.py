@@ -2,9 +2,12 @@
 
 Every version-specific vLLM call of rlcore lives in this file. Supported: vLLM >= 0.32, < 0.33
 (checked at construction). Importing this module on a machine without CUDA sets, unless the user
-already did, VLLM_CPU_KVCACHE_SPACE=1 (GiB of KV cache) and VLLM_ENABLE_V1_MULTIPROCESSING=0 (the
-engine core runs in this process): both must be set before vLLM is imported, so import this
-module (or set them yourself) before anything imports vllm.
+already did, VLLM_ENABLE_V1_MULTIPROCESSING=0 (the engine core runs in this process): it must be set
+before vLLM is imported, so import this module (or set it yourself) before anything imports vllm.
+
+KV cache on CPU: `kv_cache_bytes` (the trainer sizes it to one step's sequences,
+rlcore/plan/memory.py `cpu_kv_cache_bytes`), else 1 GiB; vllm-cpu zero-fills all of it at start,
+so every byte is resident. A VLLM_CPU_KVCACHE_SPACE (GiB) the user set wins, in vLLM itself.
 
 Weight reload: `RlcoreWorkerExtension` is mixed into vLLM's worker (`worker_extension_cls`) and
 reached through `collective_rpc`, so it runs inside each worker process (GPU, multiprocess) or in
@@ -32,7 +35,6 @@ from typing import Any
 import torch
 
 if not torch.cuda.is_available():
-    os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
     os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
 
 import vllm  # noqa: E402 - after the environment defaults above
@@ -47,6 +49,7 @@ from rlcore.sync.group import SyncGroup, backend_for  # noqa: E402
 log = logging.getLogger(__name__)
 
 SUPPORTED_VLLM = (Version("0.32"), Version("0.33"))  # [min, max)
+CPU_KV_DEFAULT_BYTES = 1 << 30  # vllm-cpu's KV cache when the caller does not size it
 
 
 def check_vllm_version(version: str | None = None) -> None:
@@ -142,6 +145,7 @@ class VLLMEngine(RolloutEngine):
         max_model_len: int = 512,
         gpu_memory_utilization: float = 0.5,
         tensor_parallel_size: int = 1,
+        kv_cache_bytes: int | None = None,
     ) -> None:
         check_vllm_version()
         on_gpu = torch.cuda.is_available()
@@ -149,6 +153,8 @@ class VLLMEngine(RolloutEngine):
         if on_gpu:
             kwargs["gpu_memory_utilization"] = gpu_memory_utilization
         else:
+            if not os.environ.get("VLLM_CPU_KVCACHE_SPACE"):
+                kwargs["kv_cache_memory_bytes"] = kv_cache_bytes or CPU_KV_DEFAULT_BYTES
             # vllm-cpu fails a seeded request whose prefill is split into chunks ("CPU Generator
             # does not use offset"), and every rollout is seeded (exact resume): never split one
             kwargs["enable_chunked_prefill"] = False

@@ -78,22 +78,35 @@ def tiny(*overrides: str):
 
 
 def test_the_engine_touches_its_steps_kv_and_the_fit_counts_the_reservation():
-    from rlcore.plan.memory import GIB, engine_memory, kv_bytes_per_token
+    from rlcore.plan.memory import GIB, cpu_kv_cache_bytes, engine_memory, kv_bytes_per_token
     from rlcore.plan.report import predicted_peaks
 
     cfg = tiny("rollout.engine=vllm")
     shape = model_shape(cfg.model.path)
-    e = engine_memory(cfg, shape, Shapes(16, 80), 0, None, 1.0)
+    e = engine_memory(cfg, shape, Shapes(16, 80), 0, None)
     rows = cfg.rollout.prompts_per_step * cfg.rollout.n
     assert e.terms["kv cache"] == pytest.approx(rows * 80 * kv_bytes_per_token(shape, 4))
-    assert e.terms["kv cache"] + e.reserved == pytest.approx(GIB)  # the whole budget, for the fit
+    # the whole cache, for the fit: one step's sequences (and one more) at max_model_len each
+    budget = (rows + 1) * cfg.rollout.max_model_len * kv_bytes_per_token(shape, 4)
+    assert budget < GIB and cpu_kv_cache_bytes(cfg, shape) == budget
+    assert e.terms["kv cache"] + e.reserved == pytest.approx(budget)
     p = make_plan(cfg, NODE, CAL, prompt_tokens=16)
     engine = next(a for a in p.actors if a.name == "rollout0")
     assert predicted_peaks(p)["rollout0"] == pytest.approx(engine.total / 2**20, abs=0.1)
     assert p.node_total == pytest.approx(sum(a.host_total for a in p.actors) + engine.reserved)
-    # a step that writes more than the budget touches all of it, and reserves nothing more
-    big = engine_memory(smol("rollout.engine=vllm"), SMOL, Shapes(128, 2048), 0, None, 1.0)
+    # a step that writes more than the cache touches all of it, which is at most 1 GiB
+    big = engine_memory(smol("rollout.engine=vllm"), SMOL, Shapes(128, 2048), 0, None)
     assert big.terms["kv cache"] == GIB and big.reserved == 0.0
+
+
+def test_the_kv_cache_is_the_configs_or_the_users_environment_s_when_set(monkeypatch):
+    from rlcore.plan.memory import GIB, MIB, cpu_kv_cache_bytes
+
+    cfg = tiny("rollout.engine=vllm", "rollout.kv_cache_mib=300")
+    shape = model_shape(cfg.model.path)
+    assert cpu_kv_cache_bytes(cfg, shape) == 300 * MIB
+    monkeypatch.setenv("VLLM_CPU_KVCACHE_SPACE", "2")  # vLLM reads it over what it is passed
+    assert cpu_kv_cache_bytes(cfg, shape) == 2 * GIB
 
 
 def test_skipped_rows_shrink_the_learners_activations_not_its_bound():

