@@ -73,8 +73,10 @@ def main() -> None:
     from rlcore.rundir import resolve_model_path
 
     path = str(resolve_model_path(args.model))
-    overrides = {k: type(getattr(LearnerConfig(), k))(v) for k, v in
-                 (a.split("=", 1) for a in args.learner_args)}
+    overrides = {
+        k: type(getattr(LearnerConfig(), k))(v)
+        for k, v in (a.split("=", 1) for a in args.learner_args)
+    }
     cfg = LearnerConfig(**{"micro_batch_size": 64, "lr": 1e-6, **overrides})
     spec = LearnerSpec(path, 0, 1, "127.0.0.1", free_port(), cfg, total_steps=100)
     learner = Learner(spec)
@@ -95,9 +97,13 @@ def main() -> None:
     for i in range(args.steps):  # interleaved, so both see the same machine
         rl_times.append(rl_step())
         floor_times.append(floor_step(floor_model, opt, batch))
-        print(f"step {i + 1}: rl_step {rl_times[-1]:.2f} s, floor {floor_times[-1]:.2f} s", flush=True)
+        print(
+            f"step {i + 1}: rl_step {rl_times[-1]:.2f} s, floor {floor_times[-1]:.2f} s", flush=True
+        )
     rl_s, floor_s = statistics.median(rl_times[1:]), statistics.median(floor_times[1:])
-    print(f"median after the first: rl_step {rl_s:.2f} s, floor {floor_s:.2f} s = {rl_s / floor_s:.2f}x")
+    print(
+        f"median after the first: rl_step {rl_s:.2f} s, floor {floor_s:.2f} s = {rl_s / floor_s:.2f}x"
+    )
 
     from torch.profiler import ProfilerActivity, profile
 
@@ -111,10 +117,21 @@ def main() -> None:
     for o in ops:
         print(f"| `{o['op']}` | {o['calls']} | {o['self_s']:.3f} | {o['self_s'] / total:.1%} |")
     if args.json:
-        Path(args.json).write_text(json.dumps({
-            "model": args.model, "rows": args.rows, "width": args.width, "learner": overrides,
-            "rl_step_s": rl_times, "floor_s": floor_times, "ratio": rl_s / floor_s, "ops": ops,
-        }, indent=1))
+        Path(args.json).write_text(
+            json.dumps(
+                {
+                    "model": args.model,
+                    "rows": args.rows,
+                    "width": args.width,
+                    "learner": overrides,
+                    "rl_step_s": rl_times,
+                    "floor_s": floor_times,
+                    "ratio": rl_s / floor_s,
+                    "ops": ops,
+                },
+                indent=1,
+            )
+        )
 
 
 if __name__ == "__main__":

@@ -50,8 +50,12 @@ def profile_rows(prof: cProfile.Profile, key: str, limit: int) -> list[dict[str,
     rows = []
     for (file, line, fn), (_, calls, tottime, cumtime, _) in stats.stats.items():  # type: ignore[attr-defined]
         rows.append(
-            {"function": f"{Path(file).name}:{line}({fn})", "calls": calls,
-             "own_s": tottime, "cumulative_s": cumtime}
+            {
+                "function": f"{Path(file).name}:{line}({fn})",
+                "calls": calls,
+                "own_s": tottime,
+                "cumulative_s": cumtime,
+            }
         )
     return sorted(rows, key=lambda r: -float(r[key]))[:limit]  # type: ignore[arg-type]
 
@@ -90,18 +94,30 @@ def main() -> None:
             prof.disable()
         sent = queue.get(timeout=300)
         rows.append({"receive_s": wall, "load_s": got["load_seconds"], **sent})
-        print(f"sync {i + 1}: receive {wall:.2f} s (engine load {got['load_seconds']:.2f} s), "
-              f"send {sent['send_s']:.2f} s, {got['bytes'] / 2**20:.0f} MiB in "
-              f"{got['buckets']:.0f} buckets", flush=True)
+        print(
+            f"sync {i + 1}: receive {wall:.2f} s (engine load {got['load_seconds']:.2f} s), "
+            f"send {sent['send_s']:.2f} s, {got['bytes'] / 2**20:.0f} MiB in "
+            f"{got['buckets']:.0f} buckets",
+            flush=True,
+        )
     proc.join(timeout=60)
-    own, cumulative = profile_rows(prof, "own_s", args.top), profile_rows(prof, "cumulative_s", args.top)
-    for title, table, key in (("own time", own, "own_s"), ("cumulative", cumulative, "cumulative_s")):
+    own, cumulative = (
+        profile_rows(prof, "own_s", args.top),
+        profile_rows(prof, "cumulative_s", args.top),
+    )
+    for title, table, key in (
+        ("own time", own, "own_s"),
+        ("cumulative", cumulative, "cumulative_s"),
+    ):
         print(f"\nlast receive, heaviest by {title}:\n| function | calls | s |\n|---|---|---|")
         for r in table:
             print(f"| {r['function']} | {r['calls']} | {float(r[key]):.3f} |")  # type: ignore[arg-type]
     if args.json:
-        Path(args.json).write_text(json.dumps(
-            {"model": args.model, "syncs": rows, "own": own, "cumulative": cumulative}, indent=1))
+        Path(args.json).write_text(
+            json.dumps(
+                {"model": args.model, "syncs": rows, "own": own, "cumulative": cumulative}, indent=1
+            )
+        )
     engine.shutdown()
 
 

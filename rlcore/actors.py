@@ -181,9 +181,7 @@ class LearnerWorker(_Measured):
     ) -> dict[str, float]:
         return self.learner.rl_step(batch, global_tokens, algo, temperature, global_seqs)
 
-    def sft_step(
-        self, batch: Any, global_tokens: float, step: int, total: int
-    ) -> dict[str, float]:
+    def sft_step(self, batch: Any, global_tokens: float, step: int, total: int) -> dict[str, float]:
         return self.learner.sft_step(batch, global_tokens, step, total)
 
     def logprobs(self, batch: Any) -> list[list[float]]:

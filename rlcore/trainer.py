@@ -411,7 +411,8 @@ def _sft_stage(run: Run) -> None:
             )
             tokens = float(batch.loss_mask.sum())
             out = cluster.learners.call_each(
-                "sft_step", [(shard(batch, r, world), tokens, sft_step, total) for r in range(world)]
+                "sft_step",
+                [(shard(batch, r, world), tokens, sft_step, total) for r in range(world)],
             )
             sft_step += 1
             row = {

@@ -45,7 +45,9 @@ def _spec(
     needs_reference: bool = False,
     **learner: object,
 ) -> LearnerSpec:
-    cfg = LearnerConfig(**{"micro_batch_size": micro, "zero_stage": zero_stage, "lr": 1e-2, **learner})
+    cfg = LearnerConfig(
+        **{"micro_batch_size": micro, "zero_stage": zero_stage, "lr": 1e-2, **learner}
+    )
     return LearnerSpec(
         model_path=model_path,
         rank=rank,
