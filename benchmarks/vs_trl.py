@@ -29,6 +29,7 @@ import argparse
 import json
 import os
 import random
+import shutil
 import statistics
 import subprocess
 import sys
@@ -132,6 +133,7 @@ def median_after_first(values: list[float]) -> float:
 # ---- rlcore ------------------------------------------------------------------------------------
 def run_rlcore(case: dict[str, Any], steps: int, work: Path) -> dict[str, Any]:
     run_dir = work / "rlcore_run"
+    shutil.rmtree(run_dir, ignore_errors=True)  # a run of its own, not a resume of the last one
     cmd = [sys.executable, "-m", "rlcore.launch.cli", "train", "-q"]
     cmd += [
         f"model.path={case['model']}",
