@@ -14,18 +14,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import socket
 import statistics
 import time
 from pathlib import Path
 
 import torch
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from rlcore.ports import free_port
 
 
 def make_batch(rows: int, width: int, prompt: int, vocab: int, seed: int = 0):

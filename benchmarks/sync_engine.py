@@ -18,19 +18,20 @@ import io
 import json
 import multiprocessing as mp
 import pstats
-import socket
 import time
 from pathlib import Path
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from rlcore.ports import free_port
 
 
-def sender_main(path: str, port: int, bucket_bytes: int, repeats: int, queue, go) -> None:
+def sender_main(
+    path: str, port: int, bucket_bytes: int, repeats: int, queue, go, threads: int
+) -> None:
+    import torch
     from safetensors.torch import load_file
+
+    if threads:
+        torch.set_num_threads(threads)
 
     from rlcore.sync import make_sender, param_meta
 
@@ -66,6 +67,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--bucket-mib", type=int, default=64)
     ap.add_argument("--top", type=int, default=15)
+    ap.add_argument("--sender-threads", type=int, default=0, help="torch threads of the sender")
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
 
@@ -77,7 +79,9 @@ def main() -> None:
     ctx = mp.get_context("spawn")
     queue, go, port = ctx.Queue(), ctx.Queue(), free_port()
     bucket = args.bucket_mib << 20
-    proc = ctx.Process(target=sender_main, args=(path, port, bucket, args.repeats, queue, go))
+    proc = ctx.Process(
+        target=sender_main, args=(path, port, bucket, args.repeats, queue, go, args.sender_threads)
+    )
     proc.start()
     meta = queue.get(timeout=300)
     engine.init_weight_group("127.0.0.1", port, 1, 2)
