@@ -67,12 +67,13 @@ class ChatGenerator:
             return
         kw: dict[str, Any] = {"gpu_memory_utilization": c.gpu_memory_utilization}
         if not on_gpu:
-            os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")  # before vllm is imported
-            os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
+            os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")  # before vllm is imported
             kw = {
                 "enable_chunked_prefill": False,
                 "max_num_batched_tokens": max(c.max_model_len, 4096),
             }
+            if not os.environ.get("VLLM_CPU_KVCACHE_SPACE"):  # the user's, else 1 GiB of KV
+                kw["kv_cache_memory_bytes"] = 1 << 30
         import vllm
 
         self.engine = vllm.LLM(
