@@ -200,13 +200,24 @@ class LearnerWorker(_Measured):
 
     def send_weights(self, bucket_bytes: int, digest: bool = False) -> dict[str, Any]:
         """Rank 0 streams the weights (with their digests when asked); other ranks only join
-        the ZeRO-3 gathers."""
+        the ZeRO-3 gathers. On CPU the send runs on one torch thread: the engines load at the same
+        time on the same cores, and two OpenMP pools on them made every receive 1.5-2x slower
+        (benchmarks/sync_engine.py --sender-threads 1, docs/benchmarks.md)."""
         weights = self.learner.named_weights()
         if self.sender is None:
             for _ in weights:  # collective under ZeRO-3; a no-op walk otherwise
                 pass
             return {}
-        return self.sender.send(weights, bucket_bytes, digest)
+        if self.learner.device.type != "cpu":
+            return self.sender.send(weights, bucket_bytes, digest)
+        import torch
+
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            return self.sender.send(weights, bucket_bytes, digest)
+        finally:
+            torch.set_num_threads(threads)
 
     def save(self, path: str) -> None:
         self.learner.save(path)
