@@ -13,6 +13,7 @@ one after another, so on a small machine every actor may use every core while it
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from collections.abc import Sequence
@@ -208,16 +209,9 @@ class LearnerWorker(_Measured):
             for _ in weights:  # collective under ZeRO-3; a no-op walk otherwise
                 pass
             return {}
-        if self.learner.device.type != "cpu":
+        on_cpu = self.learner.device.type == "cpu"
+        with threads.one_thread() if on_cpu else contextlib.nullcontext():
             return self.sender.send(weights, bucket_bytes, digest)
-        import torch
-
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
-            return self.sender.send(weights, bucket_bytes, digest)
-        finally:
-            torch.set_num_threads(threads)
 
     def save(self, path: str) -> None:
         self.learner.save(path)

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -71,3 +73,17 @@ def apply() -> int:
     if want > 0 and torch.get_num_threads() != want:
         torch.set_num_threads(want)
     return torch.get_num_threads()
+
+
+@contextmanager
+def one_thread() -> Iterator[None]:
+    """torch on one thread inside the block (the pool's size restored after): for work that runs
+    while another process computes on the same cores, where two OpenMP pools slow both."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

