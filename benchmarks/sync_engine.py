@@ -1,5 +1,5 @@
 """Where a weight sync's time goes on the engine side: a learner process streams a model's weights
-(the trainer's BroadcastSender, with digests) into a vLLM engine in this process, --repeats times;
+(the trainer's sender, `--sync-type broadcast|ipc`, with digests) into a vLLM engine in this process, --repeats times;
 the last receive runs under cProfile.
 
     python benchmarks/sync_engine.py --model smollm2-135m-instruct --repeats 3 \
@@ -25,7 +25,7 @@ from rlcore.ports import free_port
 
 
 def sender_main(
-    path: str, port: int, bucket_bytes: int, repeats: int, queue, go, threads: int
+    path: str, port: int, bucket_bytes: int, repeats: int, queue, go, threads: int, kind: str
 ) -> None:
     import torch
     from safetensors.torch import load_file
@@ -37,7 +37,7 @@ def sender_main(
 
     named = list(load_file(f"{path}/model.safetensors").items())
     queue.put(param_meta(named))
-    sender = make_sender("broadcast", device="cpu")
+    sender = make_sender(kind, device="cpu")
     sender.init_group("127.0.0.1", port, 2)
     for _ in range(repeats):
         go.get()
@@ -68,6 +68,7 @@ def main() -> None:
     ap.add_argument("--bucket-mib", type=int, default=64)
     ap.add_argument("--top", type=int, default=15)
     ap.add_argument("--sender-threads", type=int, default=0, help="torch threads of the sender")
+    ap.add_argument("--sync-type", default="broadcast", choices=["broadcast", "ipc"])
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
 
@@ -80,11 +81,11 @@ def main() -> None:
     queue, go, port = ctx.Queue(), ctx.Queue(), free_port()
     bucket = args.bucket_mib << 20
     proc = ctx.Process(
-        target=sender_main, args=(path, port, bucket, args.repeats, queue, go, args.sender_threads)
+        target=sender_main, args=(path, port, bucket, args.repeats, queue, go, args.sender_threads, args.sync_type),
     )
     proc.start()
     meta = queue.get(timeout=300)
-    engine.init_weight_group("127.0.0.1", port, 1, 2)
+    engine.init_weight_group("127.0.0.1", port, 1, 2, args.sync_type)
     rows, prof = [], cProfile.Profile()
     for i in range(args.repeats):
         last = i == args.repeats - 1

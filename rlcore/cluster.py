@@ -185,12 +185,11 @@ class Cluster:
         # the group's rank 0 is learner rank 0: its node's address (127.0.0.1 on one machine)
         addr = self.placement.node_ip("learner", 0) if self.placement else "127.0.0.1"
         port = self.placement.free_port("learner", 0) if self.placement else free_port()
-        calls = [self.learners.actors[0].init_sync.remote(self.cfg.sync.type, addr, port, world)]
+        kind = self._transport()
+        calls = [self.learners.actors[0].init_sync.remote(kind, addr, port, world)]
         next_rank = 1
         for actor, i in zip(self.rollouts.actors, ranks, strict=True):
-            calls.append(
-                actor.init_weight_group.remote(addr, port, next_rank, world, self.cfg.sync.type)
-            )
+            calls.append(actor.init_weight_group.remote(addr, port, next_rank, world, kind))
             next_rank += i["ranks"]
         ray.get(calls)
         if self.cfg.sync.verify and probe and self.probe_check is None:
@@ -210,6 +209,17 @@ class Cluster:
                 self.probe_check.limit,
             )
 
+    def _transport(self) -> str:
+        """sync.type, "auto" resolved by where learner rank 0 and the engines run."""
+        from rlcore.sync import transport
+
+        actors = [self.learners.actors[0], *self.rollouts.actors]
+        hosts = {p["host"] for p in ray.get([a.process.remote() for a in actors])}
+        gpus = bool(self.cfg.gpus or self.cfg.learner.gpus_per_rank)
+        kind = transport(self.cfg.sync.type, gpus, hosts)
+        log.info("weight sync: %s (sync.type=%s)", kind, self.cfg.sync.type)
+        return kind
+
     def sync_weights(self) -> dict[str, float]:
         """Stream the learner's weights to every engine; optionally check a probe's logprobs.
         An engine that was restarted since the last sync (it left the sync group) is first brought
@@ -221,11 +231,13 @@ class Cluster:
     def _send_weights(self) -> dict[str, float]:
         bucket = self.cfg.sync.bucket_mb * 2**20
         verify = self.cfg.sync.verify
+        # the learner's side of the probe first, at the weights it is about to send: run beside
+        # the engines' load or probe forward, its forward made theirs 2-9x slower on 2 cores (two
+        # OpenMP pools on the same cores; check 0.3-1.6 s -> 0.12 s, docs/benchmarks.md)
+        learner_probe = self._learner_probe() if self.probe_check is not None else None
         sends = self.learners.submit("send_weights", bucket, verify)
         self.version += 1
         receives = self.rollouts.submit("receive_weights", self.meta, bucket, self.version)
-        # the learner's side of the probe, queued behind its send: it runs while the engines load
-        learner_probe = self._learner_probe() if self.probe_check is not None else None
         sent = ray.get(sends)[0]
         got = ray.get(receives)
         out = {

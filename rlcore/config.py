@@ -248,8 +248,9 @@ class AlgoConfig:
 @dataclass(frozen=True)
 class SyncConfig:
     # broadcast: over a process group (gloo on CPU, NCCL on GPU) | ipc: shared memory, learner and
-    # engines on one machine (CUDA IPC on a shared GPU; a shared-memory segment on CPU)
-    type: Literal["broadcast", "ipc"] = "broadcast"
+    # engines on one machine (CUDA IPC on a shared GPU; a shared-memory segment on CPU) | auto:
+    # ipc when learner rank 0 and the engines share one machine without GPUs, else broadcast
+    type: Literal["auto", "broadcast", "ipc"] = "auto"
     bucket_mb: int = 64
     # after each sync: every engine loaded every tensor as sent (per-tensor digests,
     # rlcore/sync/digest.py), and engine and learner logprobs agree on a probe (rlcore/sync/verify.py)
@@ -632,9 +633,9 @@ def _validate_resources(cfg: TrainConfig) -> None:
     need = sum(b.gpus for b in bundles)
     # NCCL broadcast needs every rank on its own GPU: a shortfall would leave an actor waiting
     # for a GPU forever instead of failing
-    if cfg.gpus and cfg.sync.type == "broadcast" and need > cfg.gpus:
+    if cfg.gpus and cfg.sync.type != "ipc" and need > cfg.gpus:
         raise ConfigError(
-            f"gpus={cfg.gpus} but the roles need {need} GPUs (sync.type=broadcast gives every "
+            f"gpus={cfg.gpus} but the roles need {need} GPUs (sync.type={cfg.sync.type} gives every "
             f"learner rank and engine GPUs of its own): {describe(bundles)}"
         )
 

@@ -68,3 +68,13 @@ def test_bad_names_fail_clearly():
         make_sender("ipc-over-carrier-pigeon")
     with pytest.raises(ValueError, match="dtype string"):
         str_to_dtype("float33")
+
+
+def test_auto_transport_is_shared_memory_only_on_one_cpu_machine():
+    from rlcore.sync import transport
+
+    assert transport("auto", False, {"a"}) == "ipc"
+    assert transport("auto", False, {"a", "b"}) == "broadcast"  # shared memory reaches one machine
+    assert transport("auto", True, {"a"}) == "broadcast"  # CUDA IPC needs one shared GPU
+    assert transport("broadcast", False, {"a"}) == "broadcast"  # an explicit choice stands
+    assert transport("ipc", False, {"a"}) == "ipc"
