@@ -230,13 +230,15 @@ def _zero_main(result: Path, work: Path) -> None:
         zero_stage=2, micro_batch_size=len(batch), packing=True, lr=LR, grad_clip=1.0,
         logprob_impl="chunked", gpus_per_rank=1,
     )  # fmt: skip
-    spec = LearnerSpec(str(path), 0, 1, "127.0.0.1", free_port(), cfg, dtype="bfloat16")
+    spec = LearnerSpec(
+        str(path), 0, 1, "127.0.0.1", free_port(), cfg, dtype="bfloat16", algo=GRPO(group_size=4)
+    )
     learner = Learner(spec)
     batch = batch.with_(old_logprobs=learner.prepare(batch)["old_logprobs"])
     tokens = float(batch.loss_mask.sum())
     zero = []
     for _ in range(STEPS):
-        sums = learner.rl_step(batch, tokens, GRPO(group_size=4))
+        sums = learner.rl_step(batch, tokens)
         zero.append({"loss": sums["loss"] / tokens, "grad_norm": sums["grad_norm"]})
     result.write_text(json.dumps({"cpu": cpu, "zero": zero}))
 

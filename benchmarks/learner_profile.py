@@ -73,16 +73,17 @@ def main() -> None:
         for k, v in (a.split("=", 1) for a in args.learner_args)
     }
     cfg = LearnerConfig(**{"micro_batch_size": 64, "lr": 1e-6, **overrides})
-    spec = LearnerSpec(path, 0, 1, "127.0.0.1", free_port(), cfg, total_steps=100)
+    spec = LearnerSpec(
+        path, 0, 1, "127.0.0.1", free_port(), cfg, total_steps=100, algo=GRPO(group_size=4)
+    )
     learner = Learner(spec)
     vocab = learner.engine.module.config.vocab_size
     batch = make_batch(args.rows, args.width, args.prompt, vocab)
     tokens = float(batch.loss_mask.sum())
-    algo = GRPO(group_size=4)
 
     def rl_step() -> float:
         t0 = time.perf_counter()
-        learner.rl_step(batch, tokens, algo, 1.0)
+        learner.rl_step(batch, tokens, 1.0)
         return time.perf_counter() - t0
 
     floor_model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)

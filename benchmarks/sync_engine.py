@@ -81,7 +81,8 @@ def main() -> None:
     queue, go, port = ctx.Queue(), ctx.Queue(), free_port()
     bucket = args.bucket_mib << 20
     proc = ctx.Process(
-        target=sender_main, args=(path, port, bucket, args.repeats, queue, go, args.sender_threads, args.sync_type),
+        target=sender_main,
+        args=(path, port, bucket, args.repeats, queue, go, args.sender_threads, args.sync_type),
     )
     proc.start()
     meta = queue.get(timeout=300)

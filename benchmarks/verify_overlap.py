@@ -32,7 +32,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from transformers import AutoTokenizer
 
     from rlcore.cluster import Cluster
-    from rlcore.config import load_config
+    from rlcore.config import build_algorithm, load_config
     from rlcore.data.chat import render_prompt
     from rlcore.data.tasks import chain_sum_rows
     from rlcore.rl import VerifierItems
@@ -61,7 +61,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         stop_token_ids=(tok.eos_token_id,),
         seed=7,
     )
-    cluster = Cluster.start(cfg, path, [SPEC], needs_reference=False)
+    cluster = Cluster.start(cfg, path, [SPEC], build_algorithm(cfg))
     modes = {
         "sequential": replace(
             cfg,

@@ -176,11 +176,10 @@ class LearnerWorker(_Measured):
         self,
         batch: Any,
         global_tokens: float,
-        algo: Any,
         temperature: float = 1.0,
         global_seqs: float | None = None,
     ) -> dict[str, float]:
-        return self.learner.rl_step(batch, global_tokens, algo, temperature, global_seqs)
+        return self.learner.rl_step(batch, global_tokens, temperature, global_seqs)
 
     def sft_step(self, batch: Any, global_tokens: float, step: int, total: int) -> dict[str, float]:
         return self.learner.sft_step(batch, global_tokens, step, total)

@@ -74,11 +74,13 @@ class Cluster:
         cfg: TrainConfig,
         model_path: str,
         specs: list[Any],
-        needs_reference: bool,
-        needs_critic: bool = False,
+        algo: Any,
         verifier_options: dict[str, Any] | None = None,
     ) -> Cluster:
-        """verifier_options: more per-verifier options (an eval suite's), under the config's."""
+        """algo: the run's rlcore.algo.Algorithm (each learner rank holds it from start-up; its
+        needs decide the reference model and the critic). verifier_options: more per-verifier
+        options (an eval suite's), under the config's."""
+        needs_critic = algo.needs_critic
         init_ray(cfg.ray_address, cfg.num_cpus)
         unique_specs = list({json.dumps(s, sort_keys=True): s for s in specs}.values())
         # a judge's `model_path: smollm2-135m-instruct` -> its folder (verifiers load folders)
@@ -93,12 +95,12 @@ class Cluster:
         total_steps = cfg.steps * a.epochs * a.minibatches
         run_tag = uuid.uuid4().hex[:8]  # named actors: `ray list actors` shows who is who
         learners = _learner_group(
-            LearnerWorker, cfg, model_path, needs_reference, total_steps, placement, run_tag
+            LearnerWorker, cfg, model_path, algo, total_steps, placement, run_tag
         )
         critics = None
         if needs_critic:
             critics = _learner_group(
-                CriticWorker, cfg, model_path, False, total_steps, placement, run_tag, a.critic_lr
+                CriticWorker, cfg, model_path, None, total_steps, placement, run_tag, a.critic_lr
             )
         engine_kwargs = {
             "dtype": cfg.model.dtype,
@@ -460,13 +462,14 @@ def _learner_group(
     worker: Any,
     cfg: TrainConfig,
     model_path: str,
-    needs_reference: bool,
+    algo: Any,
     total_steps: int,
     placement: Placement,
     run_tag: str,
     lr: float | None = None,
 ) -> ActorGroup:
-    """learner.world_size DeepSpeed ranks of `worker` (the policy's, or the critic's)."""
+    """learner.world_size DeepSpeed ranks of `worker`: the policy's, holding `algo`, or the
+    critic's (`algo` None)."""
     lc = cfg.learner
     role = "critic" if worker is CriticWorker else "learner"
     port = placement.free_port(role, 0)
@@ -482,7 +485,8 @@ def _learner_group(
                     cfg=lc,
                     dtype=cfg.model.dtype,
                     seed=cfg.seed,
-                    needs_reference=needs_reference,
+                    needs_reference=algo is not None and algo.needs_reference,
+                    algo=algo,
                     total_steps=total_steps,
                     lr=lr,
                     sft=cfg.sft,

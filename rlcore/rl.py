@@ -497,7 +497,7 @@ def _update_minibatch(
     calls = []
     if train_policy:
         shards = [shard(policy_mb, r, world) for r in range(world)]
-        args = [(s, tokens, algo, cfg.rollout.temperature, seqs) for s in shards]
+        args = [(s, tokens, cfg.rollout.temperature, seqs) for s in shards]
         calls += cluster.learners.submit_each("rl_step", args)
     if algo.needs_critic:
         clip = getattr(algo, "value_clip", None)

@@ -103,8 +103,7 @@ def train(
                 cfg,
                 model_path,
                 specs,
-                algo.needs_reference,
-                needs_critic=algo.needs_critic,
+                algo,
                 verifier_options=dict(evaluator.suite.cfg.verifier_options) if evaluator else None,
             )
             startup.check()  # a signal whose exception a library caught (ray.init does)

@@ -53,6 +53,7 @@ class LearnerSpec:
     total_steps: int = 0  # optimizer steps of the RL stage (the lr schedule's length)
     lr: float | None = None  # None: cfg.lr (the critic passes its own)
     sft: Any = None  # the SFT stage's SFTConfig (its lr schedule), when the run has one
+    algo: Algorithm | None = None  # the RL algorithm, held from start-up (None: no RL step)
 
 
 def _dtype(name: str) -> torch.dtype:
@@ -287,15 +288,19 @@ class Learner:
         self,
         batch: TokenBatch,
         global_tokens: float,
-        algo: Algorithm,
         temperature: float = 1.0,
         global_seqs: float | None = None,
     ) -> dict[str, float]:
-        """One policy update on this rank's shard. global_tokens / global_seqs: loss tokens and
+        """One policy update of the spec's algorithm on this rank's shard. global_tokens / global_seqs: loss tokens and
         sequences over ALL ranks (the denominators of the algorithm's loss aggregation).
         temperature: the rollout's; the policy being optimised is the one the engine sampled from.
         Returns SUMS over this rank's loss tokens (the driver divides by global_tokens), plus
         grad_norm, lr and nonfinite."""
+        algo = self.spec.algo
+        if algo is None:
+            raise RuntimeError(
+                "rl_step on a learner started without an algorithm (LearnerSpec.algo)"
+            )
         start = time.perf_counter()
         self.engine.train()
         mbs = self._micro_batches(batch)

@@ -43,6 +43,7 @@ def _spec(
     port: int,
     zero_stage: int = 2,
     needs_reference: bool = False,
+    algo: object = None,
     **learner: object,
 ) -> LearnerSpec:
     cfg = LearnerConfig(
@@ -56,6 +57,7 @@ def _spec(
         master_port=port,
         cfg=cfg,
         needs_reference=needs_reference,
+        algo=algo or GRPO(group_size=4),
     )
 
 
@@ -73,12 +75,11 @@ def _curve(
     group = ActorGroup(
         [
             LearnerWorker.remote(
-                _spec(model_path, r, world_size, micro, port, zero_stage, **learner)
+                _spec(model_path, r, world_size, micro, port, zero_stage, algo=algo, **learner)
             )
             for r in range(world_size)
         ]
     )
-    algo = algo or GRPO(group_size=4)
     curve = []
     try:
         for batch in _batches(4, 16, 90, equal_groups):
@@ -87,7 +88,7 @@ def _curve(
                 batch = batch.select((~_inert_rows(batch, world_size)).nonzero().flatten())
             outs = group.call_each(
                 "rl_step",
-                [(shard(batch, r, world_size), tokens, algo, 1.0, seqs) for r in range(world_size)],
+                [(shard(batch, r, world_size), tokens, 1.0, seqs) for r in range(world_size)],
             )
             # the surrogate's value is constant on-policy; the entropy moves with the weights
             curve.append(
@@ -146,15 +147,15 @@ def test_leaving_out_zero_advantage_rows_gives_the_same_update(
 
 @pytest.mark.slow
 def test_reference_model_gives_kl_only_after_the_policy_moves(tiny_chat_model, ray_local):
+    algo = GRPO(group_size=4, kl_coef=0.1)
     actor = LearnerWorker.remote(
-        _spec(tiny_chat_model, 0, 1, 16, free_port(), needs_reference=True)
+        _spec(tiny_chat_model, 0, 1, 16, free_port(), needs_reference=True, algo=algo)
     )
     try:
-        algo = GRPO(group_size=4, kl_coef=0.1)
         batch = _batches(1, 16, 90)[0]
         tokens = float(batch.loss_mask.sum())
-        first = ray.get(actor.rl_step.remote(batch, tokens, algo))
-        second = ray.get(actor.rl_step.remote(batch, tokens, algo))
+        first = ray.get(actor.rl_step.remote(batch, tokens))
+        second = ray.get(actor.rl_step.remote(batch, tokens))
         assert first["kl"] / tokens == pytest.approx(0.0, abs=1e-6)  # policy == reference at first
         assert second["kl"] / tokens > 1e-5  # after one update they differ, and k3 >= 0
     finally:

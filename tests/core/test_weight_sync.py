@@ -4,9 +4,8 @@ within fp32 tolerance; before the sync (after an update) they do not."""
 import pytest
 import ray
 
-from rlcore.algo import GRPO
 from rlcore.cluster import Cluster
-from rlcore.config import load_config
+from rlcore.config import build_algorithm, load_config
 from rlcore.learner.batch import pad_batch
 
 
@@ -26,7 +25,7 @@ def test_engine_matches_learner_after_every_sync(engine, sync_type, tiny_chat_mo
             "verifier.workers=1",
         ],
     )
-    cluster = Cluster.start(cfg, tiny_chat_model, ["math"], needs_reference=False)
+    cluster = Cluster.start(cfg, tiny_chat_model, ["math"], build_algorithm(cfg))
     try:
         probe = [1, 7, 30, 31, 32, 2, 6, 1, 8, 40, 41, 42, 43, 44, 45]
         cluster.init_sync(probe)
@@ -36,11 +35,7 @@ def test_engine_matches_learner_after_every_sync(engine, sync_type, tiny_chat_mo
         )
         batch.advantages[:] = batch.advantages * 0 + 1.0  # push every sampled token up
         for _ in range(2):
-            ray.get(
-                cluster.learners.actors[0].rl_step.remote(
-                    batch, float(batch.loss_mask.sum()), GRPO(group_size=2)
-                )
-            )
+            ray.get(cluster.learners.actors[0].rl_step.remote(batch, float(batch.loss_mask.sum())))
             with pytest.raises(Exception, match="differ from the learner"):
                 cluster.check_probe()  # stale engine: the check must notice
             out = cluster.sync_weights()
