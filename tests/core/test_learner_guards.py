@@ -27,29 +27,29 @@ def test_nonfinite_loss_skips_the_update_then_stops(zero_stage, tiny_chat_model,
         tokens = float(batch.loss_mask.sum())
         before = ray.get(actor.logprobs.remote(PROBE))
         poisoned = batch.with_(advantages=torch.full_like(batch.advantages, float("nan")))
-        out = ray.get(actor.rl_step.remote(poisoned, tokens, GRPO(group_size=4)))
+        out = ray.get(actor.rl_step.remote(poisoned, tokens))
         assert out["nonfinite"] == 1.0
         assert ray.get(actor.logprobs.remote(PROBE)) == before  # the weights did not move
-        ok = ray.get(actor.rl_step.remote(batch, tokens, GRPO(group_size=4)))
+        ok = ray.get(actor.rl_step.remote(batch, tokens))
         assert ok["nonfinite"] == 0.0 and ray.get(actor.logprobs.remote(PROBE)) != before
-        ray.get(actor.rl_step.remote(poisoned, tokens, GRPO(group_size=4)))  # 1 in a row
+        ray.get(actor.rl_step.remote(poisoned, tokens))  # 1 in a row
         with pytest.raises(ray.exceptions.RayTaskError, match="max_nonfinite_steps=2"):
-            ray.get(actor.rl_step.remote(poisoned, tokens, GRPO(group_size=4)))
+            ray.get(actor.rl_step.remote(poisoned, tokens))
     finally:
         ray.kill(actor)
 
 
 @pytest.mark.slow
 def test_tis_sees_a_rollout_sampled_at_another_temperature(tiny_chat_model, ray_local):
-    actor = _actor(tiny_chat_model, lr=0.0)  # keep the weights: both calls score one policy
+    algo = GRPO(group_size=4, tis_cap=1.2)
+    actor = _actor(tiny_chat_model, lr=0.0, algo=algo)  # keep the weights: one policy scored
     try:
         batch = _batches(1, 16, 90)[0]
         tokens = float(batch.loss_mask.sum())
-        algo = GRPO(group_size=4, tis_cap=1.2)
         same = ray.get(actor.prepare.remote(batch, 1.0))["old_logprobs"]
         other = ray.get(actor.prepare.remote(batch, 0.3))["old_logprobs"]
-        matched = ray.get(actor.rl_step.remote(batch.with_(rollout_logprobs=same), tokens, algo))
-        skewed = ray.get(actor.rl_step.remote(batch.with_(rollout_logprobs=other), tokens, algo))
+        matched = ray.get(actor.rl_step.remote(batch.with_(rollout_logprobs=same), tokens))
+        skewed = ray.get(actor.rl_step.remote(batch.with_(rollout_logprobs=other), tokens))
         assert matched["mismatch_abs"] / tokens < 1e-5
         assert matched["tis_weight"] / tokens == pytest.approx(1.0, abs=1e-5)
         assert matched["tis_truncated"] == 0
@@ -73,7 +73,7 @@ def test_lora_and_zero3_sync_full_weights_by_base_names(tiny_chat_model, ray_loc
             assert ray.get(actor.param_meta.remote()) == want
             before = ray.get(actor.logprobs.remote(PROBE))
             for _ in range(2):
-                out = ray.get(actor.rl_step.remote(batch, tokens, GRPO(group_size=4)))
+                out = ray.get(actor.rl_step.remote(batch, tokens))
             assert out["nonfinite"] == 0.0
             assert ray.get(actor.logprobs.remote(PROBE)) != before
     finally:
@@ -91,7 +91,7 @@ def test_a_lora_checkpoint_holds_merged_weights_that_load_as_they_are_and_the_ad
     try:
         batch = _batches(1, 16, 90)[0]
         for _ in range(2):
-            ray.get(lora.rl_step.remote(batch, float(batch.loss_mask.sum()), GRPO(group_size=4)))
+            ray.get(lora.rl_step.remote(batch, float(batch.loss_mask.sum())))
         trained = ray.get(lora.logprobs.remote(PROBE))
         ray.get(lora.save.remote(str(tmp_path)))
     finally:
