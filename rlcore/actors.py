@@ -76,6 +76,15 @@ class _Measured:
     def process(self) -> dict[str, Any]:
         return process_info()
 
+    def shm_free(self) -> int:
+        """Free bytes of this machine's /dev/shm (0 without one): room for `sync.type: ipc`."""
+        import shutil
+
+        try:
+            return shutil.disk_usage("/dev/shm").free
+        except OSError:
+            return 0
+
 
 @ray.remote(num_cpus=0)
 class RolloutWorker(_Measured):

@@ -212,14 +212,23 @@ class Cluster:
             )
 
     def _transport(self) -> str:
-        """sync.type, "auto" resolved by where learner rank 0 and the engines run."""
-        from rlcore.sync import transport
+        """sync.type, "auto" resolved by where learner rank 0 and the engines run and the room
+        in learner rank 0's /dev/shm."""
+        from rlcore.sync import plan_buckets, transport
 
         actors = [self.learners.actors[0], *self.rollouts.actors]
         hosts = {p["host"] for p in ray.get([a.process.remote() for a in actors])}
         gpus = bool(self.cfg.gpus or self.cfg.learner.gpus_per_rank)
-        kind = transport(self.cfg.sync.type, gpus, hosts)
-        log.info("weight sync: %s (sync.type=%s)", kind, self.cfg.sync.type)
+        need = max(b.nbytes for b in plan_buckets(self.meta, self.cfg.sync.bucket_mb * 2**20))
+        free = ray.get(self.learners.actors[0].shm_free.remote())
+        kind = transport(self.cfg.sync.type, gpus, hosts, free, need)
+        log.info(
+            "weight sync: %s (sync.type=%s; /dev/shm %.0f MiB free, the largest bucket %.0f MiB)",
+            kind,
+            self.cfg.sync.type,
+            free / 2**20,
+            need / 2**20,
+        )
         return kind
 
     def sync_weights(self) -> dict[str, float]:

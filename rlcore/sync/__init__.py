@@ -2,7 +2,7 @@
 the factories that pick one by the config's `sync.type` (here, so that no transport module
 imports another):
 
-    transport(type, gpus, hosts)  "auto" resolved: "ipc" on one machine without GPUs, else "broadcast"
+    transport(type, ...)  "auto" resolved: "ipc" on one machine without GPUs, else "broadcast"
     make_sender(type)  the learner's half: "broadcast" (gloo on CPU, NCCL on GPU) or "ipc"
     receiver(type)     the engine's half (`RolloutEngine.init_weight_group` / `receive_weights`)
 """
@@ -19,14 +19,23 @@ from rlcore.sync.ipc import IPCSender, receive_buckets_ipc
 SENDERS: dict[str, type[WeightSender]] = {"broadcast": BroadcastSender, "ipc": IPCSender}
 
 
-def transport(type: str, gpus: bool, hosts: set[str]) -> str:  # noqa: A002 - config key
+def transport(
+    type: str,  # noqa: A002 - config key
+    gpus: bool,
+    hosts: set[str],
+    shm_free: int = 1 << 62,
+    shm_need: int = 0,
+) -> str:
     """`sync.type` with "auto" resolved, for a run with or without `gpus` whose learner rank 0
     and engines run on `hosts`: shared memory on one CPU machine (no wire, one copy fewer: the
-    engines' load 1.5 -> 1.0 s for SmolLM2 on 2 cores, docs/benchmarks.md); broadcast across
-    machines, and on GPUs (CUDA IPC needs the learner and the engines on one GPU)."""
+    engines' load 1.5 -> 1.0 s for SmolLM2 on 2 cores, docs/benchmarks.md) when its /dev/shm has
+    `shm_free` bytes for the sender's buffer (`shm_need`, the largest bucket; a container's 64 MiB
+    default may not: writing past a full tmpfs kills the writer); broadcast across machines, and on
+    GPUs (CUDA IPC needs the learner and the engines on one GPU)."""
     if type != "auto":
         return type
-    return "ipc" if not gpus and len(hosts) == 1 else "broadcast"
+    one_cpu_machine = not gpus and len(hosts) == 1
+    return "ipc" if one_cpu_machine and shm_free >= 2 * shm_need else "broadcast"
 
 
 def make_sender(type: str = "broadcast", **kwargs: Any) -> WeightSender:  # noqa: A002 - config key

@@ -78,3 +78,6 @@ def test_auto_transport_is_shared_memory_only_on_one_cpu_machine():
     assert transport("auto", True, {"a"}) == "broadcast"  # CUDA IPC needs one shared GPU
     assert transport("broadcast", False, {"a"}) == "broadcast"  # an explicit choice stands
     assert transport("ipc", False, {"a"}) == "ipc"
+    # a container's small /dev/shm: the sender's buffer would not fit, so no shared memory
+    assert transport("auto", False, {"a"}, shm_free=64 << 20, shm_need=64 << 20) == "broadcast"
+    assert transport("auto", False, {"a"}, shm_free=1 << 30, shm_need=64 << 20) == "ipc"
