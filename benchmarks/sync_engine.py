@@ -1,6 +1,6 @@
 """Where a weight sync's time goes on the engine side: a learner process streams a model's weights
-(the trainer's sender, `--sync-type broadcast|ipc`, with digests) into a vLLM engine in this process, --repeats times;
-the last receive runs under cProfile.
+(the trainer's sender, `--sync-type broadcast|ipc`, with digests) into a vLLM engine in this
+process, --repeats times; the last receive runs under cProfile.
 
     python benchmarks/sync_engine.py --model smollm2-135m-instruct --repeats 3 \
         --json benchmarks/results/sync_engine.json

@@ -39,7 +39,8 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
-SAMPLE_S = 1.0  # the memory sampler's period: at 0.2 s it took ~15% of a core from rlcore's 12-process tree
+SAMPLE_S = 1.0  # the memory sampler's period (at 0.2 s it took ~15% of a core: rlcore's tree is
+# 12 processes, and reading each one's PSS costs)
 ANSWER_PATTERN = r"(-?\d+)\D*$"  # the last integer of the response
 CASES = {
     "smollm2-fp32": dict(model="smollm2-135m-instruct", dtype="float32", prompts=4, n=4, tokens=64),

@@ -27,6 +27,7 @@ from rlcore.actors import (
     init_ray,
     process_pss_mib,
 )
+from rlcore.algo import Algorithm
 from rlcore.config import TrainConfig
 from rlcore.learner.batch import pad_batch
 from rlcore.learner.rank import LearnerSpec
@@ -74,7 +75,7 @@ class Cluster:
         cfg: TrainConfig,
         model_path: str,
         specs: list[Any],
-        algo: Any,
+        algo: Algorithm,
         verifier_options: dict[str, Any] | None = None,
     ) -> Cluster:
         """algo: the run's rlcore.algo.Algorithm (each learner rank holds it from start-up; its
@@ -471,7 +472,7 @@ def _learner_group(
     worker: Any,
     cfg: TrainConfig,
     model_path: str,
-    algo: Any,
+    algo: Algorithm | None,
     total_steps: int,
     placement: Placement,
     run_tag: str,
@@ -494,7 +495,6 @@ def _learner_group(
                     cfg=lc,
                     dtype=cfg.model.dtype,
                     seed=cfg.seed,
-                    needs_reference=algo is not None and algo.needs_reference,
                     algo=algo,
                     total_steps=total_steps,
                     lr=lr,

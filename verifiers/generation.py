@@ -71,9 +71,10 @@ class ChatGenerator:
             kw = {
                 "enable_chunked_prefill": False,
                 "max_num_batched_tokens": max(c.max_model_len, 4096),
+                # 1 GiB of KV cache; a VLLM_CPU_KVCACHE_SPACE the user set still wins (vLLM's
+                # CPU platform applies it over this)
+                "kv_cache_memory_bytes": 1 << 30,
             }
-            if not os.environ.get("VLLM_CPU_KVCACHE_SPACE"):  # the user's, else 1 GiB of KV
-                kw["kv_cache_memory_bytes"] = 1 << 30
         import vllm
 
         self.engine = vllm.LLM(

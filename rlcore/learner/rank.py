@@ -49,11 +49,15 @@ class LearnerSpec:
     cfg: LearnerConfig
     dtype: str = "float32"
     seed: int = 0
-    needs_reference: bool = False
     total_steps: int = 0  # optimizer steps of the RL stage (the lr schedule's length)
     lr: float | None = None  # None: cfg.lr (the critic passes its own)
     sft: Any = None  # the SFT stage's SFTConfig (its lr schedule), when the run has one
     algo: Algorithm | None = None  # the RL algorithm, held from start-up (None: no RL step)
+
+    @property
+    def needs_reference(self) -> bool:
+        """A frozen reference model: the algorithm has a KL term."""
+        return self.algo is not None and self.algo.needs_reference
 
 
 def _dtype(name: str) -> torch.dtype:
@@ -291,8 +295,9 @@ class Learner:
         temperature: float = 1.0,
         global_seqs: float | None = None,
     ) -> dict[str, float]:
-        """One policy update of the spec's algorithm on this rank's shard. global_tokens / global_seqs: loss tokens and
-        sequences over ALL ranks (the denominators of the algorithm's loss aggregation).
+        """One policy update of the spec's algorithm on this rank's shard. global_tokens /
+        global_seqs: loss tokens and sequences over ALL ranks (the denominators of the algorithm's
+        loss aggregation).
         temperature: the rollout's; the policy being optimised is the one the engine sampled from.
         Returns SUMS over this rank's loss tokens (the driver divides by global_tokens), plus
         grad_norm, lr and nonfinite."""

@@ -42,7 +42,6 @@ def _spec(
     micro: int,
     port: int,
     zero_stage: int = 2,
-    needs_reference: bool = False,
     algo: object = None,
     **learner: object,
 ) -> LearnerSpec:
@@ -56,7 +55,6 @@ def _spec(
         master_addr="127.0.0.1",
         master_port=port,
         cfg=cfg,
-        needs_reference=needs_reference,
         algo=algo or GRPO(group_size=4),
     )
 
@@ -147,10 +145,8 @@ def test_leaving_out_zero_advantage_rows_gives_the_same_update(
 
 @pytest.mark.slow
 def test_reference_model_gives_kl_only_after_the_policy_moves(tiny_chat_model, ray_local):
-    algo = GRPO(group_size=4, kl_coef=0.1)
-    actor = LearnerWorker.remote(
-        _spec(tiny_chat_model, 0, 1, 16, free_port(), needs_reference=True, algo=algo)
-    )
+    algo = GRPO(group_size=4, kl_coef=0.1)  # a KL term: the rank loads a reference model
+    actor = LearnerWorker.remote(_spec(tiny_chat_model, 0, 1, 16, free_port(), algo=algo))
     try:
         batch = _batches(1, 16, 90)[0]
         tokens = float(batch.loss_mask.sum())
