@@ -33,11 +33,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     from rlcore.cluster import Cluster
     from rlcore.config import build_algorithm, load_config
-    from rlcore.data.chat import render_prompt
     from rlcore.data.tasks import chain_sum_rows
-    from rlcore.rl import VerifierItems
     from rlcore.rollout.engine import SamplingParams
     from rlcore.rundir import resolve_model_path
+    from rlcore.sampling import Sampler
 
     cfg = load_config(
         "configs/tiny_zero.yaml",
@@ -50,10 +49,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     )
     path = resolve_model_path(cfg.model.path)
     tok = AutoTokenizer.from_pretrained(path)
-    rows = chain_sum_rows(args.prompts, seed=1, split="heldout")
-    prompt_ids = [
-        render_prompt(tok, r["prompt"], cfg.data.prompt_format, cfg.data.raw_template) for r in rows
-    ]
+    rows = [{**r, "verifier": SPEC} for r in chain_sum_rows(args.prompts, seed=1, split="heldout")]
     params = SamplingParams(
         n=args.n,
         temperature=1.0,
@@ -80,17 +76,18 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         for rep in range(args.reps + 1):  # rep 0: warm-up of each mode, not counted
             for mode, mode_cfg in modes.items():
                 cluster.cfg = mode_cfg
-                items = VerifierItems([{**r, "verifier": SPEC} for r in rows], SPEC, tok)
+                sampler = Sampler(cluster, tok, cfg.data, cfg.rollout, mode_cfg.verifier.overlap)
                 t0 = time.perf_counter()
-                groups, results, t = cluster.generate_and_score(prompt_ids, params, items)
+                scored = sampler.sample(rows, params)
                 total = time.perf_counter() - t0
-                rewards[mode] = [r["reward"] for r in results]
+                rewards[mode] = [r["reward"] for r in scored.results]
+                t = {"time_rollout": scored.time_rollout, "time_verify": scored.time_verify}
                 if rep:
                     times[mode].append({**t, "total": total})
                 print(
                     f"rep {rep} {mode:10s} generate {t['time_rollout']:.2f} s, then verify "
                     f"{t['time_verify']:.2f} s, total {total:.2f} s "
-                    f"({sum(len(g) for g in groups)} completions)",
+                    f"({len(scored.samples)} completions)",
                     flush=True,
                 )
     finally:

@@ -112,7 +112,7 @@ def _end_of_turn(tok: Any) -> tuple[int, str] | None:
 
 def stop_token_ids(tok: Any, model_path: str) -> list[int]:
     """The ids rlcore's trainer stops generation on: config eos, then the tokenizer's eos.
-    Mirrors rlcore.trainer._stop_token_ids (a test keeps them equal) without importing the
+    Mirrors rlcore.data.chat.stop_token_ids (a test keeps them equal) without importing the
     trainer, which pulls in Ray and DeepSpeed."""
     from transformers import AutoConfig
 

@@ -103,3 +103,40 @@ def prune(run_dir: Path, keep: int, protect: set[str]) -> list[str]:
     for p in old:
         shutil.rmtree(p)
     return [p.name for p in old]
+
+
+INFLIGHT = "inflight.pt"  # an async run's next batch, sampled before the checkpoint (resume)
+
+
+def save(
+    cluster: Any,
+    run_dir: Path,
+    step: int,
+    state: dict[str, Any],
+    tokenizer: Any,
+    inflight: Any = None,
+) -> Path:
+    """Every learner (and critic) rank's state, the tokenizer, an async run's batch in flight and
+    `state`, published as RUN_DIR/checkpoints/step_N; older ones beyond checkpoint_keep go (the
+    KL reference's checkpoint stays)."""
+    tmp = begin(run_dir, step)
+    cluster.learners.call("save", str(tmp))
+    if inflight is not None:
+        import torch
+
+        torch.save(inflight, tmp / INFLIGHT)
+    if cluster.critics is not None:
+        cluster.critics.call("save", str(tmp))
+    tokenizer.save_pretrained(tmp / "policy")
+    path = commit(tmp, step_dir(run_dir, step), state)
+    log.info("checkpoint: %s", path)
+    keep = cluster.cfg.checkpoint_keep
+    gone = prune(run_dir, keep, {state.get("reference", ""), path.name})
+    if gone:
+        log.info("checkpoint_keep=%d: deleted %s", keep, ", ".join(gone))
+    return path
+
+
+def reference_path(run_dir: Path, state: dict[str, Any]) -> Path:
+    """The policy RL's KL reference is (the SFT weights: checkpoint step 0 of a cold start)."""
+    return run_dir / "checkpoints" / state["reference"] / "policy"

@@ -2,7 +2,7 @@
 
 `Cluster` starts the learner ranks, rollout engines and verifier workers (rule-based and
 model-based, rlcore/scoring.py), joins the learner and engines into one weight-sync group, and
-offers the loop batched calls: generate, score, generate_and_score, sync_weights.
+offers the loop batched calls: generate_parts, submit / collect (verification), sync_weights.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -295,41 +295,25 @@ class Cluster:
                 raise SyncError(failure)
         return worst
 
-    # ---- rollout and verification ------------------------------------------------------------
+    # ---- rollout and verification (rlcore/sampling.py drives these) ----------------------------
     def generate(self, prompt_ids: list[list[int]], params: Any) -> list[list[Any]]:
-        """Splits the prompts over the engines; a worker that dies is restarted by Ray, given the
-        current weights and its prompts again; one that hangs past rollout.timeout_s is an error."""
-        parts = self._parts(prompt_ids, params)
-        refs = [self.rollouts.actors[i].generate.remote(*args) for i, _, args in parts]
-        out = []
-        for (i, _, args), ref in zip(parts, refs, strict=True):
-            out.extend(self._rollout_result(i, args[0], args[1], ref))
-        return out
+        """Every prompt's completions, in prompt order (see generate_parts)."""
+        parts = dict(self.generate_parts(prompt_ids, params))
+        return [g for start in sorted(parts) for g in parts[start]]
 
-    def generate_and_score(
-        self,
-        prompt_ids: list[list[int]],
-        params: Any,
-        items_for: Callable[[int, list[list[Any]]], list[tuple[Any, Any]]],
-    ) -> tuple[list[list[Any]], list[dict[str, Any]], dict[str, float]]:
-        """generate, then score `items_for(start, groups)` (the verifier items of the prompts from
-        `start` on). With verifier.overlap each engine part is scored as soon as it comes back,
-        while the others still generate. Returns (groups, results, {time_rollout: until the
-        last part came back, time_verify: what scoring added after that})."""
-        t0 = time.time()
-        if not self.cfg.verifier.overlap:
-            groups = self.generate(prompt_ids, params)
-            t1 = time.time()
-            results = self.score(items_for(0, groups))
-            return groups, results, {"time_rollout": t1 - t0, "time_verify": time.time() - t1}
+    def generate_parts(
+        self, prompt_ids: list[list[int]], params: Any
+    ) -> Iterator[tuple[int, list[list[Any]]]]:
+        """Splits the prompts over the engines (rollout.parts_per_engine calls each) and yields
+        (first prompt, its completions) per call as each comes back. A worker that dies is
+        restarted by Ray, given the current weights and its prompts again; one that hangs past
+        rollout.timeout_s is an error."""
         parts = self._parts(prompt_ids, params)
         waiting = {
             self.rollouts.actors[i].generate.remote(*args): j
             for j, (i, _, args) in enumerate(parts)
         }
-        got: dict[int, list[list[Any]]] = {}
-        pending: dict[int, Pending] = {}
-        deadline = t0 + self.cfg.rollout.timeout_s
+        deadline = time.time() + self.cfg.rollout.timeout_s
         while waiting:
             ready, _ = ray.wait(list(waiting), num_returns=1, timeout=0.5)
             if not ready:
@@ -342,14 +326,17 @@ class Cluster:
                 if self.on_wait is not None:
                     self.on_wait()
                 continue
-            j = waiting.pop(ready[0])
-            i, start, (part, part_params, _) = parts[j]
-            got[j] = self._rollout_result(i, part, part_params, ready[0])
-            pending[j] = self.scoring.submit(items_for(start, got[j]))
-        t1 = time.time()
-        groups = [g for j in range(len(parts)) for g in got[j]]
-        results = [r for j in range(len(parts)) for r in self.scoring.collect(pending[j])]
-        return groups, results, {"time_rollout": t1 - t0, "time_verify": time.time() - t1}
+            i, start, (part, part_params, _) = parts[waiting.pop(ready[0])]
+            yield start, self._rollout_result(i, part, part_params, ready[0])
+
+    def submit(self, items: list[tuple[Any, Any]]) -> Pending:
+        """Sends (verifier spec, Sample) items to the verifier actors (rlcore/scoring.py)."""
+        return self.scoring.submit(items)
+
+    def collect(self, pending: Pending) -> list[dict[str, Any]]:
+        """The submitted items' results; a dead verifier actor is restarted and scores its whole
+        part again."""
+        return self.scoring.collect(pending)
 
     def _parts(self, prompt_ids: list[list[int]], params: Any) -> list[tuple[int, int, tuple]]:
         """(engine, first prompt, generate args) per call: each engine's share of the prompts in
@@ -417,12 +404,6 @@ class Cluster:
                 if time.time() > deadline:
                     raise
                 time.sleep(1.0)
-
-    def score(self, items: list[tuple[Any, Any]]) -> list[dict[str, Any]]:
-        """Each (row verifier spec, Sample) item's result: rule-based and model-based verifier
-        actors score the batch at once (rlcore/scoring.py); a dead one is restarted and scores
-        its whole part again."""
-        return self.scoring.score(items)
 
     @property
     def verifier_restarts(self) -> int:

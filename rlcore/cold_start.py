@@ -15,11 +15,11 @@ do).
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
 from rlcore.rollout.engine import SamplingParams
+from rlcore.sampling import Sampler
 
 
 def box_answer(text: str, answer: str) -> str | None:
@@ -46,35 +46,31 @@ class Target:
 
 
 def distilled_examples(
+    sampler: Sampler,
     rows: list[dict[str, Any]],
-    encode: Callable[[dict[str, Any]], list[int]],
-    generate: Callable[[list[list[int]], SamplingParams], list[list[Any]]],
-    score: Callable[[list[tuple[Any, Any]]], list[dict[str, Any]]],
-    make_sample: Callable[[dict[str, Any], Any], Any],
-    verifier_of: Callable[[dict[str, Any]], Any],
     params: SamplingParams,
     box: bool,
-    rl_verifier_of: Callable[[dict[str, Any]], Any] | None = None,
+    spec: Any = None,
 ) -> tuple[list[Target], dict[str, float]]:
     """The rows that kept an answer, and the yield: {rows, rows_kept, samples, samples_correct,
-    samples_truncated, targets_edited, edited_rejected}.
+    samples_truncated, targets_edited, edited_rejected}. `spec` (sft.distill_verifier) judges the
+    answers; None: each row's own verifier.
 
-    An answer edited by boxing is scored again, by `rl_verifier_of(row)` (the verifier RL will pay
-    with) where given, else by the distillation verifier: a target the reward would not accept is
-    not taught. An unedited answer keeps the model's own tokens (re-tokenizing its text need not
-    give them back)."""
-    groups = generate([encode(r) for r in rows], params)
-    samples = [[make_sample(r, c) for c in g] for r, g in zip(rows, groups, strict=True)]
-    items = [(verifier_of(r), s) for r, ss in zip(rows, samples, strict=True) for s in ss]
-    results = iter(score(items))
+    An answer edited by boxing is scored again by the row's own verifier (the one RL will pay
+    with): a target the reward would not accept is not taught. An unedited answer keeps the
+    model's own tokens (re-tokenizing its text need not give them back)."""
+    scored, n = sampler.sample(rows, params, spec), params.n
     chosen: list[Target] = []
     edited: list[tuple[Target, Any]] = []  # (target, its sample with the edited response)
     correct = truncated = 0
-    for row, group, ss in zip(rows, groups, samples, strict=True):
+    for g, (row, group) in enumerate(zip(rows, scored.groups, strict=True)):
         answer = str(row.get("reference", {}).get("answer", ""))
         target = None
-        for completion, sample in zip(group, ss, strict=True):
-            ok = bool(next(results).get("correct"))
+        mine = slice(g * n, (g + 1) * n)
+        for completion, sample, result in zip(
+            group, scored.samples[mine], scored.results[mine], strict=True
+        ):
+            ok = bool(result.get("correct"))
             stopped = completion.finish_reason == "stop"
             correct += ok
             truncated += not stopped
@@ -92,17 +88,15 @@ def distilled_examples(
             chosen.append(target)
     rejected: set[int] = set()
     if edited:
-        again = rl_verifier_of or verifier_of
-        rescored = score([(again(t.row), s) for t, s in edited])
+        rescored = sampler.score([(sampler.spec_of(t.row), s) for t, s in edited])
         rejected = {
             id(t) for (t, _), r in zip(edited, rescored, strict=True) if not r.get("correct")
         }
     kept = [t for t in chosen if id(t) not in rejected]
-    n = sum(len(g) for g in groups)
     stats = {
         "rows": float(len(rows)),
         "rows_kept": float(len(kept)),
-        "samples": float(n),
+        "samples": float(len(scored.samples)),
         "samples_correct": float(correct),
         "samples_truncated": float(truncated),
         "targets_edited": float(len(edited)),

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import math
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -23,9 +22,9 @@ from rlcore.config import TrainConfig
 from rlcore.learner import reduce
 from rlcore.learner.batch import TokenBatch, cat_padded, pad_batch, shard
 from rlcore.rollout.engine import Completion, SamplingParams
-from rlcore.rollout.multiturn import PARSERS, episode_metrics, generate_episodes
-from rlcore.rollout.tools import make_tools
-from rlcore.verifiers import Sample, parse_spec
+from rlcore.rollout.multiturn import episode_metrics
+from rlcore.sampling import Sampler
+from rlcore.verifiers import parse_spec
 
 log = logging.getLogger(__name__)
 EXAMPLE_KEYS = ("reward", "correct", "error", "details")
@@ -51,27 +50,12 @@ class Collected:
     alarms: list[str] = field(default_factory=list)
 
 
-def make_sample(row: dict[str, Any], completion: Completion, tokenizer: Any) -> Sample:
-    """What the verifier sees. For a multi-turn episode, the response is the policy's LAST turn:
-    an answer a tool printed earlier in the episode is not the policy's answer."""
-    start = completion.extra.get("last_turn_start", 0)
-    return Sample(
-        prompt=row["prompt"],
-        response=tokenizer.decode(completion.token_ids[start:], skip_special_tokens=True),
-        reference=row.get("reference", {}),
-        token_ids=tuple(completion.token_ids),
-        metadata={"id": row.get("id"), "bucket": row.get("bucket")},
-    )
-
-
 def collect(
-    cluster: Any,
+    sampler: Sampler,
     algo: Algorithm,
     cfg: TrainConfig,
     next_rows: Callable[[int], tuple[list[dict[str, Any]], int]],
-    encode: Callable[[dict[str, Any]], list[int]],
     params: SamplingParams,
-    tokenizer: Any,
 ) -> Collected:
     """Rollout rounds until `rollout.prompts_per_step` groups are kept (one round unless dynamic
     sampling drops groups; at most algo.max_sample_rounds). The kept count is cut so that the batch
@@ -92,23 +76,18 @@ def collect(
         rounds += 1
         rows, position = next_rows(want)
         out.prompts_used += len(rows)
-        prompt_ids = [encode(r) for r in rows]
-        seeded = replace(params, seed=sample_seed(cfg.seed, position, n))
-        items_for = VerifierItems(rows, cfg.data.verifier, tokenizer)
-        groups, results, times = _generate_and_score(
-            cluster, cfg, rows, prompt_ids, seeded, tokenizer, items_for
-        )
+        scored = sampler.sample(rows, replace(params, seed=sample_seed(cfg.seed, position, n)))
+        prompt_ids, groups, results = scored.prompt_ids, scored.groups, scored.results
         flat = [(row, c) for row, g in zip(rows, groups, strict=True) for c in g]
-        samples = items_for.samples()
         drawn = [
             {"prompt": s.prompt, "response": s.response, **{k: r[k] for k in EXAMPLE_KEYS}}
-            for s, r in zip(samples, results, strict=True)
+            for s, r in zip(scored.samples, results, strict=True)
         ]
         out.examples += drawn
-        t_generate, t_verify = t_generate + times["time_rollout"], t_verify + times["time_verify"]
+        t_generate, t_verify = t_generate + scored.time_rollout, t_verify + scored.time_verify
         sampled += flat
         raw += results
-        specs += [row.get("verifier", cfg.data.verifier) for row, _ in flat]
+        specs += scored.specs
         rewards = finite_rewards(results)
         lengths = torch.tensor([_policy_tokens(c) for _, c in flat])
         shaped = algo.shape_rewards(rewards, lengths)
@@ -197,60 +176,6 @@ def outcomes(results: list[dict[str, Any]], rewards: torch.Tensor) -> torch.Tens
     return torch.tensor(
         [float(c) if c is not None else float(x) for c, x in zip(correct, rewards, strict=True)]
     )
-
-
-def _generate_and_score(
-    cluster: Any,
-    cfg: TrainConfig,
-    rows: list[dict[str, Any]],
-    prompt_ids: list[list[int]],
-    params: SamplingParams,
-    tokenizer: Any,
-    items_for: Callable[[int, list[list[Completion]]], list[tuple[Any, Sample]]],
-) -> tuple[list[list[Completion]], list[dict[str, Any]], dict[str, float]]:
-    """n completions per prompt and their verifier results: one turn (scored part by part as the
-    engines return them, rlcore/cluster.py), or tool-using episodes when rollout.max_turns > 1
-    (scored once every episode has ended)."""
-    rc = cfg.rollout
-    if rc.max_turns <= 1:
-        return cluster.generate_and_score(prompt_ids, params, items_for)  # type: ignore[no-any-return]
-    t0 = time.time()
-    tools = [make_tools(r.get("tools", []), rc.tool_options) for r in rows]
-    groups = generate_episodes(
-        cluster.generate,
-        prompt_ids,
-        tools,
-        params,
-        tokenizer,
-        rc.max_turns,
-        PARSERS[rc.tool_format],
-        max_model_len=rc.max_model_len,
-        max_calls_per_turn=rc.max_tool_calls_per_turn,
-    )
-    t1 = time.time()
-    results = cluster.score(items_for(0, groups))
-    return groups, results, {"time_rollout": t1 - t0, "time_verify": time.time() - t1}
-
-
-class VerifierItems:
-    """`items(start, groups)`: the verifier items of the prompts from `start` on (an engine part,
-    called as the parts come back, in any order); `samples()`: all of them in prompt order."""
-
-    def __init__(self, rows: list[dict[str, Any]], spec: Any, tokenizer: Any) -> None:
-        self.rows, self.spec, self.tokenizer = rows, spec, tokenizer
-        self.by_start: dict[int, list[Sample]] = {}
-
-    def __call__(self, start: int, groups: list[list[Completion]]) -> list[tuple[Any, Sample]]:
-        rows = self.rows[start : start + len(groups)]
-        flat = [(row, c) for row, g in zip(rows, groups, strict=True) for c in g]
-        self.by_start[start] = [make_sample(row, c, self.tokenizer) for row, c in flat]
-        return [
-            (row.get("verifier", self.spec), s)
-            for (row, _), s in zip(flat, self.by_start[start], strict=True)
-        ]
-
-    def samples(self) -> list[Sample]:
-        return [s for start in sorted(self.by_start) for s in self.by_start[start]]
 
 
 def _policy_tokens(c: Completion) -> int:

@@ -125,3 +125,16 @@ def completion_ids(
         else text_ids(tokenizer, text)
     )
     return list(ids) + [tokenizer.convert_tokens_to_ids(end_token)]
+
+
+def stop_token_ids(tokenizer: Any, model_path: str) -> list[int]:
+    """What generation stops on: the model config's EOS ids, plus the tokenizer's EOS."""
+    from transformers import AutoConfig
+
+    eos = AutoConfig.from_pretrained(model_path).eos_token_id
+    ids = list(eos) if isinstance(eos, list) else ([eos] if eos is not None else [])
+    if tokenizer.eos_token_id is not None and tokenizer.eos_token_id not in ids:
+        ids.append(tokenizer.eos_token_id)
+    if not ids:
+        raise ValueError(f"model.path: {model_path} defines no EOS token to stop generation on")
+    return ids

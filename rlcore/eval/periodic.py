@@ -1,14 +1,15 @@
 """Evaluation inside training: the suite sampled through the trainer's own engines and verifiers,
 and the retention alarm (a capability bucket fell more than `margin` below the starting checkpoint).
 
-    evaluator = PeriodicEval.from_config(cfg.eval, tokenizer, stop_ids, window=256,
-                                         out_dir=run_dir / "eval")   # or .build(SuiteConfig, ...)
-    specs += evaluator.specs                                   # the verifier actors must know them
-    metrics, alarms = evaluator(cluster.generate, cluster.score, step)   # step 0 sets the baseline
+    evaluator = PeriodicEval.build(suite_config(cfg.eval), tokenizer, stop_ids, window=256,
+                                   out_dir=run_dir / "eval")
+    specs += evaluator.specs                         # the verifier actors must know them
+    metrics, alarms = evaluator(sampler, step)       # step 0 sets the baseline
 
-`generate_fn(prompt_ids, SamplingParams) -> [[Completion]]` and `score_fn([(spec, Sample)]) ->
-[result dicts]` are `Cluster.generate` / `Cluster.score` (rlcore/cluster.py), or an engine's generate and
-a Scorer's score. Nothing is cached here: the weights change every step.
+`sampler` is the run's rlcore.sampling.Sampler: its `generate` samples the suite's prompts (already
+encoded in the suite's own format) and its `score` verifies. The two are separate calls because a
+benchmark judged `against: start` needs the first answers before it builds its samples. Nothing is
+cached here: the weights change every step.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rlcore.eval.items import (
     Prepared,
@@ -32,10 +33,10 @@ from rlcore.eval.items import (
 )
 from rlcore.eval.suite import SuiteConfig, selected, votes_on
 
-log = logging.getLogger(__name__)
+if TYPE_CHECKING:
+    from rlcore.sampling import Sampler
 
-GenerateFn = Callable[[list[list[int]], Any], list[list[Any]]]
-ScoreFn = Callable[[list[tuple[Any, Any]]], list[Any]]
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -81,8 +82,7 @@ def retention_alarms(
 
 
 def periodic_eval(
-    generate_fn: GenerateFn,
-    score_fn: ScoreFn,
+    sampler: Sampler,
     suite: PreparedSuite,
     step: int,
     baseline: dict[str, float] | None = None,
@@ -104,7 +104,7 @@ def periodic_eval(
             continue  # kept to the ends and its own cadence (BenchmarkConfig.every)
         t0 = time.time()
         params = prep.params(n, suite.stop_ids)
-        groups = generate_fn([p.prompt_ids for p in prep.problems], params)
+        groups = sampler.generate([p.prompt_ids for p in prep.problems], params)
         against = None
         if prep.bench.against == "start":
             first = [suite.decode(g[0].token_ids) for g in groups]
@@ -118,7 +118,7 @@ def periodic_eval(
                 for v, spec in enumerate(prep.specs(p)):
                     items.append((spec, s))
                     where.append((i, v, j))
-        results = score_fn(items)
+        results = sampler.score(items)
         table: dict[tuple[int, int, int], dict[str, Any]] = {
             w: verdict(r) for w, r in zip(where, results, strict=True)
         }
@@ -185,23 +185,9 @@ class PeriodicEval:
         raw_template: str = "Q: {prompt}\nA:",
         out_dir: Path | None = None,
     ) -> PeriodicEval:
+        """`cfg`: a suite, e.g. `suite_config(train_cfg.eval)` (the trainer's `eval` section)."""
         suite = prepare_suite(cfg, tokenizer, tuple(stop_ids), window, prompt_format, raw_template)
         return cls(suite, out_dir)
-
-    @classmethod
-    def from_config(
-        cls,
-        ecfg: Any,
-        tokenizer: Any,
-        stop_ids: tuple[int, ...] | list[int],
-        window: int,
-        prompt_format: str = "chat",
-        raw_template: str = "Q: {prompt}\nA:",
-        out_dir: Path | None = None,
-    ) -> PeriodicEval:
-        """From the trainer's `eval` section (see `suite_config`)."""
-        cfg = suite_config(ecfg)
-        return cls.build(cfg, tokenizer, stop_ids, window, prompt_format, raw_template, out_dir)
 
     @property
     def specs(self) -> list[Any]:
@@ -209,13 +195,13 @@ class PeriodicEval:
         return [s for b in self.suite.benchmarks for p in b.problems for s in b.specs(p)]
 
     def __call__(
-        self, generate_fn: GenerateFn, score_fn: ScoreFn, step: int, final: bool = False
+        self, sampler: Sampler, step: int, final: bool = False
     ) -> tuple[dict[str, float], list[str]]:
         """The suite at RL step `step`; `final`: the run's last step (every benchmark runs)."""
         t0 = time.time()
         known = len(self.start_answers)
         metrics, alarms = periodic_eval(
-            generate_fn, score_fn, self.suite, step, self.baseline, self.start_answers, final
+            sampler, self.suite, step, self.baseline, self.start_answers, final
         )
         if self.out_dir is not None and len(self.start_answers) > known:
             self.out_dir.mkdir(parents=True, exist_ok=True)
@@ -241,15 +227,13 @@ class PeriodicEval:
             log.warning("step %d: %s", step, a)
         return metrics, alarms
 
-    def rl_start(self, generate_fn: GenerateFn, score_fn: ScoreFn) -> dict[str, float]:
+    def rl_start(self, sampler: Sampler) -> dict[str, float]:
         """After a cold start, on the weights RL starts from: the benchmarks that run through RL
         (those without a cadence of their own), so the RL stage's own gain is measured from here.
         Kept apart from the history: the retention baseline and the curve's step 0 stay the
         model the run started from. summary.json's "rl_start", the bucket table's column."""
         t0 = time.time()
-        metrics, _ = periodic_eval(
-            generate_fn, score_fn, self.suite, RL_START, None, self.start_answers, False
-        )
+        metrics, _ = periodic_eval(sampler, self.suite, RL_START, None, self.start_answers, False)
         self.rl_start_buckets = metrics.pop("_results")["buckets"]
         if self.out_dir is not None:
             self.out_dir.mkdir(parents=True, exist_ok=True)

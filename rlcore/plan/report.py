@@ -10,13 +10,17 @@ warms caches).
 from __future__ import annotations
 
 import json
+import logging
 import statistics
 from pathlib import Path
 from typing import Any
 
+from rlcore.errors import ConfigError
 from rlcore.metrics import read_metrics
-from rlcore.plan import Plan
+from rlcore.plan import Plan, PlanError, check_fits, config_model_verifiers, suggest_fixes
 from rlcore.plan.memory import GIB, MIB
+
+log = logging.getLogger(__name__)
 
 TERMS = (
     "weights",
@@ -244,3 +248,25 @@ def compare_table(plan: Plan, got: dict[str, Any]) -> str:
     for phase in (*PHASES, "step"):
         row(phase, plan.time[phase], got["time"].get(phase), "s")
     return "\n".join(out)
+
+
+def plan_or_refuse(cfg: Any, prompt_tokens: int, specs: list[Any]) -> dict[str, float]:
+    """Each actor's predicted peak (MiB) for prompts of up to `prompt_tokens`, for `rlcore train`.
+    Refuses (ConfigError) a config whose prediction clearly exceeds this machine's memory, naming
+    the actor and fixes the planner accepts, unless plan.force. {} on a cluster (its nodes are not
+    this machine) and for a model the planner cannot describe (no reason not to run)."""
+    try:
+        plan = check_fits(cfg, prompt_tokens, config_model_verifiers(cfg, specs))
+    except PlanError as e:
+        log.warning("plan: skipped (%s)", e)
+        return {}
+    if plan is None:
+        return {}
+    if not plan.fits:
+        message = refusal(plan, suggest_fixes(cfg, plan))
+        if not cfg.plan.force:
+            raise ConfigError(message)
+        log.warning("%s (plan.force=true: starting anyway)", message)
+    peaks = predicted_peaks(plan)
+    log.info("plan: predicted peak memory (MiB) %s", peaks)
+    return peaks

@@ -80,60 +80,54 @@ def test_coldstart_on_the_models_own_verified_answers(tmp_path, ray_local):
 
 
 def _sft_rows(cfg):
-    from rlcore.run_data import load_run_rows as _load_data
+    from rlcore.data.run_rows import load_run_rows as _load_data
 
     return _load_data(cfg)[2]
 
 
-def test_distilled_targets_keep_own_tokens_and_edited_ones_are_scored_again():
+def test_distilled_targets_keep_own_tokens_and_edited_ones_are_scored_again(tiny_chat_model):
     """An answer kept as it is trains on the model's own token ids; a boxed (edited) one is
-    tokenized again, and only after the verifier RL pays with accepts the edited text. The engine
-    is a test double here (fixed completions; the real engine runs in the slow test above), the
-    verifiers are real."""
-    from rlcore.cold_start import distilled_examples
-    from rlcore.rollout.engine import Completion, SamplingParams
+    tokenized again, and only after the verifier RL pays with (the row's own) accepts the edited
+    text. The engine is a test double here (fixed completions; the real engine runs in the slow
+    test above), the tokenizer and verifiers are real."""
+    from transformers import AutoTokenizer
 
+    from rlcore.cold_start import distilled_examples
+    from rlcore.config import DataConfig, RolloutConfig
+    from rlcore.rollout.engine import Completion, SamplingParams
+    from rlcore.sampling import Local, Sampler
+
+    tok = AutoTokenizer.from_pretrained(tiny_chat_model)
     rows = [
-        {"id": "a", "prompt": "1+1?", "reference": {"answer": "2"}},
-        {"id": "b", "prompt": "3+4?", "reference": {"answer": "7"}},
-        {"id": "c", "prompt": "Combien font 2+3 ?", "reference": {"answer": "5", "language": "fr"}},
-    ]
+        {"id": "a", "prompt": "1+1?", "reference": {"answer": "2"}, "verifier": "math"},
+        {"id": "b", "prompt": "3+4?", "reference": {"answer": "7"}, "verifier": "math"},
+        {"id": "c", "prompt": "Combien font 2+3 ?", "reference": {"answer": "5", "language": "fr"},
+         "verifier": "language"},
+    ]  # fmt: skip
     answers = {
         "a": [("so it is 3", "stop"), ("1 + 1 = 2", "stop")],  # the second: boxed in place
         "b": [("the answer is \\boxed{7}", "stop"), ("7", "stop")],  # the first, as it is
         "c": [("The answer is 5.", "stop"), ("5", "length")],  # English where French was asked
     }
+    ids = {text: tok(text, add_special_tokens=False)["input_ids"] for a in answers.values()
+           for text, _ in a}  # fmt: skip
 
     def generate(prompts, params):
         return [
-            [Completion([10 + i, 11 + i, 2], [0.0] * 3, why, {"text": text})
-             for i, (text, why) in enumerate(answers[r["id"]])]
+            [Completion(ids[text], [0.0] * len(ids[text]), why) for text, why in answers[r["id"]]]
             for r in rows
-        ]  # fmt: skip
-
-    def make_sample(row, c):
-        return Sample(
-            prompt=row["prompt"], response=c.extra["text"], reference=row["reference"],
-            token_ids=tuple(c.token_ids),
-        )  # fmt: skip
+        ]
 
     # the distillation verifier: the right last number, boxed or not (as configs/smollm2_zero.yaml)
     answer = {"path": "rlcore.verifiers.math:MathVerifier", "answer_pattern": r"(-?\d+)"}
     with Scorer(["answer", "math", "language"], {"answer": answer}, workers=1) as scorer:
-        kept, stats = distilled_examples(
-            rows,
-            encode=lambda r: [1],
-            generate=generate,
-            score=lambda items: [r.to_dict() for r in scorer.score(items)],
-            make_sample=make_sample,
-            verifier_of=lambda r: "answer",
-            params=SamplingParams(n=2),
-            box=True,
-            rl_verifier_of=lambda r: "language" if r["id"] == "c" else "math",
-        )
+        backend = Local(generate, lambda items: [r.to_dict() for r in scorer.score(items)])
+        sampler = Sampler(backend, tok, DataConfig(), RolloutConfig())
+        kept, stats = distilled_examples(sampler, rows, SamplingParams(n=2), True, "answer")
     by_id = {t.row["id"]: t for t in kept}
     assert sorted(by_id) == ["a", "b"]  # c: boxed, then refused by its RL verifier (English)
     assert by_id["a"].text == "1 + 1 = \\boxed{2}" and by_id["a"].token_ids is None
-    assert by_id["b"].text == "the answer is \\boxed{7}" and by_id["b"].token_ids == (10, 11, 2)
+    assert by_id["b"].text == "the answer is \\boxed{7}"
+    assert by_id["b"].token_ids == tuple(ids["the answer is \\boxed{7}"])
     assert stats["targets_edited"] == 2 and stats["edited_rejected"] == 1
     assert stats["rows_kept"] == 2 and stats["samples_truncated"] == 1

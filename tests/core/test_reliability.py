@@ -304,8 +304,8 @@ def test_the_final_checkpoint_serves_in_vllm_as_it_is_and_answers_as_the_run_did
     from transformers import AutoTokenizer
 
     from rlcore.data.chat import render_prompt
+    from rlcore.data.chat import stop_token_ids as _stop_token_ids
     from rlcore.rollout import SamplingParams, make_engine
-    from rlcore.trainer import _stop_token_ids
 
     run_dir, _ = uninterrupted
     cfg = load_config(run_dir / "config.yaml")

@@ -6,8 +6,8 @@ import re
 import pytest
 
 from rlcore.config import load_config
+from rlcore.data.run_rows import load_run_rows as _load_data
 from rlcore.data.twins import canonical_expression, split_key
-from rlcore.run_data import load_run_rows as _load_data
 
 
 @pytest.mark.parametrize(

@@ -5,9 +5,11 @@ import json
 import pytest
 from rlcore.verifiers import build
 
-from rlcore.eval.periodic import PeriodicEval, retention_alarms
+from rlcore.config import DataConfig, RolloutConfig
+from rlcore.eval.periodic import PeriodicEval, retention_alarms, suite_config
 from rlcore.eval.suite import load_suite
 from rlcore.rollout.engine import Completion
+from rlcore.sampling import Local, Sampler
 
 ROWS = [
     {"id": "a", "prompt": "1+1=?", "reference": {"answer": "2"}},
@@ -68,16 +70,25 @@ def fake_cluster(tok, right: int):
     return generate, score
 
 
+def fake_sampler(tok, right: int):
+    return as_sampler(tok, *fake_cluster(tok, right))
+
+
+def as_sampler(tok, generate, score):
+    """The run's sampling service over test doubles of the engines and verifier actors."""
+    return Sampler(Local(generate, score), tok, DataConfig(), RolloutConfig())
+
+
 def test_periodic_eval_metrics_baseline_and_alarm(evaluator):
     ev, tok = evaluator
     assert ev.specs == ["math"] * 4
-    metrics, alarms = ev(*fake_cluster(tok, right=3), step=0)
+    metrics, alarms = ev(fake_sampler(tok, right=3), step=0)
     assert metrics["math/pass@1"] == pytest.approx(0.75)
     assert metrics["arith/maj@2"] == pytest.approx(0.75)
     assert alarms == [] and ev.baseline == {"math": 0.75}
-    metrics, alarms = ev(*fake_cluster(tok, right=3), step=5)
+    metrics, alarms = ev(fake_sampler(tok, right=3), step=5)
     assert alarms == []
-    metrics, alarms = ev(*fake_cluster(tok, right=1), step=10)  # 0.75 -> 0.25: beyond 0.1
+    metrics, alarms = ev(fake_sampler(tok, right=1), step=10)  # 0.75 -> 0.25: beyond 0.1
     assert metrics["math/mean@n"] == pytest.approx(0.25)
     assert len(alarms) == 1 and "math" in alarms[0]
     # the baseline survives a restart (resume) and every evaluation is logged
@@ -104,7 +115,7 @@ def test_from_the_trainers_eval_section(tiny_chat_model):
     section = SimpleNamespace(
         suite="embedded", n=2, k=[1, 2], limit=3, max_tokens=16, margin=0.1, metric="pass@1"
     )
-    ev = PeriodicEval.from_config(section, tok, [tok.eos_token_id], window=256)
+    ev = PeriodicEval.build(suite_config(section), tok, [tok.eos_token_id], window=256)
     cfg = ev.suite.cfg
     assert (cfg.n, cfg.k, cfg.limit, cfg.margin, cfg.alarm_metric) == (2, [1, 2], 3, 0.1, "pass@1")
     assert cfg.sampling.max_tokens == 16 and len(ev.specs) == 3
@@ -131,11 +142,13 @@ def test_against_start_gives_every_later_answer_the_first_evaluations_answer(tmp
         return wrapped
 
     generate, score = fake_cluster(tok, right=3)
-    start(generate, recording(score), step=0)
+    start(as_sampler(tok, generate, recording(score)), step=0)
     first = {r["_response"] for r in seen[0]}
     assert all(r["response"] == r["_response"] for r in seen[0])  # judged against itself
     generate, score = fake_cluster(tok, right=1)  # later answers differ
-    PeriodicEval(start.suite, start.out_dir)(generate, recording(score), step=5)  # a restart
+    PeriodicEval(start.suite, start.out_dir)(
+        as_sampler(tok, generate, recording(score)), step=5
+    )  # a restart
     later = seen[1]
     assert any(r["_response"] != r["response"] for r in later)
     assert {r["response"] for r in later} <= first  # still the step-0 answers
@@ -168,7 +181,7 @@ def test_a_benchmark_with_every_runs_at_the_ends_and_its_own_cadence(tmp_path, t
     ev = PeriodicEval.build(cfg, tok, [tok.eos_token_id], window=256, out_dir=tmp_path / "ev")
     ran = {}
     for step, final in [(0, False), (5, False), (10, False), (15, False), (17, True)]:
-        metrics, _ = ev(*fake_cluster(tok, right=2), step=step, final=final)
+        metrics, _ = ev(fake_sampler(tok, right=2), step=step, final=final)
         ran[step] = sorted(k.split("/")[0] for k in metrics if k.endswith("/pass@1"))
     assert ran[0] == ran[10] == ran[17] == ["costly", "math", "other", "trained"]
     assert ran[5] == ran[15] == ["math", "trained"]

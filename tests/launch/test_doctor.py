@@ -158,7 +158,7 @@ def test_template_errors_and_missing_template(tmp_path, capsys):
 
 
 def test_stop_ids_match_the_trainer(tmp_path):
-    from rlcore.trainer import _stop_token_ids
+    from rlcore.data.chat import stop_token_ids as _stop_token_ids
 
     for eos, config_eos in [(IM_END, (2, 0)), (EOS, (0,)), (IM_END, (0,))]:
         path = make(tmp_path / f"{eos[2:5]}{config_eos}", eos=eos, config_eos=config_eos)
