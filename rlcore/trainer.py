@@ -77,46 +77,6 @@ def train(
         run.close()
 
 
-class ReplayDone(Exception):
-    """The step a replay asked for is done (rlcore/replay.py)."""
-
-    def __init__(self, step: int) -> None:
-        super().__init__(f"replayed step {step}")
-        self.step = step
-
-
-def replay_step_file(step: int) -> str:
-    return f"replay_step_{step:06d}.jsonl"
-
-
-class RunFailed(RuntimeError):
-    """An actor the run needs died for good, or a weight sync failed; `run_dir` can be resumed."""
-
-    def __init__(self, message: str, run_dir: str) -> None:
-        super().__init__(message)
-        self.run_dir = run_dir
-
-
-def _memory(run: Run) -> dict[str, float]:
-    """Every actor's PSS now (pss_mib/<role><rank>, pss_mib/total); the run keeps each one's peak."""
-    mem = run.cluster.memory()
-    mem["pss_mib/total"] = sum(mem.values())
-    peak = run.state.setdefault("peak_pss_mib", {})
-    for k, v in mem.items():
-        name = k.removeprefix("pss_mib/")
-        peak[name] = max(peak.get(name, 0.0), round(v, 1))
-    return mem
-
-
-def _watch_mismatch(run: Run, step: int, metrics: dict[str, Any]) -> None:
-    """With sync.verify, warns when the batch's learner/rollout mismatch leaves its early level."""
-    if run.cfg.sync.verify and "mismatch_abs" in metrics:
-        early = run.state.setdefault("mismatch_early", [])
-        alarm = mismatch_alarm(metrics["mismatch_abs"], early, run.cfg.sync.verify_factor)
-        if alarm is not None:
-            log.warning("step %d: %s", step, alarm)
-
-
 def _resume(run: Run) -> None:
     """resume=RUN_DIR: the learners load the latest good checkpoint; the engines get its weights."""
     if not run.cfg.resume:
@@ -145,37 +105,6 @@ def _resume(run: Run) -> None:
     truncate_metrics(run.run_dir, state["step"])
     run.state, run.wall_before = state, float(state.get("wall_s", 0.0))
     log.info("resumed from %s (stage %s, step %d)", ckpt, state["stage"], state["step"])
-
-
-def _periodic_eval(run: Run, step: int) -> dict[str, float]:
-    """The eval suite at RL step `step` (0: before SFT and RL, the baseline of the retention
-    alarm and of the bucket table); its flat metrics ({} without a suite)."""
-    if run.evaluator is None:
-        return {}
-    with run.stop.interruptible():
-        final = step == run.cfg.steps
-        result = run.evaluator(run.sampler, step, final)[0]
-    run.metrics.log(step, "eval", result)
-    return result
-
-
-def _watch_hacking(
-    run: Run, step: int, rewards: list[float], result: dict[str, float], examples: list[Any]
-) -> None:
-    """After a periodic evaluation: the reward-hacking alarm (rlcore/canaries.py), on the mean
-    training reward since the previous evaluation and each bucket's alarm metric."""
-    vc = run.cfg.verifier
-    if not (vc.hacking_window and rewards and result and run.evaluator is not None):
-        return
-    metric = "/" + run.evaluator.suite.cfg.alarm_metric
-    buckets = {k.removesuffix(metric): v for k, v in result.items() if k.endswith(metric)}
-    history = run.state.setdefault("hacking_history", [])
-    history.append({"step": step, "reward": sum(rewards) / len(rewards), "buckets": buckets})
-    alarm = hacking_alarm(history, vc.hacking_window, vc.hacking_margin)
-    if alarm is not None:
-        log.warning("step %d: %s; the samples that earned the most this step:", step, alarm)
-        for line in top_rewarded(examples):
-            log.warning("  %s", line)
 
 
 def _sft_stage(run: Run) -> None:
@@ -243,30 +172,6 @@ def _sft_stage(run: Run) -> None:
         cluster.learners.call(
             "load_reference", str(checkpoint.reference_path(run.run_dir, run.state))
         )
-
-
-def _sft_targets(run: Run) -> list[Target]:
-    """One target per SFT example: the data's worked completions, or (sft.distill_n) the start
-    model's own correct answers (rlcore/cold_start.py), written to sft_data.jsonl."""
-    import json
-
-    cfg = run.cfg
-    if not cfg.sft.distill_n:
-        return [Target(r, sft_completion(r, cfg.data.think), None) for r in run.sft_rows]
-    # seeded: a resume (which runs SFT again) samples the same answers
-    params = replace(run.rollout_params(), n=cfg.sft.distill_n, seed=cfg.seed)
-    run.progress("sft_distill", 0, len(run.sft_rows), {})
-    with run.stop.interruptible():
-        targets, stats = distilled_examples(
-            run.sampler, run.sft_rows, params, cfg.sft.distill_box_answer, cfg.sft.distill_verifier
-        )
-    run.metrics.log(0, "sft_distill", stats)
-    run.progress("sft_distill", len(run.sft_rows), len(run.sft_rows), stats)
-    with (run.run_dir / "sft_data.jsonl").open("w") as f:
-        for t in targets:
-            row = {"id": t.row.get("id"), "prompt": t.row["prompt"], "completion": t.text}
-            f.write(json.dumps({**row, "own_tokens": t.token_ids is not None}) + "\n")
-    return targets
 
 
 def _rl_stage(run: Run) -> dict[str, Any]:
@@ -449,3 +354,98 @@ def _heldout(run: Run, stage: str) -> float:
     log.info("held-out accuracy after %s: %.3f (%d problems)", stage, acc, len(run.heldout))
     run.progress("eval", 0, 0, {"stage": stage, "accuracy": acc})
     return acc
+
+
+def _periodic_eval(run: Run, step: int) -> dict[str, float]:
+    """The eval suite at RL step `step` (0: before SFT and RL, the baseline of the retention
+    alarm and of the bucket table); its flat metrics ({} without a suite)."""
+    if run.evaluator is None:
+        return {}
+    with run.stop.interruptible():
+        final = step == run.cfg.steps
+        result = run.evaluator(run.sampler, step, final)[0]
+    run.metrics.log(step, "eval", result)
+    return result
+
+
+def _sft_targets(run: Run) -> list[Target]:
+    """One target per SFT example: the data's worked completions, or (sft.distill_n) the start
+    model's own correct answers (rlcore/cold_start.py), written to sft_data.jsonl."""
+    import json
+
+    cfg = run.cfg
+    if not cfg.sft.distill_n:
+        return [Target(r, sft_completion(r, cfg.data.think), None) for r in run.sft_rows]
+    # seeded: a resume (which runs SFT again) samples the same answers
+    params = replace(run.rollout_params(), n=cfg.sft.distill_n, seed=cfg.seed)
+    run.progress("sft_distill", 0, len(run.sft_rows), {})
+    with run.stop.interruptible():
+        targets, stats = distilled_examples(
+            run.sampler, run.sft_rows, params, cfg.sft.distill_box_answer, cfg.sft.distill_verifier
+        )
+    run.metrics.log(0, "sft_distill", stats)
+    run.progress("sft_distill", len(run.sft_rows), len(run.sft_rows), stats)
+    with (run.run_dir / "sft_data.jsonl").open("w") as f:
+        for t in targets:
+            row = {"id": t.row.get("id"), "prompt": t.row["prompt"], "completion": t.text}
+            f.write(json.dumps({**row, "own_tokens": t.token_ids is not None}) + "\n")
+    return targets
+
+
+def _memory(run: Run) -> dict[str, float]:
+    """Every actor's PSS now (pss_mib/<role><rank>, pss_mib/total); the run keeps each one's peak."""
+    mem = run.cluster.memory()
+    mem["pss_mib/total"] = sum(mem.values())
+    peak = run.state.setdefault("peak_pss_mib", {})
+    for k, v in mem.items():
+        name = k.removeprefix("pss_mib/")
+        peak[name] = max(peak.get(name, 0.0), round(v, 1))
+    return mem
+
+
+def _watch_mismatch(run: Run, step: int, metrics: dict[str, Any]) -> None:
+    """With sync.verify, warns when the batch's learner/rollout mismatch leaves its early level."""
+    if run.cfg.sync.verify and "mismatch_abs" in metrics:
+        early = run.state.setdefault("mismatch_early", [])
+        alarm = mismatch_alarm(metrics["mismatch_abs"], early, run.cfg.sync.verify_factor)
+        if alarm is not None:
+            log.warning("step %d: %s", step, alarm)
+
+
+def _watch_hacking(
+    run: Run, step: int, rewards: list[float], result: dict[str, float], examples: list[Any]
+) -> None:
+    """After a periodic evaluation: the reward-hacking alarm (rlcore/canaries.py), on the mean
+    training reward since the previous evaluation and each bucket's alarm metric."""
+    vc = run.cfg.verifier
+    if not (vc.hacking_window and rewards and result and run.evaluator is not None):
+        return
+    metric = "/" + run.evaluator.suite.cfg.alarm_metric
+    buckets = {k.removesuffix(metric): v for k, v in result.items() if k.endswith(metric)}
+    history = run.state.setdefault("hacking_history", [])
+    history.append({"step": step, "reward": sum(rewards) / len(rewards), "buckets": buckets})
+    alarm = hacking_alarm(history, vc.hacking_window, vc.hacking_margin)
+    if alarm is not None:
+        log.warning("step %d: %s; the samples that earned the most this step:", step, alarm)
+        for line in top_rewarded(examples):
+            log.warning("  %s", line)
+
+
+class ReplayDone(Exception):
+    """The step a replay asked for is done (rlcore/replay.py)."""
+
+    def __init__(self, step: int) -> None:
+        super().__init__(f"replayed step {step}")
+        self.step = step
+
+
+def replay_step_file(step: int) -> str:
+    return f"replay_step_{step:06d}.jsonl"
+
+
+class RunFailed(RuntimeError):
+    """An actor the run needs died for good, or a weight sync failed; `run_dir` can be resumed."""
+
+    def __init__(self, message: str, run_dir: str) -> None:
+        super().__init__(message)
+        self.run_dir = run_dir
