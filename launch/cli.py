@@ -105,7 +105,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 1
-    from rlcore.metrics import summary_table
+    from rlcore.metrics_log import summary_table
 
     print(summary_table(summary))
     print(f"\nrun directory: {summary['run_dir']}")

@@ -8,7 +8,7 @@ none), runs the steps in between as the run did, and stops after step N's update
 RUN_DIR/replay/step_N_run/ (the checkpoint is hard-linked there, never written), and writes
 RUN_DIR/replay/step_N.jsonl: one line per trained sample with its prompt, response, reward,
 verifier details, advantage, loss tokens, learner/engine importance ratio and clipped tokens
-(rlcore/rl.py sample_record), so a spike in a metric can be traced to the samples behind it.
+(rlcore/step.py sample_record), so a spike in a metric can be traced to the samples behind it.
 
 On CPU a run is deterministic, so every metric but the timings and memory must be equal; a
 checkpoint that fails its manifest (a file altered since) is replayed anyway, with a warning,

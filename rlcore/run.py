@@ -31,13 +31,13 @@ from rlcore.data.chat import stop_token_ids
 from rlcore.data.run_rows import load_run_rows, refuse_long_prompts
 from rlcore.eval.periodic import PeriodicEval, suite_config
 from rlcore.hangs import Watchdog, process_info, register_stack_dump, write_pids
-from rlcore.metrics import MetricsLogger
+from rlcore.metrics_log import MetricsLogger
 from rlcore.plan.report import plan_or_refuse
 from rlcore.preempt import Preempted, StartupSignals, StopRequests
-from rlcore.rl import Collected
 from rlcore.rollout.engine import SamplingParams
 from rlcore.rundir import prepare_run_dir, resolve_model_path
 from rlcore.sampling import Sampler, encode
+from rlcore.step import Collected
 from rlcore.trackers import make_trackers
 
 log = logging.getLogger(__name__)

@@ -20,7 +20,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from rlcore import checkpoint, rl
+from rlcore import checkpoint
 from rlcore.actors import ActorDiedError
 from rlcore.canaries import CanaryError, hacking_alarm, top_rewarded
 from rlcore.cluster import RolloutError, SyncError, VerifierError
@@ -32,12 +32,13 @@ from rlcore.eval.heldout import heldout_accuracy
 from rlcore.eval.retention import bucket_table
 from rlcore.hangs import HUNG, process_info, write_pids
 from rlcore.learner.batch import pad_batch, shard
-from rlcore.metrics import plot_rewards, read_metrics, truncate_metrics
+from rlcore.metrics_log import plot_rewards, read_metrics, truncate_metrics
 from rlcore.plan.report import live, live_line
 from rlcore.preempt import Preempted
 from rlcore.rollout.engine import SamplingParams
 from rlcore.run import Progress, Run
 from rlcore.rundir import write_summary
+from rlcore.step import Collected, collect, update
 from rlcore.sync.verify import mismatch_alarm
 
 log = logging.getLogger(__name__)
@@ -98,7 +99,7 @@ def _resume(run: Run) -> None:
     if inflight.is_file() and run.cfg.rollout.async_steps and state["stage"] == "rl":
         import torch
 
-        carried: rl.Collected = torch.load(inflight, weights_only=False)
+        carried: Collected = torch.load(inflight, weights_only=False)
         # versions restart in a new cluster; the batch keeps its distance from the weights
         carried.version = cluster.version - (int(state["version"]) - carried.version)
         run.inflight = carried
@@ -199,8 +200,8 @@ def _rl_stage(run: Run) -> dict[str, Any]:
         canaries.check(run.sampler.score, state)  # the start every later check is compared with
     restarts = cluster.restarts + cluster.verifier_restarts
 
-    def collect() -> rl.Collected:
-        data = rl.collect(run.sampler, run.algo, cfg, next_rows, params)
+    def draw() -> Collected:
+        data = collect(run.sampler, run.algo, cfg, next_rows, params)
         data.version, data.position_end = cluster.version, position
         return data
 
@@ -208,7 +209,7 @@ def _rl_stage(run: Run) -> dict[str, Any]:
     # driver thread) while the learner trains step t; the sync waits for both. Every sample is
     # then one policy version old (logged as staleness), which TIS corrects (algo.tis_cap).
     prefetch = ThreadPoolExecutor(max_workers=1) if cfg.rollout.async_steps else None
-    pending: Future[rl.Collected] | None = None
+    pending: Future[Collected] | None = None
     if run.inflight is not None and prefetch is not None:  # resumed: the batch in flight then
         pending = Future()
         pending.set_result(run.inflight)
@@ -219,10 +220,10 @@ def _rl_stage(run: Run) -> dict[str, Any]:
         for step in range(first, cfg.steps + 1):
             t0 = time.time()
             with run.stop.interruptible(), watch("rollout"):  # learners hold step - 1's weights
-                data = pending.result() if pending is not None else collect()
+                data = pending.result() if pending is not None else draw()
             pending = None
             if prefetch is not None and step < cfg.steps:
-                pending = prefetch.submit(collect)
+                pending = prefetch.submit(draw)
             t1 = time.time()
             last = dict(data.metrics, staleness=float(cluster.version - data.version))
             for alarm in data.alarms:
@@ -230,8 +231,7 @@ def _rl_stage(run: Run) -> dict[str, Any]:
             record: list[dict[str, Any]] | None = [] if step == run.replay_step else None
             if data.rows:
                 with watch("learn"):
-                    update = rl.update(cluster, run.algo, cfg, data, run.pad_id, step, record)
-                    last.update(update)
+                    last.update(update(cluster, run.algo, cfg, data, run.pad_id, step, record))
                 _watch_mismatch(run, step, last)
             else:
                 log.warning("step %d: every sampled group was dropped; no update", step)

@@ -23,7 +23,7 @@ BUILTINS: dict[str, str] = {
     "similarity": "rlcore.verifiers.similarity:SimilarityVerifier",
     "reward_model": "rlcore.verifiers.reward_model:RewardModelVerifier",
     "judge": "rlcore.verifiers.judge:JudgeVerifier",
-    "reasoning_gym": "rlcore.verifiers.gym:GymVerifier",
+    "reasoning_gym": "rlcore.verifiers.reasoning_gym:GymVerifier",
 }
 
 

@@ -156,7 +156,7 @@ def load_rows(
     if source == "builtin:chain_sum":
         return chain_sum_rows(size, seed=seed, split=split)
     if source.startswith("builtin:reasoning_gym/"):
-        from rlcore.data.gym import GymError, gym_rows
+        from rlcore.data.reasoning_gym import GymError, gym_rows
 
         try:
             return gym_rows(source.split("/", 1)[1], size, seed, split, options)

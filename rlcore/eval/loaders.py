@@ -15,7 +15,7 @@ A loader is `fn(args: dict, ctx: LoadContext) -> list[item]`; an item is a plain
 | bfcl | BFCL v4 simple (python), multiple, parallel, parallel_multiple, irrelevance | bfcl-eval |
 | longctx | generated retrieval + instruction persistence at several lengths | - |
 | chain_sum | the embedded task's held-out split (rlcore/data/tasks.py) | reasoning-gym |
-| reasoning_gym | any reasoning-gym dataset's held-out split (rlcore/data/gym.py) | reasoning-gym |
+| reasoning_gym | any reasoning-gym dataset's held-out split (rlcore/data/reasoning_gym.py) | reasoning-gym |
 | chat | 40 everyday requests with reference answers | benchmarks/data/chat_reference.jsonl (repo) |
 | jsonl | your own rows (`path`), in the training row format | - |
 
@@ -318,9 +318,9 @@ def chain_sum(args: dict[str, Any], ctx: LoadContext) -> list[Item]:
 
 def reasoning_gym(args: dict[str, Any], ctx: LoadContext) -> list[Item]:
     """args: dataset, options (the dataset's config), size (default 100), seed (default 1, as the
-    trainer's held-out split): the held-out split of a reasoning-gym task (rlcore/data/gym.py),
+    trainer's held-out split): the held-out split of a reasoning-gym task (rlcore/data/reasoning_gym.py),
     scored by the benchmark's `verifier` (`reasoning_gym`: the dataset's own scorer)."""
-    from rlcore.data.gym import gym_rows
+    from rlcore.data.reasoning_gym import gym_rows
 
     if "dataset" not in args:
         raise ValueError("reasoning_gym loader: args.dataset is required")

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from rlcore.errors import ConfigError
-from rlcore.metrics import read_metrics
+from rlcore.metrics_log import read_metrics
 from rlcore.plan import Plan, PlanError, check_fits, config_model_verifiers, suggest_fixes
 from rlcore.plan.memory import GIB, MIB
 

@@ -219,7 +219,7 @@ def learn_seconds(
         ranks = 1  # CPU ranks share the cores
     per_token = (lin / lin_rate + attn / attn_rate) / ranks
     fwd = learner_tokens(cfg, prompt, length, 0.0) * per_token  # one forward over the batch
-    # rlcore/rl.py computes the "old" logprobs only when they differ from the update's own
+    # rlcore/step.py computes the "old" logprobs only when they differ from the update's own
     # (several minibatches or epochs), or for a critic or a KL in the reward; values for a critic
     kl_in_reward = a.kl_coef > 0 and a.kl_placement == "reward"
     old = critic or kl_in_reward or a.epochs * a.minibatches > 1

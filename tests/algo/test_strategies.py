@@ -64,8 +64,8 @@ def test_policy_losses_and_defaults():
 @pytest.mark.parametrize("name", sorted(ALGORITHMS))
 def test_micro_batches_sum_to_the_whole_batch_loss(name, lengths):
     """Rows with no loss token (overlong_filter) count in no denominator: the sequence count the
-    driver passes (rl._update_minibatch) is that of rows with a loss token."""
-    from rlcore.rl import loss_rows
+    driver passes (step._update_minibatch) is that of rows with a loss token."""
+    from rlcore.step import loss_rows
 
     algo = make_algorithm(name, group_size=2, max_tokens=8)  # Dr. GRPO's constant: max_tokens
     torch.manual_seed(1)

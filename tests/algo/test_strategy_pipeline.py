@@ -104,7 +104,7 @@ def test_reinforce_pp_with_a_vanishing_kl_reward_equals_no_kl():
 def test_dapo_keeps_groups_by_correctness_not_by_the_length_shaped_reward():
     """DAPO Eq. 11: an all-wrong group stays dropped however its lengths (and so its overlong
     penalties) differ; a mixed group is kept."""
-    from rlcore.rl import outcomes
+    from rlcore.step import outcomes
 
     dapo = DAPO(group_size=3, max_tokens=16)  # penalty over the last 4 tokens
     results = [{"reward": 0.0, "correct": False}] * 3 + [

@@ -5,13 +5,13 @@ import collections
 
 import pytest
 from rlcore.verifiers.base import Sample
-from rlcore.verifiers.gym import GymVerifier
 from rlcore.verifiers.ifeval import IFEvalVerifier
+from rlcore.verifiers.reasoning_gym import GymVerifier
 from rlcore.verifiers.tool_call import ToolCallVerifier
 
 from rlcore.data.dataset import DataError, load_source
 from rlcore.data.generated import generated_rows
-from rlcore.data.gym import gym_rows
+from rlcore.data.reasoning_gym import gym_rows
 from rlcore.data.tasks import is_heldout
 
 OPTS = {"min_terms": 2, "max_terms": 2, "min_digits": 1, "max_digits": 2}

@@ -2,7 +2,7 @@
 `algo.epochs: 2` the second pass, where the policy has moved and the PPO clip engages, counts.
 
 The learner group here is a test double (it returns sums as a learner rank would: a clip count
-over the tokens of the rows it was sent); what is tested is which minibatches `rl.update`'s
+over the tokens of the rows it was sent); what is tested is which minibatches `step.update`'s
 aggregation sees, and the real learner's sums are tested in tests/core/test_learner.py.
 """
 
@@ -11,7 +11,7 @@ import pytest
 from rlcore.config import build_algorithm, load_config
 from rlcore.learner.batch import pad_batch
 from rlcore.learner.reduce import over_steps
-from rlcore.rl import _optimize
+from rlcore.step import _optimize
 
 
 class _Learners:

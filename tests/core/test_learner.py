@@ -12,7 +12,7 @@ from rlcore.algo import GRPO, DrGRPO
 from rlcore.config import LearnerConfig, effective_zero_stage
 from rlcore.learner.batch import pad_batch, shard
 from rlcore.learner.rank import LearnerSpec
-from rlcore.rl import _inert_rows
+from rlcore.step import _inert_rows
 
 
 def _batches(n_steps: int, size: int, vocab: int, equal_groups: int = 0):
@@ -82,7 +82,7 @@ def _curve(
     try:
         for batch in _batches(4, 16, 90, equal_groups):
             tokens, seqs = float(batch.loss_mask.sum()), float(len(batch))
-            if skip_inert:  # as rl.update sends it: the rows with a gradient, whole-batch sizes
+            if skip_inert:  # as step.update sends it: the rows with a gradient, whole-batch sizes
                 batch = batch.select((~_inert_rows(batch, world_size)).nonzero().flatten())
             outs = group.call_each(
                 "rl_step",

@@ -1,6 +1,6 @@
 """A sample its verifier could not judge (a crash or timeout of the verifier, a bad reference) is
 no verdict: its group leaves the step instead of training on reward 0, a composite with such a
-component judges nothing, and a step with too many stops the run (rlcore/rl.py)."""
+component judges nothing, and a step with too many stops the run (rlcore/step.py)."""
 
 import time
 
@@ -9,8 +9,8 @@ from rlcore.verifiers import Result, Sample, Verifier
 
 from rlcore.config import load_config
 from rlcore.placement import Placement
-from rlcore.rl import check_unjudged, judged_groups
 from rlcore.scoring import Scoring, VerifierError
+from rlcore.step import check_unjudged, judged_groups
 
 
 def _res(reward: float, correct: bool | None, error: str | None = None) -> dict:
@@ -71,7 +71,7 @@ def test_a_model_verifier_that_times_out_gives_unjudged_results_not_zeros(ray_lo
 
 
 def test_each_verifier_error_rate_is_logged_and_one_over_the_alarm_is_named():
-    from rlcore.rl import verifier_error_rates
+    from rlcore.step import verifier_error_rates
 
     mixed = [{"name": "math", "weight": 1.0}, {"name": "judge", "weight": 0.5}]
     composite = lambda judge_error: {  # noqa: E731

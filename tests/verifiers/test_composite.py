@@ -177,7 +177,7 @@ def test_a_non_finite_score_is_a_recorded_error_scored_zero() -> None:
 def test_the_trainer_zeroes_and_counts_non_finite_rewards() -> None:
     import torch
 
-    from rlcore.rl import _sample_metrics, finite_rewards
+    from rlcore.step import _sample_metrics, finite_rewards
 
     results = [
         {"reward": 1.0, "correct": True, "error": None},

@@ -1,11 +1,11 @@
 """`reasoning_gym`: a reasoning-gym dataset's own scorer on the response's last \\boxed{} answer.
 
-Reference fields (written by rlcore/data/gym.py): `dataset` (the reasoning-gym dataset name) and
+Reference fields (written by rlcore/data/reasoning_gym.py): `dataset` (the reasoning-gym dataset name) and
 `entry` ({"question", "answer", "metadata"}: what the dataset's `score_answer` reads).
 
 Try it:
     from rlcore.verifiers.base import Sample
-    from rlcore.verifiers.gym import GymVerifier
+    from rlcore.verifiers.reasoning_gym import GymVerifier
     GymVerifier().verify(Sample(prompt="", response="... \\\\boxed{12}",
         reference={"dataset": "basic_arithmetic", "entry": {"question": "", "answer": "12",
                                                             "metadata": {}}}))
