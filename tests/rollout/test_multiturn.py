@@ -381,3 +381,45 @@ def test_real_hf_engine_continues_after_a_tool_message(tok, engine):
             assert c.mask == [1] * len(t1) + [0] * len(tool) + [1] * (len(c.token_ids) - head)
             full = engine.score([p + c.token_ids])[0][len(p) - 1 :]  # temperature 1: raw = sampled
             assert c.logprobs[head:] == pytest.approx(full[head:], abs=1e-4)
+
+
+TOOL_TEXTS = {  # a turn's text -> what both readers must agree on
+    "closed": '<tool_call>{"name": "calculator", "arguments": {"expression": "2+3"}}</tool_call>',
+    "unclosed": '<tool_call>{"name": "calculator", "arguments": {"expression": "2+3"}}',
+    "closed_then_unclosed": '<tool_call>{"name": "calculator", "arguments": {"expression": "1"}}'
+    '</tool_call> and <tool_call>{"name": "calculator", "arguments": {"expression": "2"}}',
+    "inside_unclosed_think": '<think>maybe <tool_call>{"name": "calculator", "arguments": {}}'
+    "</tool_call>",
+    "not_json": "<tool_call>{calculator(2+3)}</tool_call>",
+}
+
+
+@pytest.mark.parametrize("case", sorted(TOOL_TEXTS))
+def test_the_rollout_runs_exactly_the_calls_the_tool_call_verifier_accepts(case):
+    """One rule for blocks: a call the multi-turn rollout would run is a call the `tool_call`
+    verifier parses, and a block the rollout refuses (never closed, not JSON) is one the verifier
+    scores as unparseable (correct False), never a correct call."""
+    from rlcore.verifiers.base import Sample
+    from rlcore.verifiers.tool_call import ToolCallVerifier, Unparseable, parse_calls
+
+    text = TOOL_TEXTS[case]
+    rollout = parse_hermes(text)
+    runs = [(c.name, c.arguments) for c in rollout if not c.error]
+    refused = [c for c in rollout if c.error]
+    try:
+        verifier_calls = [(c["name"], c["arguments"]) for c in parse_calls(text)]
+        unparseable = False
+    except Unparseable:
+        verifier_calls, unparseable = [], True
+    assert bool(refused) == unparseable, (rollout, verifier_calls)
+    if not unparseable:
+        assert runs == verifier_calls
+    # the verifier asked for the call a careful policy would make: right only where it ran
+    wanted = [{"name": "calculator", "arguments": {"expression": "2+3"}}]
+    expression = {"type": "object", "properties": {"expression": {"type": "string"}}}
+    tools = [{"name": "calculator", "parameters": expression}]
+    ref = {"tools": tools, "ground_truth": wanted}
+    result = ToolCallVerifier().verify(Sample("q", text, ref))
+    assert result.correct is (runs == [("calculator", {"expression": "2+3"})]), result
+    if refused:
+        assert result.error is not None and result.error.startswith("unparseable"), result
