@@ -24,12 +24,13 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from rlcore import checkpoint, rl
+from rlcore import checkpoint, preflight, rl
 from rlcore.actors import ActorDiedError, init_ray
+from rlcore.algo import build_algorithm
 from rlcore.canaries import CanaryError, CanaryWatch, hacking_alarm, top_rewarded
 from rlcore.cluster import Cluster, RolloutError, SyncError, VerifierError
 from rlcore.cold_start import Target, distilled_examples
-from rlcore.config import ConfigError, TrainConfig, build_algorithm
+from rlcore.config import ConfigError, TrainConfig
 from rlcore.data.chat import completion_ids, render_prompt
 from rlcore.data.dataset import sft_completion
 from rlcore.eval.retention import bucket_table
@@ -54,6 +55,7 @@ def train(
     """Runs the config's stages. `replay_step` (rlcore/replay.py): stop after that RL step's
     update, with its trained samples recorded in RUN_DIR/replay_step_file(step)."""
     t_start = time.time()
+    preflight.check(cfg)  # the rules that need the subsystems, before anything is loaded
     # bad model paths and bad data fail here, before the run directory is written
     model_path = resolve_model_path(cfg.model.path)
     from transformers import AutoTokenizer
