@@ -31,8 +31,9 @@ SPEC = [{"name": "math", "weight": 1.0}, {"name": "similarity", "weight": 0.2}]
 def run(args: argparse.Namespace) -> dict[str, Any]:
     from transformers import AutoTokenizer
 
+    from rlcore.algo import build_algorithm
     from rlcore.cluster import Cluster
-    from rlcore.config import build_algorithm, load_config
+    from rlcore.config import load_config
     from rlcore.data.tasks import chain_sum_rows
     from rlcore.rollout.engine import SamplingParams
     from rlcore.rundir import resolve_model_path

@@ -64,6 +64,7 @@ class _Bar:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from rlcore import preflight
     from rlcore.config import ConfigError, load_config
 
     config_path = None
@@ -74,6 +75,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         config_path = args.config
     try:
         cfg = load_config(config_path, overrides)
+        preflight.check(cfg)
     except ConfigError as e:
         print(f"rlcore train: config error: {e}", file=sys.stderr)
         return 2
@@ -146,6 +148,7 @@ def cmd_plan(argv: list[str]) -> int:
     import json
     from pathlib import Path
 
+    from rlcore import preflight
     from rlcore.config import ConfigError, load_config
     from rlcore.plan import (
         PlanError,
@@ -179,7 +182,8 @@ def cmd_plan(argv: list[str]) -> int:
         config = str(Path(args.compare) / "config.yaml")
     try:
         got = report.measured(args.compare) if args.compare else None
-        cfg = load_config(config, overrides, check_machine=False)
+        cfg = load_config(config, overrides)
+        preflight.check(cfg, check_machine=False)
         if got is not None:  # the run's own response lengths and skipped rows, not the guesses
             cfg = with_overrides(cfg, report.observed(cfg, got))
         hw = device_hardware(args.device, args.node_ram) if args.device else local_hardware()

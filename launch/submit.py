@@ -77,10 +77,11 @@ def entrypoint(config_rel: str | None, overrides: list[str]) -> str:
 
 def check_config(config: str | None, overrides: list[str], workdir: Path) -> str | None:
     """The config's path relative to the working dir, after checking it here (schema and rules)."""
+    from rlcore import preflight
     from rlcore.config import ConfigError, load_config
 
     try:
-        load_config(config, [*overrides, "ray_address=auto"], check_machine=False)
+        preflight.check(load_config(config, [*overrides, "ray_address=auto"]), check_machine=False)
     except ConfigError as e:
         raise JobsError(f"config error: {e}") from None
     if config is None:
@@ -145,9 +146,7 @@ def submit(args: argparse.Namespace) -> int:
     config_rel = check_config(config, overrides, workdir)
     from rlcore.config import load_config
 
-    grace_s = load_config(
-        config, [*overrides, "ray_address=auto"], check_machine=False
-    ).preempt_grace_s
+    grace_s = load_config(config, [*overrides, "ray_address=auto"]).preempt_grace_s
     client = connect(args.address, args.token)
     with tempfile.TemporaryDirectory(prefix="rlcore-submit-") as tmp:
         package = None if args.installed else stage_package(Path(tmp))

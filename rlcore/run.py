@@ -23,10 +23,10 @@ from typing import Any
 
 from rlcore import checkpoint
 from rlcore.actors import init_ray
-from rlcore.algo import Algorithm
+from rlcore.algo import Algorithm, build_algorithm
 from rlcore.canaries import CanaryWatch
 from rlcore.cluster import Cluster
-from rlcore.config import ConfigError, TrainConfig, build_algorithm
+from rlcore.config import ConfigError, TrainConfig
 from rlcore.data.chat import stop_token_ids
 from rlcore.data.run_rows import load_run_rows, refuse_long_prompts
 from rlcore.eval.periodic import PeriodicEval, suite_config

@@ -20,7 +20,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from rlcore import checkpoint
+from rlcore import checkpoint, preflight
 from rlcore.actors import ActorDiedError
 from rlcore.canaries import CanaryError, hacking_alarm, top_rewarded
 from rlcore.cluster import RolloutError, SyncError, VerifierError
@@ -49,6 +49,7 @@ def train(
 ) -> dict[str, Any]:
     """Runs the config's stages. `replay_step` (rlcore/replay.py): stop after that RL step's
     update, with its trained samples recorded in RUN_DIR/replay_step_file(step)."""
+    preflight.check(cfg)  # the rules that need the subsystems, before anything is loaded
     run = Run.start(cfg, progress, replay_step)
     try:
         with run.stop.installed():

@@ -1,11 +1,14 @@
 """The layout docs/design.md states, checked on the source: no import cycle among rlcore's modules,
 the import direction launch -> rlcore -> {verifiers, kernels}, and a config module that imports no
-subsystem when it loads. Also: README's Python example runs as printed."""
+subsystem and no torch, when it loads or when it loads a config. Also: README's Python example runs
+as printed."""
 
 from __future__ import annotations
 
 import ast
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -36,18 +39,19 @@ def _type_checking(node: ast.AST) -> bool:
     return isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
 
 
-def _imports(module: str, path: Path, top_level_only: bool = False) -> set[str]:
-    """The rlcore modules `module` imports (type-only imports aside), resolved to known modules."""
+def _imports(module: str, path: Path) -> set[str]:
+    """The rlcore modules `module` imports anywhere, inside functions too (type-only imports
+    aside), resolved to known modules."""
     tree = ast.parse(path.read_text())
     package = module if path.name == "__init__.py" else module.rpartition(".")[0]
     found: set[str] = set()
 
-    def visit(node: ast.AST, depth: int) -> None:
+    def visit(node: ast.AST) -> None:
         if _type_checking(node):
             return
-        if isinstance(node, ast.Import) and (depth == 0 or not top_level_only):
+        if isinstance(node, ast.Import):
             found.update(a.name for a in node.names)
-        elif isinstance(node, ast.ImportFrom) and (depth == 0 or not top_level_only):
+        elif isinstance(node, ast.ImportFrom):
             base = node.module or ""
             if node.level:
                 base = ".".join(
@@ -56,11 +60,10 @@ def _imports(module: str, path: Path, top_level_only: bool = False) -> set[str]:
                 )
             found.add(base)
             found.update(f"{base}.{a.name}" for a in node.names)
-        inner = depth + isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)
         for child in ast.iter_child_nodes(node):
-            visit(child, inner)
+            visit(child)
 
-    visit(tree, 0)
+    visit(tree)
     return {m for m in found if m in MODULES and m != module}
 
 
@@ -110,9 +113,23 @@ def test_imports_point_launch_to_rlcore_to_verifiers_and_kernels():
             assert not {d for d in deps if d.startswith("rlcore.launch")}, path
 
 
-def test_the_config_module_imports_no_subsystem_when_it_loads():
-    deps = _imports("rlcore.config", MODULES["rlcore.config"], top_level_only=True)
+def test_the_config_module_imports_no_subsystem():
+    """Every import of rlcore/config.py, those inside functions too: the rules that need a
+    subsystem are rlcore/preflight.py's."""
+    deps = _imports("rlcore.config", MODULES["rlcore.config"])
     assert deps <= {"rlcore.errors", "rlcore"}, deps
+
+
+def test_loading_a_config_imports_no_subsystem_and_no_torch():
+    allowed = {"rlcore", "rlcore.config", "rlcore.errors"}
+    code = (
+        "import sys, rlcore.config as c\n"
+        "c.load_config('configs/tiny_zero.yaml', ['rollout.n=4', 'algo.type=ppo'])\n"
+        f"extra = sorted(m for m in sys.modules if m.startswith('rlcore.') and m not in {allowed})\n"
+        "assert 'torch' not in sys.modules and not extra, extra or 'torch'\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
 
 
 def test_the_readme_verifier_example_runs_as_printed():

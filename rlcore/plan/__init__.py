@@ -216,7 +216,7 @@ def make_plan(
 ) -> Plan:
     """Every actor's memory and every phase's time for `cfg` on `hw` (one node of it); it does
     not fit when a node's or a GPU's predicted total exceeds `margin` x its memory."""
-    from rlcore.config import build_algorithm
+    from rlcore.algo import build_algorithm
 
     shape = model_shape(cfg.model.path)
     prompt = prompt_tokens or cfg.plan.prompt_tokens or DEFAULT_PROMPT_TOKENS

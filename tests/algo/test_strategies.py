@@ -137,3 +137,21 @@ def test_zero_advantage_rows_give_no_gradient_exactly_where_they_are_called_iner
         assert torch.equal(logprob.grad, torch.zeros_like(logprob.grad))
     assert not make_algorithm(name, group_size=4, kl_coef=0.1).zero_advantage_rows_are_inert
     assert not make_algorithm(name, group_size=4, entropy_coef=0.01).zero_advantage_rows_are_inert
+
+
+def test_every_algo_key_reaches_an_algorithm_or_the_loop():
+    """build_algorithm passes the `algo` section whole, less LOOP_KEYS: each other key must be an
+    option of some algorithm (else setting it would be refused for all of them)."""
+    import dataclasses
+
+    from rlcore.algo import LOOP_KEYS, build_algorithm
+    from rlcore.config import AlgoConfig, load_config
+
+    keys = {f.name for f in dataclasses.fields(AlgoConfig)}
+    options = {f.name for cls in ALGORITHMS.values() for f in dataclasses.fields(cls)}
+    assert LOOP_KEYS <= keys and keys - LOOP_KEYS <= options
+    for name in ALGORITHMS:  # every algorithm builds from the defaults
+        cfg = load_config(None, [f"algo.type={name}", "rollout.max_turns=2"])
+        algo = build_algorithm(cfg)
+        assert type(algo) is ALGORITHMS[name] and algo.group_size == cfg.rollout.n
+        assert algo.max_tokens == 2 * cfg.rollout.max_tokens

@@ -128,7 +128,8 @@ def test_dapo_keeps_groups_by_correctness_not_by_the_length_shaped_reward():
 def test_multi_turn_length_shaping_uses_the_episode_budget():
     """rollout.max_tokens caps one turn: an untruncated three-turn episode may hold more policy
     tokens than that, and is not overlong; Dr. GRPO's constant stays an upper bound."""
-    from rlcore.config import build_algorithm, load_config
+    from rlcore.algo import build_algorithm
+    from rlcore.config import load_config
 
     cfg = load_config(None, ["algo.type=dapo", "rollout.max_tokens=64", "rollout.max_turns=3"])
     dapo = build_algorithm(cfg)

@@ -2,13 +2,17 @@
 
 import json
 from dataclasses import FrozenInstanceError
+from pathlib import Path
 
 import pytest
 
-from rlcore.config import ConfigError, load_config
+from rlcore.config import ConfigError, key_table, load_config, with_key_table
 from rlcore.data.dataset import DataError, load_rows, sft_completion
 from rlcore.data.tasks import chain_sum_rows, is_heldout, worked_solution
 from rlcore.data.twins import split_key
+from rlcore.preflight import check
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_defaults_and_overrides(tmp_path):
@@ -69,7 +73,18 @@ def test_misspelled_key_in_yaml_names_the_file(tmp_path):
 )
 def test_cross_field_rules(override, fragment):
     with pytest.raises(ConfigError, match=fragment):
-        load_config(None, override.split())
+        check(load_config(None, override.split()))
+
+
+def test_the_docs_key_table_is_the_schemas():
+    """docs/configuration.md's table of keys is generated from the fields' defaults, ranges and
+    docs: regenerate it with `python -m rlcore.config --doc-table docs/configuration.md`."""
+    docs = (ROOT / "docs" / "configuration.md").read_text()
+    regenerate = "python -m rlcore.config --doc-table docs/configuration.md"
+    assert with_key_table(docs) == docs, f"the key table is stale: run {regenerate}"
+    table = key_table()
+    assert "| `rollout.n` | `8` | [2, inf) | samples per prompt" in table
+    assert '| `model.dtype` | `"float32"` | `float32`, `bfloat16`, `float16` |' in table
 
 
 def test_missing_config_file():

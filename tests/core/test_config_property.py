@@ -13,6 +13,7 @@ from typing import Any, Literal
 import pytest
 
 from rlcore.config import RANGES, ConfigError, TrainConfig, load_config
+from rlcore.preflight import check
 
 # plain strings name paths and addresses (checked when the run starts, not by the schema)
 SKIP = {"run_dir", "resume", "ray_address", "model.path", "eval.suite", "eval.metric"}
@@ -94,6 +95,7 @@ def test_random_overrides_are_valid_or_refused_naming_the_key(seed):
         must_refuse = any(bad for _, (_, bad) in drawn)
         try:
             cfg = load_config(None, overrides)
+            check(cfg)  # what `rlcore train` checks next
         except ConfigError as e:
             refused += 1
             assert _named(str(e), [k for k, _ in drawn]), (overrides, str(e))

@@ -8,7 +8,8 @@ aggregation sees, and the real learner's sums are tested in tests/core/test_lear
 
 import pytest
 
-from rlcore.config import build_algorithm, load_config
+from rlcore.algo import build_algorithm
+from rlcore.config import load_config
 from rlcore.learner.batch import pad_batch
 from rlcore.learner.reduce import over_steps
 from rlcore.step import _optimize
@@ -40,9 +41,7 @@ class _Cluster:
 
 
 def test_metrics_average_every_epoch_not_the_first_only(ray_local):
-    cfg = load_config(
-        None, ["algo.type=grpo", "algo.epochs=2", "algo.minibatches=2"], check_machine=False
-    )
+    cfg = load_config(None, ["algo.type=grpo", "algo.epochs=2", "algo.minibatches=2"])
     prompts = [[5, 6, 7]] * 8
     comps = [[8, 9, 10, 11][: 2 + i % 3] for i in range(8)]
     batch = pad_batch(prompts, comps, [1.0, -1.0] * 4, pad_id=0)

@@ -37,7 +37,7 @@ TOO_BIG = [
 
 
 def smol(*overrides: str):
-    return load_config(ROOT / "configs" / "smollm2_zero.yaml", list(overrides), check_machine=False)
+    return load_config(ROOT / "configs" / "smollm2_zero.yaml", list(overrides))
 
 
 def static(cfg, rank: int = 0) -> float:
@@ -74,7 +74,7 @@ def test_a_single_rank_runs_the_plain_engine():
 
 
 def tiny(*overrides: str):
-    return load_config(ROOT / "configs" / "tiny_zero.yaml", list(overrides), check_machine=False)
+    return load_config(ROOT / "configs" / "tiny_zero.yaml", list(overrides))
 
 
 def test_the_engine_touches_its_steps_kv_and_the_fit_counts_the_reservation():
@@ -188,7 +188,7 @@ def test_too_big_is_refused_with_fixes_the_planner_accepts():
 
 @pytest.mark.parametrize("path", TRAIN_CONFIGS, ids=[p.stem for p in TRAIN_CONFIGS])
 def test_every_config_plans(path):
-    cfg = load_config(path, check_machine=False)
+    cfg = load_config(path)
     p = make_plan(cfg, NODE, CAL)
     assert p.time["step"] > 0 and p.node_total > 0
     if path.stem.startswith(("tiny_", "smollm2_")):  # the CPU configs run on a 24 GiB machine

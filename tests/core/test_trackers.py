@@ -6,6 +6,7 @@ import json
 import pytest
 
 from rlcore.config import ConfigError, load_config
+from rlcore.preflight import check
 from rlcore.trainer import train
 
 SMALL = [
@@ -30,9 +31,9 @@ def test_a_backend_whose_package_is_missing_stops_at_launch_naming_the_extra(mon
         importlib.util, "find_spec", lambda name, *a: None if name == "wandb" else real(name, *a)
     )
     with pytest.raises(ConfigError, match=r"log.backends: wandb needs .*rlcore\[wandb\]"):
-        load_config(None, ["log.backends=[jsonl,wandb]"])
+        check(load_config(None, ["log.backends=[jsonl,wandb]"]))
     with pytest.raises(ConfigError, match="unknown backend 'neptune'"):
-        load_config(None, ["log.backends=[neptune]"])
+        check(load_config(None, ["log.backends=[neptune]"]))
 
 
 @pytest.mark.parametrize(
@@ -57,11 +58,11 @@ def test_an_mlflow_file_store_uri_is_refused_at_launch_saying_what_to_set(
         with pytest.raises(
             ConfigError, match=r"is a file store.*MLFLOW_ALLOW_FILE_STORE=true.*sqlite"
         ):
-            load_config(None, ["log.backends=[jsonl,mlflow]"])
+            check(load_config(None, ["log.backends=[jsonl,mlflow]"]))
     else:
-        load_config(None, ["log.backends=[jsonl,mlflow]"])
+        check(load_config(None, ["log.backends=[jsonl,mlflow]"]))
     monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")  # the opt-in: accepted
-    load_config(None, ["log.backends=[jsonl,mlflow]"])
+    check(load_config(None, ["log.backends=[jsonl,mlflow]"]))
 
 
 @pytest.mark.slow

@@ -4,8 +4,9 @@ within fp32 tolerance; before the sync (after an update) they do not."""
 import pytest
 import ray
 
+from rlcore.algo import build_algorithm
 from rlcore.cluster import Cluster
-from rlcore.config import build_algorithm, load_config
+from rlcore.config import load_config
 from rlcore.learner.batch import pad_batch
 
 

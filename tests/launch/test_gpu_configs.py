@@ -7,7 +7,9 @@ import pytest
 from rlcore.verifiers.build import parse_spec
 from rlcore.verifiers.registry import get_verifier_class
 
-from rlcore.config import build_algorithm, load_config
+from rlcore import preflight
+from rlcore.algo import build_algorithm
+from rlcore.config import load_config
 from rlcore.placement import plan
 
 CONFIGS = sorted((Path(__file__).resolve().parents[2] / "configs").glob("gpu_*.yaml"))
@@ -21,7 +23,8 @@ def test_the_recipes_are_there():
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.stem)
 def test_gpu_config_loads_and_is_consistent(path):
-    cfg = load_config(path, check_machine=False)
+    cfg = load_config(path)
+    preflight.check(cfg, check_machine=False)
     bundles = plan(cfg, build_algorithm(cfg).needs_critic)
     gpus = sum(b.gpus for b in bundles)
     r = cfg.resources

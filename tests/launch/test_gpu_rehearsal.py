@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from rlcore import preflight
 from rlcore.config import load_config
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -27,7 +28,7 @@ MIXTURE = "builtin:chain_sum"
 
 def rehearsal(path: Path) -> tuple[list[str], list[str]]:
     """(overrides that run `path` on this machine, what they scale down and why)."""
-    cfg = load_config(path, check_machine=False)
+    cfg = load_config(path)
     scaled: list[str] = []
 
     def cap(key: str, value: int, most: int, why: str) -> int:
@@ -85,9 +86,11 @@ def rehearsal(path: Path) -> tuple[list[str], list[str]]:
 
 @pytest.mark.parametrize("path", GPU_CONFIGS, ids=[p.stem for p in GPU_CONFIGS])
 def test_every_gpu_config_loads_and_its_rehearsal_keeps_its_layout(path):
-    cfg = load_config(path, check_machine=False)
+    cfg = load_config(path)
+    preflight.check(cfg, check_machine=False)
     overrides, scaled = rehearsal(path)
-    small = load_config(path, overrides)  # valid on this machine (no GPU asked for)
+    small = load_config(path, overrides)
+    preflight.check(small)  # valid on this machine (no GPU asked for)
     assert small.learner.zero_stage == cfg.learner.zero_stage
     assert small.rollout.async_steps == cfg.rollout.async_steps
     assert small.algo == cfg.algo or cfg.algo.overlong_buffer  # only the overlong buffer scales

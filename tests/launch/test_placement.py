@@ -10,6 +10,7 @@ import pytest
 
 from rlcore.config import ConfigError, load_config
 from rlcore.placement import Bundle, Placement, check_cluster, plan
+from rlcore.preflight import check
 
 HERE = Path(__file__).parent
 SHAPE = ["resources.nodes=3", "resources.gpus_per_node=2", "learner.gpus_per_rank=1"]
@@ -36,7 +37,6 @@ def test_default_keeps_the_one_machine_options():
             "rollout.tensor_parallel_size=2",
             "resources.cpus_per_node=4",
         ],
-        False,
     )
     gpu = Placement.create(gpu_cfg, needs_critic=False)
     assert gpu.options("learner", 0) == {"num_gpus": 1, **four}
@@ -67,9 +67,7 @@ def test_plan_orders_roles_and_sizes_bundles():
     with_rm = load_config(None, [*SHAPE, "resources.nodes=4", "gpus=8", "verifier.model_gpus=1"])
     tail = [(b.role, b.index, b.gpus, b.cpus) for b in plan(with_rm, False, model_verifiers=2)]
     assert tail[-2:] == [("model_verifier", 0, 1, 1), ("model_verifier", 1, 1, 1)]
-    one_machine = Placement.create(
-        load_config(None, ["gpus=1", "verifier.model_gpus=1"], False), False
-    )
+    one_machine = Placement.create(load_config(None, ["gpus=1", "verifier.model_gpus=1"]), False)
     assert one_machine.options("model_verifier", 0)["num_gpus"] == 1
 
 
@@ -94,9 +92,9 @@ ONE_NODE = ["resources.nodes=1", "resources.gpus_per_node=2", "learner.gpus_per_
         (["gpus=1", "learner.gpus_per_rank=1", "ray_address=auto"], "gpus=1 but the roles need 2"),
     ],
 )
-def test_config_shape_errors_at_load(overrides, message):
+def test_config_shape_errors_at_launch(overrides, message):
     with pytest.raises(ConfigError, match=message):
-        load_config(None, overrides)
+        check(load_config(None, overrides))
 
 
 def test_cluster_check_names_what_was_asked_and_what_exists():
