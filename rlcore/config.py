@@ -591,7 +591,7 @@ def effective_zero_stage(learner: LearnerConfig, dtype: str) -> int:
     over the ranks; on one rank there is nothing to partition and they only add copies (a flat
     fp32 copy of the weights, a reduce bucket of up to 5e8 elements) and the time to fill them.
     There an fp32 model runs the plain engine (stage 0): the same update with less memory and
-    time (tests/core/test_learner.py). bf16/fp16 keep their stage (their fp32 master weights live
+    time (tests/learner/test_learner.py). bf16/fp16 keep their stage (their fp32 master weights live
     in ZeRO's or DeepSpeed's mixed-precision optimizer either way), as do stage 3 and optimizer
     offload, which needs ZeRO. The learner (rlcore/learner/rank.py) and the planner read this."""
     one_rank = learner.world_size == 1 and not learner.offload_optimizer

@@ -16,7 +16,7 @@ from ray.cluster_utils import Cluster
 
 from rlcore.config import load_config
 from rlcore.trainer import train
-from tests.core.test_train_e2e import SMALL
+from tests.test_train_e2e import SMALL
 
 
 def main(run_dir: str) -> int:

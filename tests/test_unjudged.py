@@ -50,7 +50,7 @@ class StuckJudge(Verifier):
 def test_a_model_verifier_that_times_out_gives_unjudged_results_not_zeros(ray_local):
     import ray
 
-    stuck = "tests.core.test_unjudged:StuckJudge"  # importable where Ray runs the actor
+    stuck = "tests.test_unjudged:StuckJudge"  # importable where Ray runs the actor
     mixed = [{"name": "math", "weight": 1.0}, {"name": stuck, "weight": 0.5}]
     cfg = load_config(None, ["verifier.workers=1", "verifier.timeout_s=0.5"])
     placement = Placement.create(cfg, needs_critic=False, model_verifiers=1)

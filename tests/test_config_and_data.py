@@ -12,7 +12,7 @@ from rlcore.data.tasks import chain_sum_rows, is_heldout, worked_solution
 from rlcore.data.twins import split_key
 from rlcore.preflight import check
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_defaults_and_overrides(tmp_path):

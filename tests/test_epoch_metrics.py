@@ -3,7 +3,7 @@
 
 The learner group here is a test double (it returns sums as a learner rank would: a clip count
 over the tokens of the rows it was sent); what is tested is which minibatches `step.update`'s
-aggregation sees, and the real learner's sums are tested in tests/core/test_learner.py.
+aggregation sees, and the real learner's sums are tested in tests/learner/test_learner.py.
 """
 
 import pytest

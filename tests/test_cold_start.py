@@ -10,7 +10,7 @@ from rlcore.verifiers.build import Scorer
 from rlcore.cold_start import box_answer
 from rlcore.config import ConfigError, load_config
 from rlcore.trainer import train
-from tests.core.test_train_e2e import SMALL
+from tests.test_train_e2e import SMALL
 
 
 @pytest.mark.parametrize(

@@ -17,7 +17,7 @@ from rlcore.verifiers import Result, Sample, Verifier, VerifierConfig
 from rlcore.config import load_config
 from rlcore.hangs import HUNG, Watchdog, dump_stacks, process_info, write_pids
 from rlcore.trainer import RunFailed, train
-from tests.core.test_train_e2e import SMALL
+from tests.test_train_e2e import SMALL
 
 SLEEPER = """
 import time
@@ -91,7 +91,7 @@ def test_a_verifier_that_blocks_forever_is_named_and_the_run_resumes(
     tmp_path, tiny_chat_model, ray_local
 ):
     block = tmp_path / "block"
-    judge = "tests.core.test_hangs:BlockingJudge"  # importable where Ray runs the actor
+    judge = "tests.test_hangs:BlockingJudge"  # importable where Ray runs the actor
     cfg = yaml.safe_load(Path("configs/tiny_zero.yaml").read_text())
     cfg["data"]["verifier"] = [{"name": "math", "weight": 1.0}, {"name": judge, "weight": 0.1}]
     cfg["verifier"] = {"options": {judge: {"block_file": str(block)}}, "timeout_s": 600.0}

@@ -13,7 +13,7 @@ from rlcore.launch.cli import main as cli
 from rlcore.config import load_config
 from rlcore.replay import replay, report_table
 from rlcore.trainer import train
-from tests.core.test_train_e2e import SMALL
+from tests.test_train_e2e import SMALL
 
 
 @pytest.mark.slow

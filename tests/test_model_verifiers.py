@@ -17,7 +17,7 @@ from rlcore.config import load_config
 from rlcore.placement import Placement
 from rlcore.scoring import Scoring
 from rlcore.trainer import train
-from tests.core.test_train_e2e import SMALL
+from tests.test_train_e2e import SMALL
 
 MIXED = [{"name": "math", "weight": 1.0}, {"name": "reward_model", "weight": 0.5}]
 RESPONSES = ["\\boxed{12}", "it is 12", "\\boxed{7}", "", "12 12 \\boxed{12}", "what?"]

@@ -14,9 +14,9 @@ from rlcore.verifiers import Result, Sample, Verifier, VerifierConfig
 
 from rlcore.config import ConfigError, load_config
 from rlcore.trainer import RunFailed, train
-from tests.core.test_train_e2e import SMALL
+from tests.test_train_e2e import SMALL
 
-LIAR = "tests.core.test_canary_run:TurncoatVerifier"  # importable where Ray runs the actor
+LIAR = "tests.test_canary_run:TurncoatVerifier"  # importable where Ray runs the actor
 
 
 @dataclass(frozen=True)
