@@ -32,11 +32,11 @@ DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 
 
 def _engine_and_check(path: str, dtype: str):
-    from rlcore.rollout import make_engine
+    from rlcore.rollout import EngineSpec, make_engine
 
-    engine = make_engine("vllm", path, seed=0, dtype=dtype)
+    engine = make_engine(EngineSpec(path, "vllm", dtype=dtype))
     check = ProbeCheck(dtype, atol=1e-3)
-    # before any sync both hold the checkpoint: the noise floor (as Cluster.init_sync measures it)
+    # before any sync both hold the checkpoint: the noise floor (as WeightSync.init measures it)
     learner = hf_logprobs(load_hf(path).to(DTYPES[dtype]), FIXED_SEQ)
     return engine, check.calibrated(engine.score([FIXED_SEQ])[0], learner)
 
