@@ -8,7 +8,7 @@ Two ways an engine serves old weights although the learner sent new ones:
 - a tensor that never reaches the engine: the learner sends one tensor unchanged (a tied embedding,
   i.e. the lm_head, or a layer's weight) while the expected model moved it.
 Either way the probe's logprobs disagree with the learner's by more than the check allows, which
-`Cluster.check_probe` (sync.verify) turns into an error; the correct sync passes the same check.
+`WeightSync.check_probe` (sync.verify) turns into an error; the correct sync passes the same check.
 In bf16 the check is calibrated first on the checkpoint both sides loaded, as the trainer does.
 """
 
