@@ -47,11 +47,10 @@ def _learner_logprobs(model: Any, seqs: list[list[int]], device: str) -> list[li
 def engine(ctx: Ctx) -> dict[str, Any]:
     """generate (n samples per prompt) on ctx.device; the engine's logprobs of what it sampled
     against the learner's fp32 logprobs of the same tokens."""
-    from rlcore.rollout.engine import SamplingParams
-    from rlcore.rollout.hf_engine import HFEngine
+    from rlcore.rollout import EngineSpec, SamplingParams, make_engine
 
     model, path = _save_model(ctx, "engine_model")
-    eng = HFEngine(str(path), dtype=DTYPE, max_model_len=512)
+    eng = make_engine(EngineSpec(str(path), "hf", dtype=DTYPE, max_model_len=512))
     assert eng.device.type == ctx.device, f"the engine chose {eng.device}, not {ctx.device}"
     g = torch.Generator().manual_seed(1)
     vocab = model.config.vocab_size
@@ -170,10 +169,10 @@ def _probe_lp(model: Any, probe: list[int]) -> list[float]:
 def _receiver_main(path: str, port: int) -> None:
     """The engine side: an HFEngine that joins the sync group as rank 1 (sync.type=ipc)."""
     use_checkout()
-    from rlcore.rollout.hf_engine import HFEngine
+    from rlcore.rollout import EngineSpec, make_engine
 
     replies, sys.stdout = sys.stdout, sys.stderr  # stdout carries the replies and nothing else
-    eng = HFEngine(path, dtype=DTYPE, max_model_len=512)
+    eng = make_engine(EngineSpec(path, "hf", dtype=DTYPE, max_model_len=512))
     for line in sys.stdin:
         msg = json.loads(line)
         cmd: str = msg["cmd"]

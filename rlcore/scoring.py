@@ -135,7 +135,7 @@ class Scoring:
             for i, index in enumerate(split(mine, len(grp))):
                 if index:
                     part = [pairs[k] for k in index]
-                    ref = grp.actors[i].score_components.remote(part)
+                    ref = grp.actors[i].score_dicts.remote(part)
                     pending.jobs.append(_Job(grp, i, index, part, ref))
         return pending
 
@@ -191,7 +191,7 @@ class Scoring:
                 )
                 actor = job.group.actors[job.actor]
                 self._seen(job, wait_ready(actor, self.cfg.rollout.timeout_s))
-                ref = actor.score_components.remote(job.pairs)
+                ref = actor.score_dicts.remote(job.pairs)
         raise AssertionError("unreachable")
 
     def _seen(self, job: _Job, pid: int) -> None:

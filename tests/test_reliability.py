@@ -305,7 +305,7 @@ def test_the_final_checkpoint_serves_in_vllm_as_it_is_and_answers_as_the_run_did
 
     from rlcore.data.chat import render_prompt
     from rlcore.data.chat import stop_token_ids as _stop_token_ids
-    from rlcore.rollout import SamplingParams, make_engine
+    from rlcore.rollout import EngineSpec, SamplingParams, make_engine
 
     run_dir, _ = uninterrupted
     cfg = load_config(run_dir / "config.yaml")
@@ -315,7 +315,7 @@ def test_the_final_checkpoint_serves_in_vllm_as_it_is_and_answers_as_the_run_did
     prompts = [
         render_prompt(tok, r["prompt"], cfg.data.prompt_format, cfg.data.raw_template) for r in rows
     ]
-    engine = make_engine("vllm", str(policy), seed=0, max_model_len=cfg.rollout.max_model_len)
+    engine = make_engine(EngineSpec(str(policy), "vllm", max_model_len=cfg.rollout.max_model_len))
     try:
         stops = tuple(_stop_token_ids(tok, str(policy)))
         params = SamplingParams(

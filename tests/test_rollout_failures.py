@@ -10,6 +10,7 @@ import ray
 from rlcore.actors import ActorGroup
 from rlcore.cluster import Cluster, RolloutError
 from rlcore.config import load_config
+from rlcore.sync.weights import WeightSync
 
 
 @ray.remote(num_cpus=0)
@@ -21,7 +22,8 @@ class HungEngine:
 def test_hung_generate_is_an_error_naming_the_worker(ray_local):
     cfg = load_config(None, ["rollout.timeout_s=1", "rollout.max_restarts=0"])
     actor = HungEngine.remote()
-    cluster = Cluster(cfg, None, ActorGroup([actor]), None, [])
+    rollouts = ActorGroup([actor])
+    cluster = Cluster(cfg, None, rollouts, None, WeightSync(cfg, None, rollouts, []))
     try:
         with pytest.raises(RolloutError, match=r"rollout worker 0 .*rollout.timeout_s=1"):
             cluster.generate([[1, 2, 3]], None)

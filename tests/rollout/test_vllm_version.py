@@ -6,7 +6,7 @@ import pytest
 
 vllm = pytest.importorskip("vllm")
 
-from rlcore.rollout import vllm_engine  # noqa: E402
+from rlcore.rollout import EngineSpec, vllm_engine  # noqa: E402
 from rlcore.rollout.vllm_engine import SUPPORTED_VLLM, VLLMEngine, check_vllm_version  # noqa: E402
 
 
@@ -36,7 +36,7 @@ def test_installed_version_is_supported():
 def test_engine_refuses_an_unsupported_vllm_before_loading(monkeypatch, tmp_path):
     monkeypatch.setattr(vllm, "__version__", "0.40.1")
     with pytest.raises(RuntimeError, match="found 0.40.1"):
-        VLLMEngine(str(tmp_path / "no-model-here"))
+        VLLMEngine(EngineSpec(str(tmp_path / "no-model-here")))
 
 
 def test_the_gpu_extra_admits_only_versions_the_engine_accepts():

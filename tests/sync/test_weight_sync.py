@@ -30,7 +30,7 @@ def test_engine_matches_learner_after_every_sync(engine, sync_type, tiny_chat_mo
     try:
         probe = [1, 7, 30, 31, 32, 2, 6, 1, 8, 40, 41, 42, 43, 44, 45]
         cluster.init_sync(probe)
-        assert cluster.check_probe() < 1e-4  # same checkpoint on both sides
+        assert cluster.weights.check_probe() < 1e-4  # same checkpoint on both sides
         batch = pad_batch(
             [[30, 31, 32]] * 4, [[40, 41, 42, 43]] * 4, [1.0, -1.0, 1.0, -1.0], pad_id=0
         )
@@ -38,7 +38,7 @@ def test_engine_matches_learner_after_every_sync(engine, sync_type, tiny_chat_mo
         for _ in range(2):
             ray.get(cluster.learners.actors[0].rl_step.remote(batch, float(batch.loss_mask.sum())))
             with pytest.raises(Exception, match="differ from the learner"):
-                cluster.check_probe()  # stale engine: the check must notice
+                cluster.weights.check_probe()  # stale engine: the check must notice
             out = cluster.sync_weights()
             assert out["sync_probe_max"] < 1e-4
             assert out["sync_bytes"] > 0
