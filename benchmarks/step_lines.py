@@ -81,6 +81,73 @@ BEFORE: dict[str, list[str]] = {
     ],
 }  # fmt: skip
 
+# the step now
+NOW: dict[str, list[str]] = {
+    "rlcore/trainer.py": ["train", "_rl_stage", "_memory", "_watch_mismatch"],
+    "rlcore/run.py": ["Run.pad_id", "Run.rollout_params"],
+    "rlcore/sampling.py": [
+        "Scored", "make_sample", "encode", "Sampler.encode", "Sampler.spec_of", "Sampler.sample",
+        "Sampler._parts",
+    ],
+    "rlcore/step.py": [
+        "collect", "sample_seed", "finite_rewards", "_unjudged", "judged_groups",
+        "check_unjudged", "outcomes", "_policy_tokens", "_sample_metrics",
+        "verifier_error_rates", "_nonfinite", "update", "_optimize", "loss_rows",
+        "_group_metrics", "_inert_rows", "_update_minibatch",
+    ],
+    "rlcore/cluster.py": [
+        "Cluster.generate_parts", "Cluster._parts", "Cluster._rollout_result", "Cluster._get",
+        "Cluster.submit", "Cluster.collect", "Cluster.sync_weights", "Cluster.memory",
+        "Cluster._each_actor",
+    ],
+    "rlcore/sync/weights.py": [
+        "WeightSync.push", "WeightSync._send", "WeightSync.check_probe",
+        "WeightSync._learner_probe", "WeightSync._probe_logprobs", "WeightSync._engine_infos",
+    ],
+    "rlcore/scoring.py": [
+        "Scoring.submit", "Scoring.collect", "Scoring._result", "Scoring._seen", "split",
+    ],
+    "rlcore/actors.py": [
+        "wait_all", "_Measured.memory", "ActorGroup.labels", "ActorGroup.call",
+        "ActorGroup.submit", "ActorGroup.call_each", "ActorGroup.submit_each", "process_pss_mib",
+    ],
+    "rlcore/rollout/versioned.py": [
+        "VersionedEngine.info", "VersionedEngine.generate", "VersionedEngine.score",
+        "VersionedEngine.receive_weights",
+    ],
+    "rlcore/scorer_host.py": ["ScorerHost.score_dicts"],
+    "rlcore/rollout/engine.py": ["RolloutEngine.receive_weights"],
+    "rlcore/sync/receiver.py": ["WeightReceiver.rlcore_receive_weights"],
+    "rlcore/learner/rank.py": [
+        "_sum_into", "Learner._inputs", "Learner._forward", "Learner._micro_batches",
+        "Learner._backward", "Learner._step", "Learner.rl_step", "Learner.logprobs",
+        "Learner.named_weights", "Learner.send_weights", "_token_logprobs",
+    ],
+    "rlcore/learner/batch.py": [
+        "TokenBatch.select", "TokenBatch.with_", "pad_batch", "shard", "micro_batches",
+    ],
+    "rlcore/learner/reduce.py": ["kind", "over_ranks", "over_steps"],
+    "rlcore/learner/logits.py": ["policy_logprobs"],
+    "rlcore/algo/advantages.py": ["_grouped", "grpo_advantages"],
+    "rlcore/algo/policy_loss.py": ["clipped_surrogate", "masked_sum", "token_mean", "aggregate"],
+    "rlcore/algo/offpolicy.py": ["mismatch_sums"],
+    "rlcore/algo/strategies.py": [
+        "Algorithm.zero_advantage_rows_are_inert", "Algorithm.shape_rewards",
+        "Algorithm.keep_groups", "Algorithm.loss_mask", "Algorithm.estimate",
+        "Algorithm.policy_loss", "Algorithm.token_loss", "Algorithm.aggregate", "GRPO.advantages",
+    ],
+    "rlcore/rollout/vllm_engine.py": [
+        "RlcoreWorkerExtension._rlcore_load", "_load", "_redispatch_cpu_gemms",
+        "VLLMEngine.generate", "VLLMEngine.score", "VLLMEngine._on_workers",
+        "VLLMEngine._weights_loaded", "_prompts", "_completion",
+    ],
+    "rlcore/sync/ipc.py": ["IPCSender._send_bucket", "IPCSender._release", "receive_buckets_ipc"],
+    "rlcore/sync/digest.py": ["tensor_digest", "DigestedStream", "differing", "digest_failure"],
+    "rlcore/sync/verify.py": [
+        "ProbeCheck.statistic", "ProbeCheck.failure", "_abs_diffs", "mismatch_alarm",
+    ],
+}  # fmt: skip
+
 
 def _source(path: str, rev: str | None) -> str:
     if rev is None:
@@ -139,7 +206,7 @@ def main() -> None:
         Path(args.json).write_text(json.dumps({"rev": args.rev, "files": counts, "total": total}))
 
 
-PATHS = {"before": BEFORE, "now": BEFORE}
+PATHS = {"before": BEFORE, "now": NOW}
 
 if __name__ == "__main__":
     main()
