@@ -104,8 +104,9 @@ NOW: dict[str, list[str]] = {
         "WeightSync.push", "WeightSync._send", "WeightSync.check_probe",
         "WeightSync._learner_probe", "WeightSync._probe_logprobs", "WeightSync._engine_infos",
     ],
-    "rlcore/scoring.py": [
-        "Scoring.submit", "Scoring.collect", "Scoring._result", "Scoring._seen", "split",
+    "rlcore/verifier_actors.py": [
+        "ScorerHost.score_dicts", "VerifierActors.submit", "VerifierActors.collect",
+        "VerifierActors._result", "VerifierActors._seen", "split",
     ],
     "rlcore/actors.py": [
         "wait_all", "_Measured.memory", "ActorGroup.labels", "ActorGroup.call",
@@ -115,7 +116,6 @@ NOW: dict[str, list[str]] = {
         "VersionedEngine.info", "VersionedEngine.generate", "VersionedEngine.score",
         "VersionedEngine.receive_weights",
     ],
-    "rlcore/scorer_host.py": ["ScorerHost.score_dicts"],
     "rlcore/rollout/engine.py": ["RolloutEngine.receive_weights"],
     "rlcore/sync/receiver.py": ["WeightReceiver.rlcore_receive_weights"],
     "rlcore/learner/rank.py": [

@@ -4,8 +4,7 @@ group helper.
     RolloutWorker   a rollout engine (vLLM, or the transformers fallback) and the weight version it
                     serves: rlcore/rollout/versioned.py VersionedEngine
     VerifierWorker  a verifier Scorer: rule-based (a process pool with per-sample timeouts) or
-                    model-based (the model, batched): rlcore/scorer_host.py ScorerHost;
-                    rlcore/scoring.py drives both groups
+                    model-based (the model, batched): rlcore/verifier_actors.py, with its groups
     LearnerWorker   one DeepSpeed rank of the policy (rank 0 also sends weights to the engines):
                     rlcore/learner/rank.py Learner
     CriticWorker    one DeepSpeed rank of the PPO critic (value model): rlcore/learner/critic.py
@@ -30,7 +29,6 @@ from rlcore.learner.critic import Critic
 from rlcore.learner.rank import Learner
 from rlcore.ports import free_port
 from rlcore.rollout.versioned import StaleWeightsError, VersionedEngine
-from rlcore.scorer_host import ScorerHost
 
 # re-exported: free_port lives in rlcore/ports.py, StaleWeightsError in rlcore/rollout/versioned.py
 __all__ = ["StaleWeightsError", "free_port"]
@@ -111,7 +109,6 @@ def actor(cls: type[Any], name: str, set_threads: bool = True) -> Any:
 
 
 RolloutWorker = actor(VersionedEngine, "RolloutWorker")
-VerifierWorker = actor(ScorerHost, "VerifierWorker", set_threads=False)
 LearnerWorker = actor(Learner, "LearnerWorker")
 CriticWorker = actor(Critic, "CriticWorker")
 

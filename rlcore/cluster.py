@@ -1,7 +1,7 @@
 """The `Cluster` of Ray actors the loop drives (the run's directory and model path: rlcore/rundir.py).
 
 `Cluster` starts the learner ranks, rollout engines and verifier workers (rule-based and
-model-based, rlcore/scoring.py), joins the learner and engines into one weight-sync group, and
+model-based, rlcore/verifier_actors.py), joins the learner and engines into one weight-sync group, and
 offers the loop batched calls: generate_parts, submit / collect (verification), sync_weights.
 """
 
@@ -32,8 +32,8 @@ from rlcore.learner.rank import LearnerSpec
 from rlcore.placement import Placement
 from rlcore.rollout import engine_spec
 from rlcore.rundir import resolve_verifier_models
-from rlcore.scoring import Pending, Scoring, VerifierError, model_based_names, split
 from rlcore.sync.weights import SyncError, WeightSync
+from rlcore.verifier_actors import Pending, VerifierActors, VerifierError, model_based_names, split
 
 # SyncError lives in rlcore/sync/weights.py; re-exported for the trainer
 __all__ = ["Cluster", "RolloutError", "SyncError", "VerifierError"]
@@ -50,7 +50,7 @@ class Cluster:
     cfg: TrainConfig
     learners: ActorGroup
     rollouts: ActorGroup
-    scoring: Scoring
+    verifiers: VerifierActors  # rule-based and model-based verifier actor groups
     weights: WeightSync  # learner -> engines: the sync group, weight version and checks
     critics: ActorGroup | None = None  # PPO's value model ranks
     placement: Placement | None = None  # the run's placement group (resources.nodes > 0)
@@ -112,16 +112,18 @@ class Cluster:
         if critics is not None:
             critics.call("ready")
         info = rollouts.call("info")
-        scoring = Scoring.start(cfg, unique_specs, placement, run_tag, options, model_names)
+        verifiers = VerifierActors.start(
+            cfg, unique_specs, placement, run_tag, options, model_names
+        )
         weights = WeightSync(cfg, learners, rollouts, meta, placement)
-        cluster = cls(cfg, learners, rollouts, scoring, weights, critics, placement=placement)
-        scoring.get = cluster._get  # its waits call on_wait too (the preemption check)
+        cluster = cls(cfg, learners, rollouts, verifiers, weights, critics, placement=placement)
+        verifiers.get = cluster._get  # its waits call on_wait too (the preemption check)
         log.info(
             "cluster: %d learner rank(s), engines %s, %d verifier actor(s), %d model-based",
             len(learners),
             info,
-            len(cluster.scoring.rule),
-            len(cluster.scoring.model),
+            len(cluster.verifiers.rule),
+            len(cluster.verifiers.model),
         )
         return cluster
 
@@ -131,8 +133,8 @@ class Cluster:
             ("learner", self.learners),
             ("critic", self.critics),
             ("rollout", self.rollouts),
-            ("verifier", self.scoring.rule),
-            ("model_verifier", self.scoring.model),
+            ("verifier", self.verifiers.rule),
+            ("model_verifier", self.verifiers.model),
         ]
         refs = {
             f"{role}{i}": getattr(actor, method).remote()
@@ -211,13 +213,13 @@ class Cluster:
             yield start, self._rollout_result(i, part, part_params, ready[0])
 
     def submit(self, items: list[tuple[Any, Any]]) -> Pending:
-        """Sends (verifier spec, Sample) items to the verifier actors (rlcore/scoring.py)."""
-        return self.scoring.submit(items)
+        """Sends (verifier spec, Sample) items to the verifier actors (rlcore/verifier_actors.py)."""
+        return self.verifiers.submit(items)
 
     def collect(self, pending: Pending) -> list[dict[str, Any]]:
         """The submitted items' results; a dead verifier actor is restarted and scores its whole
         part again."""
-        return self.scoring.collect(pending)
+        return self.verifiers.collect(pending)
 
     def _parts(self, prompt_ids: list[list[int]], params: Any) -> list[tuple[int, int, tuple]]:
         """(engine, first prompt, generate args) per call: each engine's share of the prompts in
@@ -269,7 +271,7 @@ class Cluster:
     @property
     def verifier_restarts(self) -> int:
         """Verifier actor recoveries so far (rule-based and model-based)."""
-        return self.scoring.restarts
+        return self.verifiers.restarts
 
     def _get(self, ref: Any, timeout_s: float | None) -> Any:
         """ray.get(ref, timeout), calling `on_wait` about every half second meanwhile."""
@@ -285,16 +287,16 @@ class Cluster:
                 self.on_wait()
 
     def verifier_stats(self) -> list[dict[str, Any]]:
-        return self.scoring.stats()
+        return self.verifiers.stats()
 
     def shutdown(self) -> None:
         """Stops every actor of the run (also after one died or a signal came); idempotent."""
         if self._stopped:
             return
         self._stopped = True
-        self.scoring.close()  # their process pools
+        self.verifiers.close()  # their process pools
         critics = self.critics.actors if self.critics is not None else []
-        for a in self.learners.actors + critics + self.rollouts.actors + self.scoring.actors:
+        for a in self.learners.actors + critics + self.rollouts.actors + self.verifiers.actors:
             ray.kill(a, no_restart=True)
         if self.placement is not None:
             self.placement.remove()

@@ -159,7 +159,7 @@ def judged_groups(results: list[dict[str, Any]], n: int) -> torch.Tensor:
 def check_unjudged(results: list[dict[str, Any]], limit: float) -> None:
     """VerifierError (the run stops, resumable) when more than `limit` of the step's samples
     went unjudged: a verifier that fails that often is broken, not unlucky."""
-    from rlcore.scoring import VerifierError
+    from rlcore.verifier_actors import VerifierError
 
     failed = [r for r in results if _unjudged(r)]
     if results and len(failed) / len(results) > limit:

@@ -5,12 +5,12 @@ component judges nothing, and a step with too many stops the run (rlcore/step.py
 import time
 
 import pytest
-from rlcore.verifiers import Result, Sample, Verifier
 
 from rlcore.config import load_config
 from rlcore.placement import Placement
-from rlcore.scoring import Scoring, VerifierError
 from rlcore.step import check_unjudged, judged_groups
+from rlcore.verifier_actors import VerifierActors, VerifierError
+from rlcore.verifiers import Result, Sample, Verifier
 
 
 def _res(reward: float, correct: bool | None, error: str | None = None) -> dict:
@@ -54,7 +54,7 @@ def test_a_model_verifier_that_times_out_gives_unjudged_results_not_zeros(ray_lo
     mixed = [{"name": "math", "weight": 1.0}, {"name": stuck, "weight": 0.5}]
     cfg = load_config(None, ["verifier.workers=1", "verifier.timeout_s=0.5"])
     placement = Placement.create(cfg, needs_critic=False, model_verifiers=1)
-    scoring = Scoring.start(cfg, [mixed], placement, "stuck", {})
+    scoring = VerifierActors.start(cfg, [mixed], placement, "stuck", {})
     right = Sample(prompt="3+4=?", response="\\boxed{7}", reference={"answer": "7"})
     try:
         results = scoring.score([(mixed, right)] * 4)

@@ -199,9 +199,8 @@ def test_every_config_plans(path):
 
 
 def _cli(monkeypatch, tmp_path, *argv: str) -> tuple[int, dict]:
-    from rlcore.launch.cli import main
-
     import rlcore.plan
+    from rlcore.launch.cli import main
 
     monkeypatch.setattr(rlcore.plan, "local_hardware", lambda: NODE)
     cal = tmp_path / "cal.json"

@@ -8,6 +8,7 @@ import uuid
 
 import psutil
 import pytest
+
 from rlcore.verifiers.base import Sample
 from rlcore.verifiers.code import CodeConfig, CodeVerifier, extract_code
 

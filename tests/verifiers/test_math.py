@@ -3,6 +3,7 @@
 import time
 
 import pytest
+
 from rlcore.verifiers import Sample
 from rlcore.verifiers.math import MathConfig, MathVerifier, last_boxed, pathological
 from rlcore.verifiers.pool import WorkerPool

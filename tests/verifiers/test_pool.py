@@ -9,6 +9,7 @@ from pathlib import Path
 
 import psutil
 import pytest
+
 from rlcore.verifiers import Result, Sample, Verifier, WorkerPool
 from rlcore.verifiers.base import VerifierConfig
 

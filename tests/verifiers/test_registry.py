@@ -3,6 +3,7 @@
 from importlib.metadata import EntryPoint
 
 import pytest
+
 from rlcore.verifiers import (
     CompositeVerifier,
     UnknownVerifierError,

@@ -10,13 +10,13 @@ import time
 from pathlib import Path
 
 import pytest
-from rlcore.verifiers.base import Sample
-from rlcore.verifiers.build import Scorer
 
 from rlcore.config import load_config
 from rlcore.placement import Placement
-from rlcore.scoring import Scoring
 from rlcore.trainer import train
+from rlcore.verifier_actors import VerifierActors
+from rlcore.verifiers.base import Sample
+from rlcore.verifiers.build import Scorer
 from tests.test_train_e2e import SMALL
 
 MIXED = [{"name": "math", "weight": 1.0}, {"name": "reward_model", "weight": 0.5}]
@@ -32,15 +32,15 @@ def _items() -> list[tuple[object, Sample]]:
     return items
 
 
-def _scoring(rm: str, tag: str) -> tuple[Scoring, dict]:
+def _scoring(rm: str, tag: str) -> tuple[VerifierActors, dict]:
     options = {"reward_model": {"model_path": rm}}
     cfg = load_config(None, ["verifier.workers=1", "verifier.num_actors=2"])
     specs = [MIXED, "math", "reward_model"]
     placement = Placement.create(cfg, needs_critic=False, model_verifiers=1)
-    return Scoring.start(cfg, specs, placement, tag, options), options
+    return VerifierActors.start(cfg, specs, placement, tag, options), options
 
 
-def _close(scoring: Scoring) -> None:
+def _close(scoring: VerifierActors) -> None:
     import ray
 
     scoring.close()
@@ -105,7 +105,7 @@ def test_a_verifier_restarted_while_idle_is_counted_though_no_call_failed(
     """Ray may restart a killed actor before its next call: no call fails, the restart still counts."""
     import ray
 
-    from rlcore.scoring import wait_ready
+    from rlcore.verifier_actors import wait_ready
 
     scoring, _ = _scoring(tiny_reward_model, "idle")
     try:

@@ -1,8 +1,8 @@
 """Verification on Ray: rule-based and model-based verifier actors, two groups scoring at once.
 
-    scoring = Scoring.start(cfg, specs, placement, run_tag, options)
-    pending = scoring.submit(items)      # (row verifier spec, Sample) items; returns at once
-    results = scoring.collect(pending)   # one result dict per item, in input order
+    verifiers = VerifierActors.start(cfg, specs, placement, run_tag, options)
+    pending = verifiers.submit(items)    # (row verifier spec, Sample) items; returns at once
+    results = verifiers.collect(pending) # one result dict per item, in input order
 
 A row's verifier spec names one verifier or a weighted list. Its components are routed by kind:
 rule-based ones (math, format, ifeval, code, ...) to the `verifier` actors, each with a process
@@ -13,12 +13,16 @@ driver combines each row's components into its weighted composite (rlcore.verifi
 With verifier.model_actors=0 every verifier runs in the rule-based actors.
 
 An actor that dies is restarted by Ray and scores its whole part again: a part's results arrive
-together or not at all, so no sample is lost or counted twice.
+together or not at all, so no sample is lost or counted twice. Each actor (`VerifierWorker`) is a
+`ScorerHost`: a Scorer for the run's verifier names, each with the run's default timeout unless its
+options set one, models loaded at start; its results leave as plain dicts with the id of the
+process that scored them, so the driver sees a restart Ray made between two calls.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,10 +30,10 @@ from typing import Any
 
 import ray
 
-from rlcore.actors import ActorGroup, VerifierWorker
+from rlcore.actors import ActorGroup, actor
 from rlcore.config import TrainConfig
 from rlcore.placement import Placement
-from rlcore.verifiers.build import assemble, flatten, is_model_based, parse_spec
+from rlcore.verifiers.build import Scorer, assemble, flatten, is_model_based, parse_spec
 from rlcore.verifiers.types import Result
 
 log = logging.getLogger(__name__)
@@ -37,6 +41,28 @@ log = logging.getLogger(__name__)
 
 class VerifierError(RuntimeError):
     """A verifier actor died more often than allowed."""
+
+
+class ScorerHost(Scorer):
+    """A Scorer built from the run's verifier options; `score_dicts` for the driver."""
+
+    def __init__(
+        self, names: list[str], options: dict[str, Any], workers: int, timeout_s: float
+    ) -> None:
+        # (a model-based verifier's torch sizes its pool from the OMP_NUM_THREADS Placement set)
+        # every verifier gets the run's default timeout unless its options say otherwise
+        configs = {name: {"timeout_s": timeout_s, **opts} for name, opts in options.items()}
+        for name in names:
+            configs.setdefault(name, {"timeout_s": timeout_s})
+        super().__init__(names, configs, workers=workers)
+        self.load_models()
+
+    def score_dicts(self, pairs: list[tuple[str, Any]]) -> tuple[int, list[dict[str, Any]]]:
+        """(this process's id, one result dict per (verifier name, Sample) pair)."""
+        return os.getpid(), [r.to_dict() for r in super().score_components(pairs)]
+
+
+VerifierWorker = actor(ScorerHost, "VerifierWorker", set_threads=False)
 
 
 def model_based_names(cfg: TrainConfig, specs: list[Any], options: dict[str, Any]) -> set[str]:
@@ -66,7 +92,7 @@ class Pending:
 
 
 @dataclass
-class Scoring:
+class VerifierActors:
     cfg: TrainConfig
     rule: ActorGroup  # may be empty (every named verifier is model-based)
     model: ActorGroup  # empty unless a model-based verifier is named
@@ -87,7 +113,7 @@ class Scoring:
         run_tag: str,
         options: dict[str, Any],
         model_names: set[str] | None = None,
-    ) -> Scoring:
+    ) -> VerifierActors:
         """model_names: `model_based_names(cfg, specs, options)`, when the caller has it already."""
         vc = cfg.verifier
         if model_names is None:
