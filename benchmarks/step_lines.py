@@ -83,7 +83,10 @@ BEFORE: dict[str, list[str]] = {
 
 # the step now
 NOW: dict[str, list[str]] = {
-    "rlcore/trainer.py": ["train", "_rl_stage", "_memory", "_watch_mismatch"],
+    "rlcore/trainer.py": [
+        "train", "_rl_stage", "_learn_and_sync", "_log_step", "_memory", "_watch_mismatch",
+    ],
+    "rlcore/data/stream.py": ["RowStream"],
     "rlcore/run.py": ["Run.pad_id", "Run.rollout_params"],
     "rlcore/sampling.py": [
         "Scored", "make_sample", "encode", "Sampler.encode", "Sampler.spec_of", "Sampler.sample",

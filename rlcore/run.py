@@ -73,6 +73,7 @@ class Run:
     # async runs: the next step's batch, already sampled (one version old) when a step ends; a
     # checkpoint keeps it, so a resumed run trains on the same samples as the uninterrupted one
     inflight: Collected | None = None
+    restarts_seen: tuple[int, int] = (0, 0)  # engine and verifier actor restarts (hang dumps)
 
     @classmethod
     def start(cls, cfg: TrainConfig, progress: Progress, replay_step: int | None) -> Run:

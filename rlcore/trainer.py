@@ -28,6 +28,7 @@ from rlcore.cold_start import Target, distilled_examples
 from rlcore.config import TrainConfig
 from rlcore.data.chat import completion_ids
 from rlcore.data.dataset import sft_completion
+from rlcore.data.stream import RowStream
 from rlcore.eval.heldout import heldout_accuracy
 from rlcore.eval.retention import bucket_table
 from rlcore.hangs import HUNG, process_info, write_pids
@@ -181,29 +182,16 @@ def _rl_stage(run: Run) -> dict[str, Any]:
     while collecting or evaluating stops at once with a checkpoint of the last finished step; one
     during the update or the sync stops after the step, with its checkpoint."""
     cfg, cluster, state = run.cfg, run.cluster, run.state
-    order = list(range(len(run.train_rows)))
-    random.Random(cfg.seed).shuffle(order)
     position = int(state.get("data_position", 0)) if state["stage"] == "rl" else 0
-
-    def next_rows(count: int) -> tuple[list[dict[str, Any]], int]:
-        """The next `count` rows of the shuffled stream, and the stream position of the first."""
-        nonlocal position
-        first = position
-        rows = [run.train_rows[order[(first + i) % len(order)]] for i in range(count)]
-        position += count
-        return rows, first
-
+    stream = RowStream(run.train_rows, cfg.seed, position)
     params = run.rollout_params()
-    watch = run.watchdog.phase
     rewards: list[float] = []  # each step's mean training reward since the last evaluation
-    canaries = run.canaries
-    if canaries is not None and "canary_start" not in state:
-        canaries.check(run.sampler.score, state)  # the start every later check is compared with
-    restarts = cluster.restarts + cluster.verifier_restarts
+    if run.canaries is not None and "canary_start" not in state:
+        run.canaries.check(run.sampler.score, state)  # what every later check is compared with
 
     def draw() -> Collected:
-        data = collect(run.sampler, run.algo, cfg, next_rows, params)
-        data.version, data.position_end = cluster.version, position
+        data = collect(run.sampler, run.algo, cfg, stream.next, params)
+        data.version, data.position_end = cluster.version, stream.position
         return data
 
     # rollout.async_steps=1: the rollouts of step t+1 run (on the engines' current weights, in a
@@ -214,69 +202,28 @@ def _rl_stage(run: Run) -> dict[str, Any]:
     if run.inflight is not None and prefetch is not None:  # resumed: the batch in flight then
         pending = Future()
         pending.set_result(run.inflight)
-        position = run.inflight.position_end
+        stream.position = run.inflight.position_end
     last: dict[str, Any] = {}
     try:
         first = state["step"] + 1 if state["stage"] == "rl" else 1
         for step in range(first, cfg.steps + 1):
             t0 = time.time()
-            with run.stop.interruptible(), watch("rollout"):  # learners hold step - 1's weights
+            with run.stop.interruptible(), run.watchdog.phase("rollout"):  # step - 1's weights
                 data = pending.result() if pending is not None else draw()
-            pending = None
-            if prefetch is not None and step < cfg.steps:
-                pending = prefetch.submit(draw)
-            t1 = time.time()
-            last = dict(data.metrics, staleness=float(cluster.version - data.version))
-            for alarm in data.alarms:
-                log.warning("step %d: %s", step, alarm)
+            rollout_s = time.time() - t0
+            pending = prefetch.submit(draw) if prefetch is not None and step < cfg.steps else None
             record: list[dict[str, Any]] | None = [] if step == run.replay_step else None
-            if data.rows:
-                with watch("learn"):
-                    last.update(update(cluster, run.algo, cfg, data, run.pad_id, step, record))
-                _watch_mismatch(run, step, last)
-            else:
-                log.warning("step %d: every sampled group was dropped; no update", step)
-            t2 = time.time()
-            # the engines must be idle to take new weights; the batch they sampled is the next
-            # step's, and a checkpoint from here on keeps it (run.inflight)
-            run.inflight = pending.result() if pending is not None else None
-            t3 = time.time()
-            with watch("sync"):
-                sync = cluster.sync_weights() if data.rows else {}
-            # the probe's statistic, named for what it is (a max in float32, a mean in bf16)
-            last.update({k: v for k, v in sync.items() if k.startswith("sync_probe_")})
-            last.update(
-                time_sync_load=sync.get("load_s", 0.0),  # the engines' receive + weight load
-                time_sync_check=sync.get("check_s", 0.0),  # the probe check (sync.verify)
-                rollout_restarts=float(cluster.restarts),
-                verifier_restarts=float(cluster.verifier_restarts),
-                time_learn=t2 - t1,
-                time_wait_rollout=t3 - t2 + (t1 - t0 if prefetch is not None else 0.0),
-                time_sync=time.time() - t3,
-                time_step=time.time() - t0,
-            )
-            last.update(_memory(run))
-            flips: list[str] = []
-            if canaries is not None and step % cfg.verifier.canary_every == 0:
-                canary_metrics, flips = canaries.check(run.sampler.score, state)
-                last.update(canary_metrics)
-                for line in flips:
-                    log.warning("step %d: %s", step, line)
-            if cluster.restarts + cluster.verifier_restarts != restarts:  # new processes
-                restarts = cluster.restarts + cluster.verifier_restarts
-                write_pids(run.run_dir, {"driver": process_info(), **cluster.processes()})
-            run.metrics.log(step, "rl", last)
-            every = cfg.log.completions_every
-            if every and step % every == 0:
-                shown = data.examples[: cfg.log.completions_max]
-                run.metrics.completions(step, [dict(r, step=step) for r in shown])
-            run.progress("rl", step, cfg.steps, last)
+            last = _learn_and_sync(run, step, data, pending, record)
+            if prefetch is not None:  # async: this step only waited for its batch
+                last["time_wait_rollout"] += rollout_s
+            last["time_step"] = time.time() - t0
+            flips = _log_step(run, step, data, last)
             if record is not None:  # rlcore replay: this step is the one asked for
                 with (run.run_dir / replay_step_file(step)).open("w") as f:
                     f.writelines(json.dumps(r, default=str) + "\n" for r in record)
                 raise ReplayDone(step)
             state.update(stage="rl", step=step, data_position=data.position_end)
-            if flips and canaries is not None and canaries.action == "stop":
+            if flips and run.canaries is not None and run.canaries.action == "stop":
                 raise CanaryError(
                     f"step {step}: {len(flips)} canary verdict(s) changed "
                     f"(verifier.canary_action=stop): {flips[0]}"
@@ -285,11 +232,11 @@ def _rl_stage(run: Run) -> dict[str, Any]:
                 raise Preempted(run.stop.signal)
             rewards.append(last.get("reward_mean", 0.0))
             if step % max(cfg.eval.every, 1) == 0 or step == cfg.steps:
-                with watch("eval"):
+                with run.watchdog.phase("eval"):
                     _watch_hacking(run, step, rewards, _periodic_eval(run, step), data.examples)
                 rewards = []
             if step % cfg.checkpoint_every == 0 and step < cfg.steps:
-                with watch("checkpoint"):
+                with run.watchdog.phase("checkpoint"):
                     run.save(step)
     except Preempted as p:
         raise run.preempted(p.signame) from None
@@ -300,6 +247,70 @@ def _rl_stage(run: Run) -> dict[str, Any]:
         _heldout(run, "rl")
     state["stage"] = "rl_done"
     return last
+
+
+def _learn_and_sync(
+    run: Run,
+    step: int,
+    data: Collected,
+    pending: Future[Collected] | None,
+    record: list[dict[str, Any]] | None,
+) -> dict[str, Any]:
+    """The update on the collected batch, then the weights to every engine once they are idle
+    (an async run's next batch, `pending`, is then in hand: run.inflight, which a checkpoint
+    keeps). `record` (rlcore replay) gets the trained samples."""
+    cluster, watch = run.cluster, run.watchdog.phase
+    t1 = time.time()
+    last = dict(data.metrics, staleness=float(cluster.version - data.version))
+    for alarm in data.alarms:
+        log.warning("step %d: %s", step, alarm)
+    if data.rows:
+        with watch("learn"):
+            last.update(update(cluster, run.algo, run.cfg, data, run.pad_id, step, record))
+        _watch_mismatch(run, step, last)
+    else:
+        log.warning("step %d: every sampled group was dropped; no update", step)
+    t2 = time.time()
+    run.inflight = pending.result() if pending is not None else None
+    t3 = time.time()
+    with watch("sync"):
+        sync = cluster.sync_weights() if data.rows else {}
+    # the probe's statistic, named for what it is (a max in float32, a mean in bf16)
+    last.update({k: v for k, v in sync.items() if k.startswith("sync_probe_")})
+    last.update(
+        time_sync_load=sync.get("load_s", 0.0),  # the engines' receive + weight load
+        time_sync_check=sync.get("check_s", 0.0),  # the probe check (sync.verify)
+        time_learn=t2 - t1,
+        time_wait_rollout=t3 - t2,  # + the rollout itself in async mode (the caller adds it)
+        time_sync=time.time() - t3,
+    )
+    return last
+
+
+def _log_step(run: Run, step: int, data: Collected, last: dict[str, Any]) -> list[str]:
+    """Memory, restarts and (every verifier.canary_every steps) the canaries into `last`, then
+    the metrics log, the completions table and progress. Returns the canaries whose verdict
+    changed."""
+    cfg, cluster = run.cfg, run.cluster
+    restarts = (cluster.restarts, cluster.verifier_restarts)
+    last.update(rollout_restarts=float(restarts[0]), verifier_restarts=float(restarts[1]))
+    last.update(_memory(run))
+    flips: list[str] = []
+    if run.canaries is not None and step % cfg.verifier.canary_every == 0:
+        canary_metrics, flips = run.canaries.check(run.sampler.score, run.state)
+        last.update(canary_metrics)
+        for line in flips:
+            log.warning("step %d: %s", step, line)
+    if run.restarts_seen != restarts:  # new processes: their ids for hang dumps
+        run.restarts_seen = restarts
+        write_pids(run.run_dir, {"driver": process_info(), **cluster.processes()})
+    run.metrics.log(step, "rl", last)
+    every = cfg.log.completions_every
+    if every and step % every == 0:
+        shown = data.examples[: cfg.log.completions_max]
+        run.metrics.completions(step, [dict(r, step=step) for r in shown])
+    run.progress("rl", step, cfg.steps, last)
+    return flips
 
 
 def _finish(run: Run, last: dict[str, Any]) -> dict[str, Any]:
