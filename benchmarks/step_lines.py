@@ -86,14 +86,13 @@ NOW: dict[str, list[str]] = {
     "rlcore/trainer.py": [
         "train", "_rl_stage", "_learn_and_sync", "_log_step", "_memory", "_watch_mismatch",
     ],
-    "rlcore/data/stream.py": ["RowStream"],
     "rlcore/run.py": ["Run.pad_id", "Run.rollout_params"],
     "rlcore/sampling.py": [
         "Scored", "make_sample", "encode", "Sampler.encode", "Sampler.spec_of", "Sampler.sample",
         "Sampler._parts",
     ],
     "rlcore/step.py": [
-        "collect", "sample_seed", "finite_rewards", "_unjudged", "judged_groups",
+        "RowStream", "collect", "sample_seed", "finite_rewards", "_unjudged", "judged_groups",
         "check_unjudged", "outcomes", "_policy_tokens", "_sample_metrics",
         "verifier_error_rates", "_nonfinite", "update", "_optimize", "loss_rows",
         "_group_metrics", "_inert_rows", "_update_minibatch",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
+import random
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -48,6 +49,24 @@ class Collected:
     scored: list[dict[str, Any]] = field(default_factory=list)  # the kept samples' examples, flat
     # verifiers that left more than verifier.error_alarm of their samples unjudged, one line each
     alarms: list[str] = field(default_factory=list)
+
+
+class RowStream:
+    """The training rows as RL draws them: one seeded shuffle, `count` at a time, cycling.
+    `position` counts rows drawn so far; a checkpoint keeps it and a resumed run starts there
+    (with `sample_seed`, a resumed run samples exactly what the uninterrupted one did)."""
+
+    def __init__(self, rows: list[dict[str, Any]], seed: int, position: int = 0) -> None:
+        self.rows, self.position = rows, position
+        self.order = list(range(len(rows)))
+        random.Random(seed).shuffle(self.order)
+
+    def next(self, count: int) -> tuple[list[dict[str, Any]], int]:
+        """The next `count` rows, and the stream position of the first."""
+        first = self.position
+        rows = [self.rows[self.order[(first + i) % len(self.order)]] for i in range(count)]
+        self.position += count
+        return rows, first
 
 
 def collect(

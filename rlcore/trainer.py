@@ -28,7 +28,6 @@ from rlcore.cold_start import Target, distilled_examples
 from rlcore.config import TrainConfig
 from rlcore.data.chat import completion_ids
 from rlcore.data.dataset import sft_completion
-from rlcore.data.stream import RowStream
 from rlcore.eval.heldout import heldout_accuracy
 from rlcore.eval.retention import bucket_table
 from rlcore.hangs import HUNG, process_info, write_pids
@@ -39,7 +38,7 @@ from rlcore.preempt import Preempted
 from rlcore.rollout.engine import SamplingParams
 from rlcore.run import Progress, Run
 from rlcore.rundir import write_summary
-from rlcore.step import Collected, collect, update
+from rlcore.step import Collected, RowStream, collect, update
 from rlcore.sync.verify import mismatch_alarm
 
 log = logging.getLogger(__name__)
