@@ -94,13 +94,17 @@ def _py_spy_stack(pid: int) -> str:
     return out.stdout if out.returncode == 0 else f"py-spy failed: {out.stderr.strip()}\n"
 
 
+# the frame Ray runs every actor method under: a thread with it is running a call
+_ACTOR_CALL = "ray/_private/function_manager.py"
+
+
 def stuck_frame(stack: str) -> str | None:
-    """The innermost frame under a method of rlcore's actors in a faulthandler dump, as
+    """The innermost frame of the thread running an actor method in a faulthandler dump, as
     "func (file:line)": the call an actor is busy with; None when it is idle."""
     for block in stack.split("\n\n"):
         lines = [ln.strip() for ln in block.splitlines() if ln.strip().startswith("File ")]
-        # faulthandler lists the most recent call first: the first line under the actor's method
-        if any("rlcore/actors.py" in line for line in lines):
+        # faulthandler lists the most recent call first: the first line is the innermost call
+        if any(_ACTOR_CALL in line for line in lines):
             path, _, rest = lines[0].partition('", line ')
             number, _, func = rest.partition(" in ")
             name = Path(path.removeprefix("File ").strip('"')).name

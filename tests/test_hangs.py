@@ -117,3 +117,22 @@ def test_a_verifier_that_blocks_forever_is_named_and_the_run_resumes(
     block.unlink()
     summary = train(load_config(path, [*overrides, *watch, f"resume={run_dir}"]))
     assert summary["steps"] == 3
+
+
+def test_the_busy_frame_is_the_innermost_call_of_the_thread_running_an_actor_method():
+    """What the hang summary names: the actor's method may live in any plain class (the actors
+    are made from them), so the thread is found by Ray's method executor below it."""
+    from rlcore.hangs import stuck_frame
+
+    busy = (
+        "Thread 0x01 (most recent call first):\n"
+        '  File "/x/rlcore/verifiers/pool.py", line 7 in wait\n\n'
+        "Current thread 0x02 (most recent call first):\n"
+        '  File "/t/tests/test_hangs.py", line 80 in verify_batch\n'
+        '  File "/x/rlcore/verifier_actors.py", line 60 in score_dicts\n'
+        '  File "/v/ray/_private/function_manager.py", line 743 in actor_method_executor\n'
+        '  File "/v/ray/_private/worker.py", line 900 in main_loop\n'
+    )
+    assert stuck_frame(busy) == "verify_batch (test_hangs.py:80)"
+    idle = "Current thread 0x02 (most recent call first):\n" + busy.splitlines()[-1] + "\n"
+    assert stuck_frame(idle) is None
