@@ -197,10 +197,9 @@ PHASES = ("rollout", "verify", "learn", "sync")
 def trl_child(case: dict[str, Any], work: Path, steps: int) -> None:
     import torch
     from datasets import Dataset
+    from rlcore.verifiers import Sample
     from transformers import TrainerCallback
     from trl import GRPOConfig, GRPOTrainer
-
-    from rlcore.verifiers import Sample
 
     rows = [json.loads(line) for line in (work / "train.jsonl").open()]
     data = Dataset.from_list(

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 import yaml
+from rlcore.verifiers import Result, Sample, Verifier, VerifierConfig
 
 from rlcore.config import ConfigError, load_config
 from rlcore.trainer import RunFailed, train
-from rlcore.verifiers import Result, Sample, Verifier, VerifierConfig
 from tests.test_train_e2e import SMALL
 
 LIAR = "tests.test_canary_run:TurncoatVerifier"  # importable where Ray runs the actor

@@ -4,12 +4,12 @@ become the SFT targets, the answer boxed in place."""
 import json
 
 import pytest
+from rlcore.verifiers import Sample
+from rlcore.verifiers.build import Scorer
 
 from rlcore.cold_start import box_answer
 from rlcore.config import ConfigError, load_config
 from rlcore.trainer import train
-from rlcore.verifiers import Sample
-from rlcore.verifiers.build import Scorer
 from tests.test_train_e2e import SMALL
 
 

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 import yaml
+from rlcore.verifiers import Result, Sample, Verifier, VerifierConfig
 
 from rlcore.config import load_config
 from rlcore.hangs import HUNG, Watchdog, dump_stacks, process_info, write_pids
 from rlcore.trainer import RunFailed, train
-from rlcore.verifiers import Result, Sample, Verifier, VerifierConfig
 from tests.test_train_e2e import SMALL
 
 SLEEPER = """

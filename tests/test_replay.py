@@ -8,9 +8,9 @@ from __future__ import annotations
 import json
 
 import pytest
+from rlcore.launch.cli import main as cli
 
 from rlcore.config import load_config
-from rlcore.launch.cli import main as cli
 from rlcore.replay import replay, report_table
 from rlcore.trainer import train
 from tests.test_train_e2e import SMALL

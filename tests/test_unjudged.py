@@ -5,12 +5,12 @@ component judges nothing, and a step with too many stops the run (rlcore/step.py
 import time
 
 import pytest
+from rlcore.verifiers import Result, Sample, Verifier
 
 from rlcore.config import load_config
 from rlcore.placement import Placement
 from rlcore.step import check_unjudged, judged_groups
 from rlcore.verifier_actors import VerifierActors, VerifierError
-from rlcore.verifiers import Result, Sample, Verifier
 
 
 def _res(reward: float, correct: bool | None, error: str | None = None) -> dict:

@@ -10,13 +10,13 @@ import time
 from pathlib import Path
 
 import pytest
+from rlcore.verifiers.base import Sample
+from rlcore.verifiers.build import Scorer
 
 from rlcore.config import load_config
 from rlcore.placement import Placement
 from rlcore.trainer import train
 from rlcore.verifier_actors import VerifierActors
-from rlcore.verifiers.base import Sample
-from rlcore.verifiers.build import Scorer
 from tests.test_train_e2e import SMALL
 
 MIXED = [{"name": "math", "weight": 1.0}, {"name": "reward_model", "weight": 0.5}]

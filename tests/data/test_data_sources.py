@@ -4,15 +4,15 @@ mixtures; every row scored by its real verifier."""
 import collections
 
 import pytest
+from rlcore.verifiers.base import Sample
+from rlcore.verifiers.ifeval import IFEvalVerifier
+from rlcore.verifiers.reasoning_gym import GymVerifier
+from rlcore.verifiers.tool_call import ToolCallVerifier
 
 from rlcore.data.dataset import DataError, load_source
 from rlcore.data.generated import generated_rows
 from rlcore.data.reasoning_gym import gym_rows
 from rlcore.data.tasks import is_heldout
-from rlcore.verifiers.base import Sample
-from rlcore.verifiers.ifeval import IFEvalVerifier
-from rlcore.verifiers.reasoning_gym import GymVerifier
-from rlcore.verifiers.tool_call import ToolCallVerifier
 
 OPTS = {"min_terms": 2, "max_terms": 2, "min_digits": 1, "max_digits": 2}
 
@@ -144,8 +144,9 @@ def test_the_smollm2_mixture_loads_and_shares_no_13_gram_with_its_eval_suite():
 
 
 def test_multilingual_arith_rows_need_the_right_number_in_the_questions_language():
-    from rlcore.data.twins import split_key
     from rlcore.verifiers import Scorer
+
+    from rlcore.data.twins import split_key
 
     rows = generated_rows("multilingual_arith", 40, 0, "train")
     assert {r["reference"]["language"] for r in rows} == {"fr", "es", "pt", "de", "it"}

@@ -4,11 +4,11 @@ and MATH answer forms, errors naming the config key. The datasets are built here
 import json
 
 import pytest
+from rlcore.verifiers.base import Sample
+from rlcore.verifiers.math import MathVerifier
 
 from rlcore.data.dataset import DataError, load_source
 from rlcore.data.hf import final_answer
-from rlcore.verifiers.base import Sample
-from rlcore.verifiers.math import MathVerifier
 
 GSM = {
     "question": ["Tom has 3 apples and buys 4. How many?", "A pen costs 2. Six pens?"],

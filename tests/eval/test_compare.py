@@ -7,10 +7,10 @@ import json
 
 import numpy as np
 import pytest
+from rlcore.launch.eval import main
 
 from rlcore.eval.compare import greedy, length_controlled, summarize
 from rlcore.eval.suite import load_suite
-from rlcore.launch.eval import main
 
 
 @pytest.fixture(autouse=True)

@@ -3,10 +3,10 @@
 import json
 
 import pytest
+from rlcore.launch.data import main as data_main
 
 from rlcore.eval.decontam import find_contaminated, normalize, suite_items, tokens
 from rlcore.eval.suite import load_suite
-from rlcore.launch.data import main as data_main
 
 ITEMS = [
     {

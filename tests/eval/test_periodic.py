@@ -3,13 +3,13 @@
 import json
 
 import pytest
+from rlcore.verifiers import build
 
 from rlcore.config import DataConfig, RolloutConfig
 from rlcore.eval.periodic import PeriodicEval, retention_alarms, suite_config
 from rlcore.eval.suite import load_suite
 from rlcore.rollout.engine import Completion
 from rlcore.sampling import Local, Sampler
-from rlcore.verifiers import build
 
 ROWS = [
     {"id": "a", "prompt": "1+1=?", "reference": {"answer": "2"}},

@@ -4,10 +4,10 @@ import gzip
 import json
 
 import pytest
+from rlcore.verifiers.base import Sample
 
 from rlcore.eval.loaders import LoadContext, bfcl, gsm_symbolic, humaneval, longctx, mmath
 from rlcore.eval.suite import SuiteError, load_items, load_suite, selected
-from rlcore.verifiers.base import Sample
 
 
 @pytest.mark.parametrize("name", ["tiny", "full", "embedded"])
@@ -56,8 +56,9 @@ def test_math_loaders():
 
 
 def test_humaneval_canonical_solutions_pass_the_code_verifier():
-    from rlcore.eval.loaders import package_dir
     from rlcore.verifiers.code import CodeVerifier
+
+    from rlcore.eval.loaders import package_dir
 
     items = humaneval({}, LoadContext())
     assert len(items) == 164

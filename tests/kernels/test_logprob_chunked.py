@@ -14,7 +14,6 @@ from kernel_helpers import (
     run_hidden,
     run_logits,
 )
-
 from rlcore.kernels import logprob_and_entropy, token_logprobs, token_logprobs_from_logits
 from rlcore.kernels.chunked import chunked_linear_logprob, default_chunk_size
 from rlcore.kernels.logprob import resolve_impl

@@ -13,7 +13,6 @@ from kernel_helpers import (
     run_hidden,
     run_logits,
 )
-
 from rlcore.kernels import token_logprobs, token_logprobs_from_logits
 
 pytestmark = pytest.mark.triton

@@ -7,9 +7,9 @@ template, BOS/EOS or config, saved with a config.json (no weights: the doctor re
 import json
 
 import pytest
+from rlcore.launch import doctor
 from transformers import AutoTokenizer, GenerationConfig, LlamaConfig
 
-from rlcore.launch import doctor
 from rlcore.models.tiny import CHAT_TEMPLATE, EOS, IM_END, build_tokenizer
 
 # Escapes special-token strings in content and renders tool calls: every check passes.

@@ -4,13 +4,13 @@ count is checked by the cluster at start, rlcore/placement.py), so a typo fails 
 from pathlib import Path
 
 import pytest
+from rlcore.verifiers.build import parse_spec
+from rlcore.verifiers.registry import get_verifier_class
 
 from rlcore import preflight
 from rlcore.algo import build_algorithm
 from rlcore.config import load_config
 from rlcore.placement import plan
-from rlcore.verifiers.build import parse_spec
-from rlcore.verifiers.registry import get_verifier_class
 
 CONFIGS = sorted((Path(__file__).resolve().parents[2] / "configs").glob("gpu_*.yaml"))
 

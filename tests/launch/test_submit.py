@@ -8,7 +8,6 @@ from argparse import Namespace
 from pathlib import Path
 
 import pytest
-
 from rlcore.launch.jobs import JobsError, connect, find_token
 from rlcore.launch.submit import check_config, entrypoint, runtime_env, stage_package
 

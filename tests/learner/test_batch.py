@@ -5,10 +5,10 @@ import random
 
 import pytest
 import torch
+from rlcore.kernels.logprob import logprob_and_entropy
 from transformers import LlamaConfig, LlamaForCausalLM
 
 from rlcore.algo import GRPO
-from rlcore.kernels.logprob import logprob_and_entropy
 from rlcore.learner.batch import micro_batches, pad_batch, to_packed
 
 

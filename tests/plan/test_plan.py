@@ -199,8 +199,9 @@ def test_every_config_plans(path):
 
 
 def _cli(monkeypatch, tmp_path, *argv: str) -> tuple[int, dict]:
-    import rlcore.plan
     from rlcore.launch.cli import main
+
+    import rlcore.plan
 
     monkeypatch.setattr(rlcore.plan, "local_hardware", lambda: NODE)
     cal = tmp_path / "cal.json"

@@ -9,7 +9,6 @@ import subprocess
 import sys
 
 import pytest
-
 from rlcore.verifiers import Sample, Scorer
 from rlcore.verifiers.canaries import BUILTIN, load_file, passed
 

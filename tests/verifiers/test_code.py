@@ -8,7 +8,6 @@ import uuid
 
 import psutil
 import pytest
-
 from rlcore.verifiers.base import Sample
 from rlcore.verifiers.code import CodeConfig, CodeVerifier, extract_code
 

@@ -1,7 +1,6 @@
 """CompositeVerifier, combine() and the Scorer's handling of a row's weighted verifier list."""
 
 import pytest
-
 from rlcore.verifiers import CompositeVerifier, Result, Sample, Scorer, Verifier
 from rlcore.verifiers.base import VerifierConfig
 from rlcore.verifiers.composite import combine

@@ -1,7 +1,6 @@
 """FormatVerifier: think-tag structure and a single final \\boxed{} answer, with format tricks."""
 
 import pytest
-
 from rlcore.verifiers import Sample
 from rlcore.verifiers.format import FormatConfig, FormatVerifier
 

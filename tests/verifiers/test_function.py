@@ -4,7 +4,6 @@ conventions, run in the pool with the same timeout and error records as a verifi
 import time
 
 import pytest
-
 from rlcore.verifiers.base import Sample
 from rlcore.verifiers.build import Scorer
 

@@ -3,7 +3,6 @@
 import time
 
 import pytest
-
 from rlcore.verifiers import Sample
 from rlcore.verifiers.math import MathConfig, MathVerifier, last_boxed, pathological
 from rlcore.verifiers.pool import WorkerPool

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import psutil
 import pytest
-
 from rlcore.verifiers import Result, Sample, Verifier, WorkerPool
 from rlcore.verifiers.base import VerifierConfig
 

@@ -3,7 +3,6 @@
 from importlib.metadata import EntryPoint
 
 import pytest
-
 from rlcore.verifiers import (
     CompositeVerifier,
     UnknownVerifierError,

@@ -10,7 +10,6 @@ import uuid
 
 import psutil
 import pytest
-
 from rlcore.verifiers.sandbox import SandboxLimits, isolation, run_python
 
 FAST = SandboxLimits(wall_s=3.0, cpu_s=2, memory_mb=512, max_procs=16, output_bytes=1000)

@@ -4,11 +4,11 @@ multi-turn rollout share, and the one rule for an unclosed <tool_call>."""
 from __future__ import annotations
 
 import pytest
-
-from rlcore.rollout.multiturn import parse_hermes
 from rlcore.verifiers.base import Sample
 from rlcore.verifiers.text import strip_think
 from rlcore.verifiers.tool_call import ToolCallVerifier, tagged_calls
+
+from rlcore.rollout.multiturn import parse_hermes
 
 
 @pytest.mark.parametrize(

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from rlcore.verifiers.base import Sample
 from rlcore.verifiers.tool_call import ToolCallConfig, ToolCallVerifier, Unparseable, parse_calls
 
