@@ -99,7 +99,7 @@ NOW: dict[str, list[str]] = {
     ],
     "rlcore/cluster.py": [
         "Cluster.generate_parts", "Cluster._parts", "Cluster._rollout_result", "Cluster._get",
-        "Cluster.submit", "Cluster.collect", "Cluster.sync_weights", "Cluster.memory",
+        "Cluster.submit", "Cluster.collect", "Cluster.memory",
         "Cluster._each_actor",
     ],
     "rlcore/sync/weights.py": [

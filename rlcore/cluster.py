@@ -2,7 +2,8 @@
 
 `Cluster` starts the learner ranks, rollout engines and verifier workers (rule-based and
 model-based, rlcore/verifier_actors.py), joins the learner and engines into one weight-sync group, and
-offers the loop batched calls: generate_parts, submit / collect (verification), sync_weights.
+offers the loop batched calls: generate_parts, submit / collect (verification); `weights`
+(rlcore/sync/weights.py) is the sync group the loop pushes the weights through.
 """
 
 from __future__ import annotations
@@ -155,19 +156,7 @@ class Cluster:
         """Every actor's process id and host, by `<role><rank>` (rlcore/hangs.py)."""
         return self._each_actor("process")
 
-    # ---- weight sync (rlcore/sync/weights.py) -----------------------------------------------
-    def sample_probe(self, prompt: list[int], seed: int, max_tokens: int = 32) -> list[int]:
-        """The sync check's probe sequence: `prompt` and the policy's seeded sample for it."""
-        return self.weights.sample_probe(prompt, seed, max_tokens)
-
-    def init_sync(self, probe: list[int]) -> None:
-        """Joins learner rank 0 and the engines into one sync group; calibrates the probe check."""
-        self.weights.init(probe)
-
-    def sync_weights(self) -> dict[str, float]:
-        """Sends the learner's weights to every engine and checks them (sync_s, load_s, ...)."""
-        return self.weights.push()
-
+    # ---- the weight sync (rlcore/sync/weights.py: self.weights) ------------------------------
     @property
     def version(self) -> int:
         """The weight version the engines hold (one per sync; 0 = the checkpoint on disk)."""

@@ -150,8 +150,8 @@ class Run:
     def open(self) -> None:
         """The weight-sync group (with the check's probe) and the metrics log with its trackers."""
         cfg = self.cfg
-        probe = self.cluster.sample_probe(self.sampler.encode(self.heldout[0]), seed=cfg.seed)
-        self.cluster.init_sync(probe=probe)
+        weights = self.cluster.weights
+        weights.init(weights.sample_probe(self.sampler.encode(self.heldout[0]), seed=cfg.seed))
         backends = list(cfg.log.backends)
         trackers = make_trackers(backends, asdict(cfg), self.run_dir, cfg.log.project, cfg.log.name)
         self.metrics = MetricsLogger(self.run_dir, backends, trackers)

@@ -95,7 +95,7 @@ def _resume(run: Run) -> None:
         cluster.critics.call("load", str(ckpt))
     if state.get("reference"):
         cluster.learners.call("load_reference", str(checkpoint.reference_path(run.run_dir, state)))
-    cluster.sync_weights()
+    cluster.weights.push()
     inflight = ckpt / checkpoint.INFLIGHT
     if inflight.is_file() and run.cfg.rollout.async_steps and state["stage"] == "rl":
         import torch
@@ -157,7 +157,7 @@ def _sft_stage(run: Run) -> None:
             }
             run.metrics.log(sft_step, "sft", row)
             run.progress("sft", sft_step, total, row)
-    cluster.sync_weights()
+    cluster.weights.push()
     with run.stop.interruptible():
         _heldout(run, "sft")
         if run.evaluator is not None and "rl" in cfg.stages:  # where RL's own gain starts from
@@ -273,7 +273,7 @@ def _learn_and_sync(
     run.inflight = pending.result() if pending is not None else None
     t3 = time.time()
     with watch("sync"):
-        sync = cluster.sync_weights() if data.rows else {}
+        sync = cluster.weights.push() if data.rows else {}
     # the probe's statistic, named for what it is (a max in float32, a mean in bf16)
     last.update({k: v for k, v in sync.items() if k.startswith("sync_probe_")})
     last.update(

@@ -29,7 +29,7 @@ def test_engine_matches_learner_after_every_sync(engine, sync_type, tiny_chat_mo
     cluster = Cluster.start(cfg, tiny_chat_model, ["math"], build_algorithm(cfg))
     try:
         probe = [1, 7, 30, 31, 32, 2, 6, 1, 8, 40, 41, 42, 43, 44, 45]
-        cluster.init_sync(probe)
+        cluster.weights.init(probe)
         assert cluster.weights.check_probe() < 1e-4  # same checkpoint on both sides
         batch = pad_batch(
             [[30, 31, 32]] * 4, [[40, 41, 42, 43]] * 4, [1.0, -1.0, 1.0, -1.0], pad_id=0
@@ -39,7 +39,7 @@ def test_engine_matches_learner_after_every_sync(engine, sync_type, tiny_chat_mo
             ray.get(cluster.learners.actors[0].rl_step.remote(batch, float(batch.loss_mask.sum())))
             with pytest.raises(Exception, match="differ from the learner"):
                 cluster.weights.check_probe()  # stale engine: the check must notice
-            out = cluster.sync_weights()
+            out = cluster.weights.push()
             assert out["sync_probe_max"] < 1e-4
             assert out["sync_bytes"] > 0
     finally:
