@@ -21,39 +21,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 
-# the step at ba9a164 (before issue 31's moves)
-BEFORE: dict[str, list[str]] = {
-    "rlcore/trainer.py": [
-        "train", "_rl_stage", "_memory", "_watch_mismatch", "Run.encode", "_prompt_ids",
-        "_rollout_params",
-    ],
-    "rlcore/rl.py": [
-        "collect", "sample_seed", "finite_rewards", "_unjudged", "judged_groups",
-        "check_unjudged", "outcomes", "_generate_and_score", "VerifierItems", "make_sample",
-        "_policy_tokens", "_sample_metrics", "verifier_error_rates", "_nonfinite", "update",
-        "_optimize", "loss_rows", "_group_metrics", "_inert_rows", "_update_minibatch",
-    ],
-    "rlcore/cluster.py": [
-        "Cluster.generate_and_score", "Cluster._parts", "Cluster._rollout_result", "Cluster._get",
-        "Cluster.sync_weights", "Cluster._rollout_infos", "Cluster._send_weights",
-        "Cluster._learner_probe", "Cluster._probe_logprobs", "Cluster.check_probe",
-        "Cluster.memory", "Cluster._each_actor",
-    ],
-    "rlcore/scoring.py": [
-        "Scoring.submit", "Scoring.collect", "Scoring._result", "Scoring._seen", "split",
-    ],
-    "rlcore/actors.py": [
-        "wait_all", "_Measured.memory", "RolloutWorker.generate", "RolloutWorker.info",
-        "RolloutWorker.receive_weights", "VerifierWorker.score_components",
-        "LearnerWorker.rl_step", "LearnerWorker.logprobs", "LearnerWorker.send_weights",
-        "ActorGroup.labels", "ActorGroup.call", "ActorGroup.submit", "ActorGroup.call_each",
-        "ActorGroup.submit_each", "process_pss_mib",
-    ],
-    "rlcore/learner/rank.py": [
-        "_sum_into", "Learner._inputs", "Learner._forward", "Learner._micro_batches",
-        "Learner._backward", "Learner._step", "Learner.rl_step", "Learner.logprobs",
-        "Learner.named_weights", "_token_logprobs",
-    ],
+# what both paths run unchanged: the learner's batch, the algorithm, the sync checks
+SAME: dict[str, list[str]] = {
     "rlcore/learner/batch.py": [
         "TokenBatch.select", "TokenBatch.with_", "pad_batch", "shard", "micro_batches",
     ],
@@ -67,18 +36,52 @@ BEFORE: dict[str, list[str]] = {
         "Algorithm.keep_groups", "Algorithm.loss_mask", "Algorithm.estimate",
         "Algorithm.policy_loss", "Algorithm.token_loss", "Algorithm.aggregate", "GRPO.advantages",
     ],
+    "rlcore/sync/ipc.py": ["IPCSender._send_bucket", "IPCSender._release", "receive_buckets_ipc"],
+    "rlcore/sync/digest.py": ["tensor_digest", "DigestedStream", "differing", "digest_failure"],
+    "rlcore/sync/verify.py": [
+        "ProbeCheck.statistic", "ProbeCheck.failure", "_abs_diffs", "mismatch_alarm",
+    ],
+}  # fmt: skip
+
+# the step at ba9a164 (before issue 31's moves)
+BEFORE: dict[str, list[str]] = {
+    "rlcore/trainer.py": [
+        "train", "_rl_stage", "_memory", "_watch_mismatch", "Run.encode", "_prompt_ids",
+        "_rollout_params",
+    ],
+    "rlcore/rl.py": [
+        "collect", "sample_seed", "finite_rewards", "_unjudged", "judged_groups", "check_unjudged",
+        "outcomes", "_generate_and_score", "VerifierItems", "make_sample", "_policy_tokens",
+        "_sample_metrics", "verifier_error_rates", "_nonfinite", "update", "_optimize", "loss_rows",
+        "_group_metrics", "_inert_rows", "_update_minibatch",
+    ],
+    "rlcore/cluster.py": [
+        "Cluster.generate_and_score", "Cluster._parts", "Cluster._rollout_result", "Cluster._get",
+        "Cluster.sync_weights", "Cluster._rollout_infos", "Cluster._send_weights",
+        "Cluster._learner_probe", "Cluster._probe_logprobs", "Cluster.check_probe",
+        "Cluster.memory", "Cluster._each_actor",
+    ],
+    "rlcore/scoring.py": [
+        "Scoring.submit", "Scoring.collect", "Scoring._result", "Scoring._seen", "split",
+    ],
+    "rlcore/actors.py": [
+        "wait_all", "_Measured.memory", "RolloutWorker.generate", "RolloutWorker.info",
+        "RolloutWorker.receive_weights", "VerifierWorker.score_components", "LearnerWorker.rl_step",
+        "LearnerWorker.logprobs", "LearnerWorker.send_weights", "ActorGroup.labels",
+        "ActorGroup.call", "ActorGroup.submit", "ActorGroup.call_each", "ActorGroup.submit_each",
+        "process_pss_mib",
+    ],
+    "rlcore/learner/rank.py": [
+        "_sum_into", "Learner._inputs", "Learner._forward", "Learner._micro_batches",
+        "Learner._backward", "Learner._step", "Learner.rl_step", "Learner.logprobs",
+        "Learner.named_weights", "_token_logprobs",
+    ],
     "rlcore/rollout/vllm_engine.py": [
         "RlcoreWorkerExtension.rlcore_receive_weights", "_load", "_redispatch_cpu_gemms",
         "VLLMEngine.generate", "VLLMEngine.score", "VLLMEngine.receive_weights", "_prompts",
         "_completion",
     ],
-    "rlcore/sync/ipc.py": ["IPCSender._send_bucket", "IPCSender._release", "receive_buckets_ipc"],
-    "rlcore/sync/digest.py": [
-        "tensor_digest", "DigestedStream", "differing", "digest_failure",
-    ],
-    "rlcore/sync/verify.py": [
-        "ProbeCheck.statistic", "ProbeCheck.failure", "_abs_diffs", "mismatch_alarm",
-    ],
+    **SAME,
 }  # fmt: skip
 
 # the step now
@@ -93,14 +96,13 @@ NOW: dict[str, list[str]] = {
     ],
     "rlcore/step.py": [
         "RowStream", "collect", "sample_seed", "finite_rewards", "_unjudged", "judged_groups",
-        "check_unjudged", "outcomes", "_policy_tokens", "_sample_metrics",
-        "verifier_error_rates", "_nonfinite", "update", "_optimize", "loss_rows",
-        "_group_metrics", "_inert_rows", "_update_minibatch",
+        "check_unjudged", "outcomes", "_policy_tokens", "_sample_metrics", "verifier_error_rates",
+        "_nonfinite", "update", "_optimize", "loss_rows", "_group_metrics", "_inert_rows",
+        "_update_minibatch",
     ],
     "rlcore/cluster.py": [
         "Cluster.generate_parts", "Cluster._parts", "Cluster._rollout_result", "Cluster._get",
-        "Cluster.submit", "Cluster.collect", "Cluster.memory",
-        "Cluster._each_actor",
+        "Cluster.submit", "Cluster.collect", "Cluster.memory", "Cluster._each_actor",
     ],
     "rlcore/sync/weights.py": [
         "WeightSync.push", "WeightSync._send", "WeightSync.check_probe",
@@ -111,8 +113,8 @@ NOW: dict[str, list[str]] = {
         "VerifierActors._result", "VerifierActors._seen", "split",
     ],
     "rlcore/actors.py": [
-        "wait_all", "_Measured.memory", "ActorGroup.labels", "ActorGroup.call",
-        "ActorGroup.submit", "ActorGroup.call_each", "ActorGroup.submit_each", "process_pss_mib",
+        "wait_all", "_Measured.memory", "ActorGroup.labels", "ActorGroup.call", "ActorGroup.submit",
+        "ActorGroup.call_each", "ActorGroup.submit_each", "process_pss_mib",
     ],
     "rlcore/rollout/versioned.py": [
         "VersionedEngine.info", "VersionedEngine.generate", "VersionedEngine.score",
@@ -125,29 +127,12 @@ NOW: dict[str, list[str]] = {
         "Learner._backward", "Learner._step", "Learner.rl_step", "Learner.logprobs",
         "Learner.named_weights", "Learner.send_weights", "_token_logprobs",
     ],
-    "rlcore/learner/batch.py": [
-        "TokenBatch.select", "TokenBatch.with_", "pad_batch", "shard", "micro_batches",
-    ],
-    "rlcore/learner/reduce.py": ["kind", "over_ranks", "over_steps"],
-    "rlcore/learner/logits.py": ["policy_logprobs"],
-    "rlcore/algo/advantages.py": ["_grouped", "grpo_advantages"],
-    "rlcore/algo/policy_loss.py": ["clipped_surrogate", "masked_sum", "token_mean", "aggregate"],
-    "rlcore/algo/offpolicy.py": ["mismatch_sums"],
-    "rlcore/algo/strategies.py": [
-        "Algorithm.zero_advantage_rows_are_inert", "Algorithm.shape_rewards",
-        "Algorithm.keep_groups", "Algorithm.loss_mask", "Algorithm.estimate",
-        "Algorithm.policy_loss", "Algorithm.token_loss", "Algorithm.aggregate", "GRPO.advantages",
-    ],
     "rlcore/rollout/vllm_engine.py": [
         "RlcoreWorkerExtension._rlcore_load", "_load", "_redispatch_cpu_gemms",
         "VLLMEngine.generate", "VLLMEngine.score", "VLLMEngine._on_workers",
         "VLLMEngine._weights_loaded", "_prompts", "_completion",
     ],
-    "rlcore/sync/ipc.py": ["IPCSender._send_bucket", "IPCSender._release", "receive_buckets_ipc"],
-    "rlcore/sync/digest.py": ["tensor_digest", "DigestedStream", "differing", "digest_failure"],
-    "rlcore/sync/verify.py": [
-        "ProbeCheck.statistic", "ProbeCheck.failure", "_abs_diffs", "mismatch_alarm",
-    ],
+    **SAME,
 }  # fmt: skip
 
 

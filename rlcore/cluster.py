@@ -168,11 +168,6 @@ class Cluster:
         return self.weights.restarts
 
     # ---- rollout and verification (rlcore/sampling.py drives these) ----------------------------
-    def generate(self, prompt_ids: list[list[int]], params: Any) -> list[list[Any]]:
-        """Every prompt's completions, in prompt order (see generate_parts)."""
-        parts = dict(self.generate_parts(prompt_ids, params))
-        return [g for start in sorted(parts) for g in parts[start]]
-
     def generate_parts(
         self, prompt_ids: list[list[int]], params: Any
     ) -> Iterator[tuple[int, list[list[Any]]]]:

@@ -82,10 +82,6 @@ class Scored:
     time_rollout: float = 0.0  # until the last completion came back
     time_verify: float = 0.0  # what scoring added after that
 
-    @property
-    def completions(self) -> list[Completion]:
-        return [c for g in self.groups for c in g]
-
 
 def make_sample(row: dict[str, Any], completion: Completion, tokenizer: Any) -> Sample:
     """What the verifier sees. For a multi-turn episode, the response is the policy's LAST turn:
@@ -96,7 +92,7 @@ def make_sample(row: dict[str, Any], completion: Completion, tokenizer: Any) -> 
         response=tokenizer.decode(completion.token_ids[start:], skip_special_tokens=True),
         reference=row.get("reference", {}),
         token_ids=tuple(completion.token_ids),
-        metadata={"id": row.get("id"), "bucket": row.get("bucket"), **row.get("meta", {})},
+        metadata={"id": row.get("id"), "bucket": row.get("bucket")},
     )
 
 
@@ -139,12 +135,11 @@ class Sampler:
         rows: list[dict[str, Any]],
         params: SamplingParams,
         spec: Any = None,
-        prompt_ids: list[list[int]] | None = None,
     ) -> Scored:
         """`params.n` completions per row, each scored by `spec` where given, else by its row's
-        verifier. `prompt_ids`: the rows' prompts already encoded (an eval suite's format)."""
+        verifier."""
         t0 = time.time()
-        ids = prompt_ids if prompt_ids is not None else [self.encode(r) for r in rows]
+        ids = [self.encode(r) for r in rows]
         out = Scored(rows, ids, [])
         by_start: dict[int, tuple[Groups, list[Sample], list[Any], Any]] = {}
         for start, groups in self._parts(rows, ids, params):

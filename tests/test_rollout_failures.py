@@ -26,6 +26,6 @@ def test_hung_generate_is_an_error_naming_the_worker(ray_local):
     cluster = Cluster(cfg, None, rollouts, None, WeightSync(cfg, None, rollouts, []))
     try:
         with pytest.raises(RolloutError, match=r"rollout worker 0 .*rollout.timeout_s=1"):
-            cluster.generate([[1, 2, 3]], None)
+            list(cluster.generate_parts([[1, 2, 3]], None))
     finally:
         ray.kill(actor)

@@ -1,7 +1,7 @@
 """Multi-turn tool-use rollouts, token-in/token-out, on top of any `generate` (the trainer's
-`cluster.generate`, or one engine's).
+`Sampler.generate`, rlcore/sampling.py, or one engine's).
 
-    groups = generate_episodes(cluster.generate, prompt_ids, [make_tools(r["tools"]) for r in rows],
+    groups = generate_episodes(sampler.generate, prompt_ids, [make_tools(r["tools"]) for r in rows],
                                params, tokenizer, max_turns=4, max_model_len=cfg.rollout.max_model_len)
 
 The first turn samples `params.n` completions per prompt; from then on every trajectory continues on

@@ -211,7 +211,7 @@ def test_parse_hermes():
 
 # ---------------------------------------------------------------- episodes (scripted engine)
 class ScriptedGenerate:
-    """A test double for `cluster.generate`: the tiny model never writes tool calls, so turn k of
+    """A test double for `Sampler.generate`: the tiny model never writes tool calls, so turn k of
     every trajectory returns the pre-written text script[k] (tokenized) + <|im_end|>, with distinct
     logprobs per turn and position. It records what it was asked, to check token-in."""
 
