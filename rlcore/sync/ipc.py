@@ -1,16 +1,16 @@
 """Weight sync by shared memory between processes on ONE machine (`sync.type: ipc`): the learner
-packs each bucket into a shared buffer and sends only a handle; every engine maps the same memory
-and loads from it. On GPUs the buffer is CUDA memory and the handle a CUDA IPC handle (the learner
+packs each bucket into a shared buffer and sends only a handle; every engine maps the same memory,
+copies the bucket out and releases the sender, which packs the next bucket while this one loads. On GPUs the buffer is CUDA memory and the handle a CUDA IPC handle (the learner
 and the engines must share the GPU: colocated); on CPU it is a shared-memory file.
 
 Control channel: a stateless gloo group (rank 0 = the learner), whatever the device: per bucket,
-the pickled handle is broadcast (its length, then its bytes), the receivers load the bucket's
-tensors, and a barrier tells the sender it may overwrite its buffer with the next bucket.
+the pickled handle is broadcast (its length, then its bytes), the receivers copy the bucket out, and
+a barrier tells the sender it may overwrite its buffer with the next bucket.
 
     sender.init_group(addr, port, world_size)  ||  init_stateless_group(addr, port, rank, world, "gloo")
     sender.send(named_tensors, B)               ||  for name, t in receive_buckets_ipc(group, meta, B)
 
-The receiver gets private copies (one memcpy per bucket instead of a trip through a collective).
+The receiver gets a private copy (one memcpy per bucket instead of a trip through a collective).
 """
 
 from __future__ import annotations
@@ -124,12 +124,12 @@ def receive_buckets_ipc(
             if keep is not None:
                 keep.close()
             handle, (mapped, keep) = new, _map_buffer(new)
-        buf = mapped[: bucket.nbytes]
-        # copies: a loader may keep what it is given (vLLM does for some weights), and the
-        # sender overwrites this memory with the next bucket
-        for name, t in unpack_bucket(bucket, buf):
-            yield name, t.to(device, copy=True)
+        # One copy of the whole bucket into fresh memory, then the barrier: the sender packs the
+        # next bucket while this one loads (a loader may keep what it is given, as vLLM does for
+        # some weights, and the sender overwrites the shared buffer with the next bucket).
+        buf = mapped[: bucket.nbytes].to(device, copy=True)
         group.barrier()
+        yield from unpack_bucket(bucket, buf)
     del mapped, buf
     if keep is not None:
         keep.close()

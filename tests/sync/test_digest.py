@@ -5,32 +5,52 @@ import pytest
 import torch
 
 import rlcore.sync.digest as digest_mod
-from rlcore.sync.digest import DigestedStream, differing, digest_failure, tensor_digest
+from rlcore.sync.digest import (
+    DigestedStream,
+    checksum_digest,
+    differing,
+    digest_failure,
+    tensor_digest,
+)
 
 
-def test_one_bf16_ulp_in_one_element_changes_the_digest():
+def _flat(t: torch.Tensor) -> torch.Tensor:
+    return t.contiguous().reshape(-1).view(torch.uint8)
+
+
+@pytest.mark.parametrize("kind", ["cpu", "checksum"])
+def test_one_bf16_ulp_in_one_element_changes_the_digest(kind):
+    digest = tensor_digest if kind == "cpu" else lambda t: checksum_digest(_flat(t))
     w = torch.randn(300, 7).to(torch.bfloat16)
     moved = w.clone()
     moved.view(torch.int16)[123, 4] += 1  # the next bf16 value: one ulp
     assert moved[123, 4] != w[123, 4]
-    assert tensor_digest(w) == tensor_digest(w.clone()) != tensor_digest(moved)
+    assert digest(w) == digest(w.clone()) != digest(moved)
 
 
-def test_changes_that_cancel_in_the_plain_sum_still_change_the_digest():
+@pytest.mark.parametrize("kind", ["cpu", "checksum"])
+def test_changes_that_cancel_in_the_plain_sum_still_change_the_digest(kind):
+    digest = tensor_digest if kind == "cpu" else lambda t: checksum_digest(_flat(t))
     w = torch.zeros(64, dtype=torch.int64)
     swapped = w.clone()
     swapped[3], swapped[40] = 5, -5  # the word sum is unchanged; the position-weighted one is not
-    assert tensor_digest(w) != tensor_digest(swapped)
+    assert digest(w) != digest(swapped)
 
 
-def test_chunking_odd_sizes_and_views_do_not_change_the_digest(monkeypatch):
+def test_the_checksum_does_not_depend_on_its_chunking_or_on_alignment(monkeypatch):
     w = torch.randn(1001, dtype=torch.float32).to(torch.bfloat16)  # 2002 bytes: padded to words
-    whole = tensor_digest(w)
+    whole = checksum_digest(_flat(w))
     monkeypatch.setattr(digest_mod, "_CHUNK", 7)  # many chunks: the sums are modulo 2^64
-    assert tensor_digest(w) == whole
+    assert checksum_digest(_flat(w)) == whole
+    shifted = torch.cat([torch.zeros(1, dtype=torch.uint8), _flat(w)])[1:]  # storage offset 1
+    assert checksum_digest(shifted) == whole
+
+
+def test_views_are_digested_in_logical_order():
     m = torch.randn(8, 6)
-    assert tensor_digest(m.t()) == tensor_digest(m.t().contiguous())  # bytes in logical order
+    assert tensor_digest(m.t()) == tensor_digest(m.t().contiguous())
     assert tensor_digest(m) != tensor_digest(m.t().contiguous())
+    assert tensor_digest(m[2:5]) == tensor_digest(m[2:5].clone())  # a view at an offset
 
 
 def test_a_loader_that_stops_early_leaves_the_rest_missing_not_hanging():
