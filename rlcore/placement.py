@@ -181,7 +181,10 @@ class Placement:
         """Keyword arguments for `ActorClass.options(...)` of the role's `index`-th actor."""
         if role not in ROLES:
             raise ValueError(f"unknown role {role!r}; roles: {ROLES}")
-        env = threads.runtime_env(self.threads[role]) if role in self.threads else {}
+        preload = None
+        if role in ("learner", "critic") and not self.cfg.learner.gpus_per_rank:
+            preload = threads.malloc_preload(self.cfg.resources.learner_malloc)
+        env = threads.runtime_env(self.threads[role], preload) if role in self.threads else {}
         if self.pg is None:
             gpus = self.cfg.learner.gpus_per_rank if role in ("learner", "critic") else 0
             if role == "rollout" and self.cfg.gpus:

@@ -19,6 +19,16 @@ if ! command -v bwrap >/dev/null; then
   fi
 fi
 
+if ! ldconfig -p 2>/dev/null | grep -q libtcmalloc_minimal.so.4; then
+  step "tcmalloc (the CPU learner's allocator: less memory than glibc's, docs/benchmarks.md)"
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libtcmalloc-minimal4 \
+      || echo "warning: libtcmalloc-minimal4 not installed: the learner runs on glibc malloc" >&2
+  else
+    echo "warning: libtcmalloc-minimal4 missing and not root: the learner runs on glibc malloc" >&2
+  fi
+fi
+
 if [ ! -x .venv/bin/python ]; then
   step "virtual environment .venv"
   "$PY" -m venv .venv

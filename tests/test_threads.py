@@ -43,6 +43,25 @@ def test_runtime_env_sets_every_thread_variable():
     assert env == {"OMP_NUM_THREADS": "3", "MKL_NUM_THREADS": "3", "OPENBLAS_NUM_THREADS": "3"}
 
 
+def test_a_cpu_learner_preloads_tcmalloc_where_the_node_has_it(monkeypatch):
+    import ctypes.util
+
+    from rlcore.placement import Placement
+
+    monkeypatch.setattr(ctypes.util, "find_library", lambda name: f"lib{name}.so.4")
+    cfg = load_config(None, [])
+    placement = Placement(cfg, [], None, threads.plan(cfg, False))
+    env = placement.options("learner", 0)["runtime_env"]["env_vars"]
+    assert env["LD_PRELOAD"] == threads.TCMALLOC
+    assert "LD_PRELOAD" not in placement.options("rollout", 0)["runtime_env"]["env_vars"]
+    glibc = Placement(
+        load_config(None, ["resources.learner_malloc=glibc"]), [], None, threads.plan(cfg, False)
+    )
+    assert "LD_PRELOAD" not in glibc.options("learner", 0)["runtime_env"]["env_vars"]
+    monkeypatch.setattr(ctypes.util, "find_library", lambda name: None)  # a node without it
+    assert "LD_PRELOAD" not in placement.options("learner", 0)["runtime_env"]["env_vars"]
+
+
 @pytest.mark.slow
 def test_an_actor_started_with_the_plan_uses_its_threads(ray_local):
     """Without the runtime env Ray starts a num_cpus=0 actor with OMP_NUM_THREADS=1 (checked

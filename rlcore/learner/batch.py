@@ -95,6 +95,11 @@ def pad_batch(
     return TokenBatch(ids, attn, mask, adv, rollout_logprobs=rollout)
 
 
+def right_padded(attention_mask: torch.Tensor) -> bool:
+    """Whether every row of a [B, L] mask is its tokens then its padding (no pad before a token)."""
+    return bool((attention_mask[:, 1:] <= attention_mask[:, :-1]).all())
+
+
 def cat_padded(parts: list[torch.Tensor], width: int | None = None) -> torch.Tensor:
     """Row blocks [b_i, w_i] right-padded with 0 to `width` (default: the widest) and stacked."""
     width = max(p.shape[1] for p in parts) if width is None else width

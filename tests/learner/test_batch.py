@@ -9,7 +9,7 @@ from rlcore.kernels.logprob import logprob_and_entropy
 from transformers import LlamaConfig, LlamaForCausalLM
 
 from rlcore.algo import GRPO
-from rlcore.learner.batch import micro_batches, pad_batch, to_packed
+from rlcore.learner.batch import micro_batches, pad_batch, right_padded, to_packed
 
 
 def _batch(n=11, seed=0):
@@ -106,3 +106,33 @@ def test_packing_gives_the_padded_loss_and_gradient(budget):
     assert packed_loss == pytest.approx(padded_loss, rel=1e-5)
     assert torch.allclose(packed_grad, padded_grad, atol=1e-6)
     assert padded_grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("attn", ["sdpa", "eager"])
+def test_right_padding_needs_no_attention_mask_for_any_loss_token(attn):
+    """The learner drops a right-padded batch's mask (rank._inputs): every loss token's logprob,
+    and the gradient, are the masked forward's."""
+    batch = _batch()
+    assert right_padded(batch.attention_mask)
+    assert not bool(batch.attention_mask.all())  # ragged: the mask is not all ones
+    model = _model()
+    model.config._attn_implementation = attn
+
+    def run(mask):
+        model.zero_grad()
+        logits = model(input_ids=batch.input_ids, attention_mask=mask).logits
+        lp, _ = logprob_and_entropy(logits[:, :-1], batch.input_ids[:, 1:], 1.0)
+        (lp * batch.loss_mask * batch.advantages[:, None]).sum().backward()
+        return lp * batch.loss_mask, torch.cat([p.grad.flatten() for p in model.parameters()])
+
+    lp_masked, grad_masked = run(batch.attention_mask)
+    lp_free, grad_free = run(None)
+    assert torch.allclose(lp_free, lp_masked, atol=1e-6)
+    assert torch.allclose(grad_free, grad_masked, atol=1e-6)
+
+
+def test_a_pad_before_a_token_keeps_the_mask():
+    mask = torch.tensor([[1, 1, 1, 0], [1, 1, 0, 0]])
+    assert right_padded(mask)
+    assert not right_padded(torch.tensor([[0, 1, 1, 1], [1, 1, 1, 1]]))  # left padding
+    assert not right_padded(torch.tensor([[1, 0, 1, 0]]))  # a hole
