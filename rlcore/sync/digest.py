@@ -27,7 +27,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 
 import torch
-import xxhash
 
 _CHUNK = 1 << 20  # 64-bit words per chunk: bounds the temporaries at 8 MiB
 _MASK = (1 << 64) - 1
@@ -45,6 +44,8 @@ def tensor_digest(tensor: torch.Tensor) -> str:
     """32 hex digits that change when any byte of `tensor` changes (see the module docstring)."""
     raw = tensor.detach().contiguous().reshape(-1).view(torch.uint8)
     if raw.device.type == "cpu":
+        import xxhash  # here: a GPU-only machine digests on the device and may not have it
+
         return xxhash.xxh3_128_hexdigest(raw.numpy().data)
     return checksum_digest(raw)
 
