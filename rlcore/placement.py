@@ -182,8 +182,13 @@ class Placement:
         if role not in ROLES:
             raise ValueError(f"unknown role {role!r}; roles: {ROLES}")
         preload = None
-        if role in ("learner", "critic") and not self.cfg.learner.gpus_per_rank:
-            preload = threads.malloc_preload(self.cfg.resources.learner_malloc)
+        on_cpu = {
+            "learner": not self.cfg.learner.gpus_per_rank,
+            "critic": not self.cfg.learner.gpus_per_rank,
+            "rollout": not self.cfg.gpus,
+        }
+        if on_cpu.get(role, False):
+            preload = threads.malloc_preload(self.cfg.resources.malloc)
         env = threads.runtime_env(self.threads[role], preload) if role in self.threads else {}
         if self.pg is None:
             gpus = self.cfg.learner.gpus_per_rank if role in ("learner", "critic") else 0

@@ -43,7 +43,7 @@ def test_runtime_env_sets_every_thread_variable():
     assert env == {"OMP_NUM_THREADS": "3", "MKL_NUM_THREADS": "3", "OPENBLAS_NUM_THREADS": "3"}
 
 
-def test_a_cpu_learner_preloads_tcmalloc_where_the_node_has_it(monkeypatch):
+def test_cpu_learners_and_engines_preload_tcmalloc_where_the_node_has_it(monkeypatch):
     import ctypes.util
 
     from rlcore.placement import Placement
@@ -53,9 +53,13 @@ def test_a_cpu_learner_preloads_tcmalloc_where_the_node_has_it(monkeypatch):
     placement = Placement(cfg, [], None, threads.plan(cfg, False))
     env = placement.options("learner", 0)["runtime_env"]["env_vars"]
     assert env["LD_PRELOAD"] == threads.TCMALLOC
-    assert "LD_PRELOAD" not in placement.options("rollout", 0)["runtime_env"]["env_vars"]
+    assert (
+        placement.options("rollout", 0)["runtime_env"]["env_vars"]["LD_PRELOAD"]
+        == env["LD_PRELOAD"]
+    )
+    assert placement.options("verifier", 0) == {}
     glibc = Placement(
-        load_config(None, ["resources.learner_malloc=glibc"]), [], None, threads.plan(cfg, False)
+        load_config(None, ["resources.malloc=glibc"]), [], None, threads.plan(cfg, False)
     )
     assert "LD_PRELOAD" not in glibc.options("learner", 0)["runtime_env"]["env_vars"]
     monkeypatch.setattr(ctypes.util, "find_library", lambda name: None)  # a node without it

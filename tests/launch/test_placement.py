@@ -26,9 +26,9 @@ def test_default_keeps_the_one_machine_options():
     cpu = Placement.create(load_config(None, ["resources.cpus_per_node=4"]), needs_critic=False)
     assert cpu.pg is None
     four = runtime_env(4)  # each role's threads travel in its environment (rlcore/threads.py)
-    learner = runtime_env(4, malloc_preload("tcmalloc"))  # and a CPU learner's allocator
+    tcmalloc = runtime_env(4, malloc_preload("tcmalloc"))  # and, on CPU, the allocator
     roles = ("learner", "critic", "rollout", "verifier")
-    assert [cpu.options(r, 0) for r in roles] == [learner, learner, four, {}]
+    assert [cpu.options(r, 0) for r in roles] == [tcmalloc, tcmalloc, tcmalloc, {}]
     assert cpu.node_ip("learner", 0) == "127.0.0.1"
     gpu_cfg = load_config(
         None,
