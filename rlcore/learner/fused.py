@@ -48,7 +48,7 @@ def _plain_swiglu(mlp: nn.Module) -> bool:
 
 
 def _agrees(module: nn.Module, fused: Any, width: int) -> bool:
-    """The fused forward gives the module's own output on a random input (and gradient path)."""
+    """The fused forward gives the module's own output on a random input."""
     param = next(module.parameters())
     x = torch.randn(2, 3, width, dtype=param.dtype, device=param.device)
     with torch.no_grad():
