@@ -10,6 +10,9 @@ Phases that run one after the other share nothing: in synchronous mode the engin
 the learners wait, and the other way round, so each role may use every core of its node. In async
 mode (rollout.async_steps=1) the engines and the learners compute at the same time and split them.
 resources.learner_threads / resources.rollout_threads override the plan (0 = plan).
+
+The same runtime environment carries the allocator of the CPU learners and engines
+(`resources.malloc`, `malloc_preload`): tcmalloc, preloaded, where the node has it.
 """
 
 from __future__ import annotations
@@ -81,8 +84,8 @@ def malloc_preload(choice: str) -> str | None:
     stepped 7% faster; jemalloc peaked at 4.0 GiB but stepped 8% slower, returning pages it then
     faulted back. In an engine it reuses the memory each weight sync copies into instead of
     faulting it in again: the load ~1.1 -> ~0.85 s, the engine's peak +0.3 GiB (docs/benchmarks.md).
-    The name is resolved by the dynamic linker where the actor
-    starts; a node without it prints one warning and runs on glibc."""
+    The name is resolved by the dynamic linker where the actor starts; a node without it prints
+    one warning and runs on glibc."""
     if choice != "tcmalloc":
         return None
     import ctypes.util

@@ -205,7 +205,7 @@ class Learner:
             # Right padding only (pad_batch's layout): under causal attention no token sees a pad,
             # which all come after it, and positions count from 0 either way; so the mask changes
             # nothing the loss reads and would cost the attention its mask-free path (a SmolLM2
-            # step on 16 ragged rows: 10% slower with it, docs/benchmarks.md).
+            # step on 16 ragged rows: 8% slower with it, docs/benchmarks.md).
             mask = None if right_padded(mb.attention_mask) else mb.attention_mask.to(self.device)
             return {"input_ids": ids, "attention_mask": mask}, None
         flash = (

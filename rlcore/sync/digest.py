@@ -14,12 +14,14 @@ sender still finishes, and reported as missing. The kernel-cache traps (a stale 
 a weight that did load) are the probe's to catch.
 
 The digest is computed where the tensor lives, over its raw bytes in logical order. On CPU it is
-xxHash's XXH3-128 (about 15 GiB/s on one core here, 6x the checksum below, which made the
-digests a sixth of the engine's load, docs/benchmarks.md). On a GPU (no copy to the host) it is a
-position-weighted checksum: the sum of the 64-bit words and the sum of word x position, each modulo
-2^64; any single changed word changes the first, and changes that cancel in the first must also
-cancel in the second. Both sides of one sync hold their tensors on the same kind of device (the
-transport needs it: gloo for CPU, NCCL or CUDA IPC for GPUs), so they compute the same kind.
+xxHash's XXH3-128: about 15 GiB/s on one core here, 6x the checksum below, which made the digests
+a sixth of the engine's load (docs/benchmarks.md); where the `xxhash` package is missing (a machine
+that only runs the GPU check) CPU tensors get the checksum too. On a GPU (no copy to the host) it
+is a position-weighted checksum: the sum of the 64-bit words and the sum of word x position, each
+modulo 2^64; any single changed word changes the first, and changes that cancel in the first must
+also cancel in the second. Both sides of one sync hold their tensors on the same kind of device
+(the transport needs it: gloo for CPU, NCCL or CUDA IPC for GPUs) and run one installation, so
+they compute the same kind.
 """
 
 from __future__ import annotations
@@ -27,6 +29,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 
 import torch
+
+try:  # a declared dependency; a machine that only runs the GPU check may lack it
+    import xxhash as _xxhash
+except ImportError:  # pragma: no cover - then CPU tensors get the checksum too
+    _xxhash = None
 
 _CHUNK = 1 << 20  # 64-bit words per chunk: bounds the temporaries at 8 MiB
 _MASK = (1 << 64) - 1
@@ -43,10 +50,8 @@ def _positions(device: torch.device) -> torch.Tensor:
 def tensor_digest(tensor: torch.Tensor) -> str:
     """32 hex digits that change when any byte of `tensor` changes (see the module docstring)."""
     raw = tensor.detach().contiguous().reshape(-1).view(torch.uint8)
-    if raw.device.type == "cpu":
-        import xxhash  # here: a GPU-only machine digests on the device and may not have it
-
-        return xxhash.xxh3_128_hexdigest(raw.numpy().data)
+    if raw.device.type == "cpu" and _xxhash is not None:
+        return _xxhash.xxh3_128_hexdigest(raw.numpy().data)
     return checksum_digest(raw)
 
 
