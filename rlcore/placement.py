@@ -181,21 +181,16 @@ class Placement:
         """Keyword arguments for `ActorClass.options(...)` of the role's `index`-th actor."""
         if role not in ROLES:
             raise ValueError(f"unknown role {role!r}; roles: {ROLES}")
+        gpus = self.cfg.learner.gpus_per_rank if role in ("learner", "critic") else 0
+        if role == "rollout" and self.cfg.gpus:
+            gpus = self.cfg.rollout.tensor_parallel_size
+        if role == "model_verifier":
+            gpus = self.cfg.verifier.model_gpus
         preload = None
-        on_cpu = {
-            "learner": not self.cfg.learner.gpus_per_rank,
-            "critic": not self.cfg.learner.gpus_per_rank,
-            "rollout": not self.cfg.gpus,
-        }
-        if on_cpu.get(role, False):
+        if role in ("learner", "critic", "rollout") and not gpus:  # the CPU processes' allocator
             preload = threads.malloc_preload(self.cfg.resources.malloc)
         env = threads.runtime_env(self.threads[role], preload) if role in self.threads else {}
         if self.pg is None:
-            gpus = self.cfg.learner.gpus_per_rank if role in ("learner", "critic") else 0
-            if role == "rollout" and self.cfg.gpus:
-                gpus = self.cfg.rollout.tensor_parallel_size
-            if role == "model_verifier":
-                gpus = self.cfg.verifier.model_gpus
             return {"num_gpus": gpus, **env} if gpus else env
         from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
