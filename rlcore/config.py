@@ -423,11 +423,13 @@ class SyncConfig:
     type: Literal["auto", "broadcast", "ipc"] = option(
         "auto",
         "broadcast: over a process group (gloo on CPU, NCCL on GPU) | ipc: shared memory, learner "
-        "and engines on one machine (CUDA IPC on a shared GPU; a shared-memory segment on CPU) | "
-        "auto: ipc when learner rank 0 and the engines share one machine without GPUs, else "
-        "broadcast",
+        "and engines on one machine (CUDA IPC on a shared GPU; on CPU one shared-memory segment "
+        "with the whole model, the learner's own parameters where one CPU rank trains) | auto: "
+        "ipc when learner rank 0 and the engines share one machine without GPUs, else broadcast",
     )
-    bucket_mb: int = option(64, "tensors travel in buckets of this size", range="[1, inf)")
+    bucket_mb: int = option(
+        64, "tensors travel in buckets of this size (not CPU ipc: one segment)", range="[1, inf)"
+    )
     verify: bool = option(
         True,
         "after each sync: every engine loaded every tensor as sent (per-tensor digests, "

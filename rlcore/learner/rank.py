@@ -419,11 +419,19 @@ class Learner:
         return param_meta(self.named_weights())
 
     def init_sync(self, sync_type: str, addr: str, port: int, world_size: int) -> None:
-        """Rank 0: joins the weight-sync group as its rank 0 (rlcore/sync/weights.py)."""
-        from rlcore.sync import make_sender
+        """Rank 0: joins the weight-sync group as its rank 0 (rlcore/sync/weights.py). Over
+        shared memory on CPU, a lone plain-engine rank keeps its parameters in the sender's buffer
+        (rlcore/sync/ipc.py `host`): the engines read them there, nothing is copied to send."""
+        from rlcore.sync import IPCSender, make_sender
 
+        if self.sender is not None:
+            self.sender.close()  # a rebuilt group (an engine restarted): the old buffer goes
         self.sender = make_sender(sync_type, device=self.device)
         self.sender.init_group(addr, port, world_size)
+        alone = self.zero_stage == 0 and self.spec.world_size == 1 and self.cfg.lora_rank == 0
+        if isinstance(self.sender, IPCSender) and self.device.type == "cpu" and alone:
+            self.sender.host(list(self.engine.module.named_parameters()))
+            log.info("weight sync: the parameters live in the shared buffer; a send copies none")
 
     def send_weights(self, bucket_bytes: int, digest: bool = False) -> dict[str, Any]:
         """Rank 0 streams the weights (with their digests when asked); other ranks only join

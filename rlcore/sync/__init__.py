@@ -27,11 +27,11 @@ def transport(
     shm_need: int = 0,
 ) -> str:
     """`sync.type` with "auto" resolved, for a run with or without `gpus` whose learner rank 0
-    and engines run on `hosts`: shared memory on one CPU machine (no wire, one copy fewer: the
-    engines' load 1.5 -> 1.0 s for SmolLM2 on 2 cores, docs/benchmarks.md) when its /dev/shm has
-    `shm_free` bytes for the sender's buffer (`shm_need`, the largest bucket; a container's 64 MiB
-    default may not: writing past a full tmpfs kills the writer); broadcast across machines, and on
-    GPUs (CUDA IPC needs the learner and the engines on one GPU)."""
+    and engines run on `hosts`: shared memory on one CPU machine (no wire, no copy: the engines
+    load from the learner's buffer, docs/benchmarks.md) when its /dev/shm has twice `shm_need`
+    (the sender's buffer, the whole model) free in `shm_free` (a container's 64 MiB default may
+    not: writing past a full tmpfs kills the writer); broadcast across machines, and on GPUs
+    (CUDA IPC needs the learner and the engines on one GPU)."""
     if type != "auto":
         return type
     one_cpu_machine = not gpus and len(hosts) == 1

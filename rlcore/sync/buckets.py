@@ -126,7 +126,8 @@ def pack_bucket(
     """Copies `tensors` (one per entry, in order) into one flat uint8 buffer on `device`.
 
     With `scratch` (a uint8 buffer on `device` of at least `bucket.nbytes`) the bucket is packed
-    into its head instead of a new allocation; the sender reuses one buffer for every bucket.
+    into its head instead of a new allocation; the sender reuses one buffer for every bucket. A
+    tensor already at its place in the buffer (a parameter the IPC sender hosts) is not copied.
     """
     if scratch is not None and scratch.numel() >= bucket.nbytes:
         buf = scratch[: bucket.nbytes]
@@ -134,7 +135,8 @@ def pack_bucket(
         buf = torch.empty(bucket.nbytes, dtype=torch.uint8, device=device)
     for entry, t in zip(bucket.entries, tensors, strict=True):
         view = buf[entry.offset : entry.offset + entry.nbytes]
-        view.view(t.dtype).view(t.shape).copy_(t.detach(), non_blocking=True)
+        if view.data_ptr() != t.data_ptr():
+            view.view(t.dtype).view(t.shape).copy_(t.detach(), non_blocking=True)
     return buf
 
 

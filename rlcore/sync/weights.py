@@ -24,6 +24,7 @@ from rlcore.learner.batch import pad_batch
 from rlcore.ports import free_port
 from rlcore.sync.buckets import ParamMeta, plan_buckets
 from rlcore.sync.digest import digest_failure
+from rlcore.sync.ipc import WHOLE
 from rlcore.sync.verify import ProbeCheck
 
 if TYPE_CHECKING:
@@ -98,11 +99,12 @@ class WeightSync:
         actors = [self.learners.actors[0], *self.rollouts.actors]
         hosts = {p["host"] for p in ray.get([a.process.remote() for a in actors])}
         gpus = bool(self.cfg.gpus or self.cfg.learner.gpus_per_rank)
-        need = max(b.nbytes for b in plan_buckets(self.meta, self.cfg.sync.bucket_mb * 2**20))
+        # the sender's shared buffer: the whole model on CPU (rlcore/sync/ipc.py)
+        need = max(b.nbytes for b in plan_buckets(self.meta, WHOLE))
         free = ray.get(self.learners.actors[0].shm_free.remote())
         kind = transport(self.cfg.sync.type, gpus, hosts, free, need)
         log.info(
-            "weight sync: %s (sync.type=%s; /dev/shm %.0f MiB free, the largest bucket %.0f MiB)",
+            "weight sync: %s (sync.type=%s; /dev/shm %.0f MiB free, the model %.0f MiB)",
             kind,
             self.cfg.sync.type,
             free / 2**20,

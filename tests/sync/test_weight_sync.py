@@ -12,7 +12,8 @@ from rlcore.learner.batch import pad_batch
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    "engine, sync_type", [("vllm", "broadcast"), ("hf", "broadcast"), ("vllm", "ipc")]
+    "engine, sync_type",
+    [("vllm", "broadcast"), ("hf", "broadcast"), ("vllm", "ipc"), ("hf", "ipc")],
 )
 def test_engine_matches_learner_after_every_sync(engine, sync_type, tiny_chat_model, ray_local):
     if engine == "vllm":
