@@ -16,6 +16,7 @@ one after another, so on a small machine every actor may use every core while it
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 from collections.abc import Sequence
@@ -25,13 +26,19 @@ import ray
 
 from rlcore import threads
 from rlcore.hangs import process_info, register_stack_dump
-from rlcore.learner.critic import Critic
-from rlcore.learner.rank import Learner
 from rlcore.ports import free_port
-from rlcore.rollout.versioned import StaleWeightsError, VersionedEngine
 
-# re-exported: free_port lives in rlcore/ports.py, StaleWeightsError in rlcore/rollout/versioned.py
-__all__ = ["StaleWeightsError", "free_port"]
+# re-exported: free_port lives in rlcore/ports.py
+__all__ = ["free_port"]
+
+# Where each torch-backed name comes from, imported on first use (`__getattr__` below): a
+# verifier actor (rlcore/verifier_actors.py) imports this module and so stays torch-free, about
+# 0.15 GiB less (docs/benchmarks.md).
+_LAZY = {
+    "RolloutWorker": ("rlcore.rollout.versioned", "VersionedEngine"),
+    "LearnerWorker": ("rlcore.learner.rank", "Learner"),
+    "CriticWorker": ("rlcore.learner.critic", "Critic"),
+}
 
 log = logging.getLogger(__name__)
 
@@ -108,9 +115,14 @@ def actor(cls: type[Any], name: str, set_threads: bool = True) -> Any:
     return ray.remote(num_cpus=0)(type(name, (_Measured, cls), body))
 
 
-RolloutWorker = actor(VersionedEngine, "RolloutWorker")
-LearnerWorker = actor(Learner, "LearnerWorker")
-CriticWorker = actor(Critic, "CriticWorker")
+def __getattr__(name: str) -> Any:
+    """RolloutWorker, LearnerWorker and CriticWorker: each the `actor` of its plain class (a
+    VersionedEngine, a Learner, a Critic), made on first use."""
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    module, plain = _LAZY[name]
+    worker = globals()[name] = actor(getattr(importlib.import_module(module), plain), name)
+    return worker
 
 
 class ActorGroup:

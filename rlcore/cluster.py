@@ -23,7 +23,6 @@ from rlcore.actors import (
     CriticWorker,
     LearnerWorker,
     RolloutWorker,
-    StaleWeightsError,
     init_ray,
     process_pss_mib,
 )
@@ -32,6 +31,7 @@ from rlcore.config import TrainConfig
 from rlcore.learner.rank import LearnerSpec
 from rlcore.placement import Placement
 from rlcore.rollout import engine_spec
+from rlcore.rollout.versioned import StaleWeightsError
 from rlcore.rundir import resolve_verifier_models
 from rlcore.sync.weights import SyncError, WeightSync
 from rlcore.verifier_actors import Pending, VerifierActors, VerifierError, model_based_names, split

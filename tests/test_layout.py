@@ -132,6 +132,19 @@ def test_loading_a_config_imports_no_subsystem_and_no_torch():
     assert r.returncode == 0, r.stderr[-2000:]
 
 
+def test_a_verifier_actor_imports_no_torch():
+    """A rule-based verifier actor's process imports rlcore/verifier_actors.py and, through it,
+    rlcore/actors.py: neither may pull torch in (the learner and engine classes load lazily)."""
+    code = (
+        "import sys, rlcore.verifier_actors, rlcore.actors\n"
+        "assert 'torch' not in sys.modules, 'torch'\n"
+        "rlcore.actors.LearnerWorker  # the policy's actor still resolves, bringing torch\n"
+        "assert 'torch' in sys.modules\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+
+
 def test_the_readme_verifier_example_runs_as_printed():
     readme = (ROOT / "README.md").read_text()
     (code,) = [b for b in re.findall(r"```python\n(.*?)```", readme, re.DOTALL) if "Verifier" in b]
