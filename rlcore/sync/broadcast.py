@@ -78,7 +78,7 @@ class BroadcastSender(WeightSender):
         if self.group is None:
             raise RuntimeError("BroadcastSender.send called before init_group")
         start = time.perf_counter()
-        planner = BucketPlanner(bucket_bytes)
+        planner = BucketPlanner(self._bucket_bytes(bucket_bytes))
         pending: list[torch.Tensor] = []  # tensors of the open bucket, in entry order
         nbytes = nbuckets = 0
         digests: dict[str, str] = {}
@@ -107,6 +107,10 @@ class BroadcastSender(WeightSender):
         if digest:
             out["digests"] = digests
         return out
+
+    def _bucket_bytes(self, bucket_bytes: int) -> int:
+        """The bucket size this transport plans with (both sides must agree on it)."""
+        return bucket_bytes
 
     def _send_bucket(self, bucket, tensors: Sequence[torch.Tensor]) -> int:
         # One reusable buffer (grown to the largest bucket): the broadcast has completed before

@@ -25,7 +25,7 @@ import logging
 import mmap
 import os
 import pickle
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from datetime import timedelta
 from multiprocessing.shared_memory import SharedMemory
 from typing import Any
@@ -125,13 +125,8 @@ class IPCSender(BroadcastSender):
             view.copy_(param.detach())
             param.data = view
 
-    def send(
-        self,
-        named_tensors: Iterable[tuple[str, torch.Tensor]],
-        bucket_bytes: int,
-        digest: bool = False,
-    ) -> dict[str, Any]:
-        return super().send(named_tensors, bucket_bytes_for(self.device, bucket_bytes), digest)
+    def _bucket_bytes(self, bucket_bytes: int) -> int:
+        return bucket_bytes_for(self.device, bucket_bytes)
 
     def _ensure(self, nbytes: int) -> None:
         if self._buf is None or self._buf.numel() < nbytes:
