@@ -6,7 +6,9 @@ CPU: one buffer holds the whole model (a POSIX shared-memory segment), so nothin
 overwritten while an engine reads: the engines load straight from it, no copy. Where the learner
 keeps its parameters in that buffer (`IPCSender.host`: one CPU rank, the parameters moved there
 once), a send copies nothing either: the engines read the learner's own weights, which stay still
-because `WeightSync.push` returns only after every engine has loaded.
+because `WeightSync.push` returns only after every engine has loaded. The segment's name is
+unlinked once every engine has mapped it (the first sync; they keep the mapping), so nothing is
+left in /dev/shm when the processes end, however they end.
 GPU: the buffer is CUDA memory, one bucket at a time, and the handle a CUDA IPC handle (the
 learner and the engines must share the GPU: colocated); each engine copies a bucket out and
 releases the sender, which packs the next bucket while this one loads.
@@ -141,6 +143,9 @@ class IPCSender(BroadcastSender):
         assert self.group is not None
         _broadcast_bytes(self.group, self._handle)
         self.group.barrier()  # every receiver is done with this buffer
+        if self._keep is not None:  # CPU: every receiver has mapped it and keeps the mapping
+            self._keep.unlink()  # so the name goes: the memory goes with the last process
+            self._keep = None
         return bucket.nbytes
 
     def _release(self) -> None:
@@ -152,6 +157,12 @@ class IPCSender(BroadcastSender):
     def close(self) -> None:
         super().close()
         self._release()
+
+
+# CPU: this process's mapping of the sender's segment, kept from sync to sync: the sender unlinks
+# the segment's name after the first sync (nothing is left in /dev/shm when the processes end),
+# so it cannot be mapped again; an engine restart brings a new sender and segment (`recover`)
+_CPU_MAPPING: dict[str, Any] = {}
 
 
 def receive_buckets_ipc(
@@ -166,7 +177,10 @@ def receive_buckets_ipc(
     for bucket in plan_buckets(meta, bucket_bytes_for(device, bucket_bytes)):
         new = _broadcast_bytes(group, None)
         if new != handle:  # the sender reuses its buffer: map it once (again when it grew)
-            handle, mapped = new, _map_buffer(new)
+            handle = new
+            if in_place and _CPU_MAPPING.get("handle") != new:
+                _CPU_MAPPING.update(handle=new, buf=_map_buffer(new))
+            mapped = _CPU_MAPPING["buf"] if in_place else _map_buffer(new)
         if in_place:  # the one bucket: nothing overwrites it before the barrier
             yield from unpack_bucket(bucket, mapped[: bucket.nbytes])
             group.barrier()

@@ -3,6 +3,7 @@ segment holding the whole model, read in place; GPU: CUDA IPC on one device, buc
 with a gloo control channel."""
 
 import multiprocessing as mp
+import os
 
 import pytest
 import torch
@@ -44,8 +45,13 @@ def test_hosted_parameters_are_sent_without_a_copy_and_carry_each_update():
         lo, hi = buf.data_ptr(), buf.data_ptr() + buf.numel()
         for name, p in params:  # moved into the buffer, values and Parameter objects kept
             assert lo <= p.data_ptr() < hi and torch.equal(p.detach(), before[name])
+        segment = f"/dev/shm/{sender._keep.name.lstrip('/')}"
+        assert os.path.exists(segment)
         sender.send(((n, p.detach()) for n, p in params), 1024)
         views, got = queue.get(timeout=60)
+        # every receiver mapped it: its name is gone (nothing outlives the processes), the
+        # memory stays for the learner's parameters and the receiver's next sync
+        assert not os.path.exists(segment)
         assert views == 1
         assert all(torch.equal(from_bytes(got)[n], p.detach()) for n, p in params)
         with torch.no_grad():  # an optimizer step writes the parameters in place
