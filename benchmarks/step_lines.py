@@ -36,7 +36,6 @@ SAME: dict[str, list[str]] = {
         "Algorithm.keep_groups", "Algorithm.loss_mask", "Algorithm.estimate",
         "Algorithm.policy_loss", "Algorithm.token_loss", "Algorithm.aggregate", "GRPO.advantages",
     ],
-    "rlcore/sync/ipc.py": ["IPCSender._send_bucket", "IPCSender._release", "receive_buckets_ipc"],
     "rlcore/sync/digest.py": ["tensor_digest", "DigestedStream", "differing", "digest_failure"],
     "rlcore/sync/verify.py": [
         "ProbeCheck.statistic", "ProbeCheck.failure", "_abs_diffs", "mismatch_alarm",
@@ -81,6 +80,7 @@ BEFORE: dict[str, list[str]] = {
         "VLLMEngine.generate", "VLLMEngine.score", "VLLMEngine.receive_weights", "_prompts",
         "_completion",
     ],
+    "rlcore/sync/ipc.py": ["IPCSender._send_bucket", "IPCSender._release", "receive_buckets_ipc"],
     **SAME,
 }  # fmt: skip
 
@@ -131,6 +131,10 @@ NOW: dict[str, list[str]] = {
         "RlcoreWorkerExtension._rlcore_load", "_load", "_redispatch_cpu_gemms",
         "VLLMEngine.generate", "VLLMEngine.score", "VLLMEngine._on_workers",
         "VLLMEngine._weights_loaded", "_prompts", "_completion",
+    ],
+    # the CPU receiver reads the sender's buffer in place (`_receive_in_place`)
+    "rlcore/sync/ipc.py": [
+        "IPCSender._send_bucket", "IPCSender._release", "receive_buckets_ipc", "_receive_in_place",
     ],
     **SAME,
 }  # fmt: skip

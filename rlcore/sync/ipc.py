@@ -50,11 +50,6 @@ log = logging.getLogger(__name__)
 WHOLE = 1 << 62  # bucket bytes that put every tensor in one bucket (the CPU buffer)
 
 
-def bucket_bytes_for(device: torch.device | str, bucket_bytes: int) -> int:
-    """The bucket size both sides plan with: the whole model on CPU, `bucket_bytes` on GPU."""
-    return WHOLE if torch.device(device).type == "cpu" else bucket_bytes
-
-
 def _shared_buffer(nbytes: int, device: torch.device) -> tuple[torch.Tensor, bytes, Any]:
     """A uint8 buffer other processes can map, its pickled handle, and what names it (to unlink).
     CUDA: the tensor's CUDA IPC handle. CPU: a named POSIX shared-memory segment (registered
@@ -128,7 +123,7 @@ class IPCSender(BroadcastSender):
             param.data = view
 
     def _bucket_bytes(self, bucket_bytes: int) -> int:
-        return bucket_bytes_for(self.device, bucket_bytes)
+        return WHOLE if self.device.type == "cpu" else bucket_bytes
 
     def _ensure(self, nbytes: int) -> None:
         if self._buf is None or self._buf.numel() < nbytes:
@@ -172,22 +167,30 @@ def receive_buckets_ipc(
     (the whole model), valid until the stream is exhausted, when the barrier lets the sender go.
     GPU: a private copy of each bucket. `device` is where the caller wants them; a CPU receiver of
     a CUDA sender is not supported."""
-    in_place = torch.device(device).type == "cpu"
+    if torch.device(device).type == "cpu":
+        yield from _receive_in_place(group, meta)
+        return
     handle, mapped = b"", torch.empty(0, dtype=torch.uint8)
-    for bucket in plan_buckets(meta, bucket_bytes_for(device, bucket_bytes)):
+    for bucket in plan_buckets(meta, bucket_bytes):
         new = _broadcast_bytes(group, None)
         if new != handle:  # the sender reuses its buffer: map it once (again when it grew)
-            handle = new
-            if in_place and _CPU_MAPPING.get("handle") != new:
-                _CPU_MAPPING.update(handle=new, buf=_map_buffer(new))
-            mapped = _CPU_MAPPING["buf"] if in_place else _map_buffer(new)
-        if in_place:  # the one bucket: nothing overwrites it before the barrier
-            yield from unpack_bucket(bucket, mapped[: bucket.nbytes])
-            group.barrier()
-            continue
+            handle, mapped = new, _map_buffer(new)
         # One copy of the whole bucket, then the barrier: the sender packs the next bucket while
         # this one loads (a loader may keep what it is given until a layer is complete, as vLLM's
         # layerwise reload does, and the sender overwrites the buffer with the next bucket).
         buf = mapped[: bucket.nbytes].to(device, copy=True)
         group.barrier()
         yield from unpack_bucket(bucket, buf)
+
+
+def _receive_in_place(
+    group: SyncGroup, meta: Sequence[ParamMeta]
+) -> Iterator[tuple[str, torch.Tensor]]:
+    """CPU: the whole model in one bucket, read where the sender put it; nothing overwrites it
+    before the barrier."""
+    for bucket in plan_buckets(meta, WHOLE):
+        handle = _broadcast_bytes(group, None)
+        if _CPU_MAPPING.get("handle") != handle:
+            _CPU_MAPPING.update(handle=handle, buf=_map_buffer(handle))
+        yield from unpack_bucket(bucket, _CPU_MAPPING["buf"][: bucket.nbytes])
+        group.barrier()
